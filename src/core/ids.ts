@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import { UpshiftError } from './errors.js';
+
+/** Nominal typing: a plain string cannot be passed where an id is expected. */
+export type Brand<T, B extends string> = T & { readonly __brand: B };
+
+export type OrgId = Brand<string, 'OrgId'>;
+export type JobId = Brand<string, 'JobId'>;
+export type ResultId = Brand<string, 'ResultId'>;
+
+const CROCKFORD = '0123456789abcdefghjkmnpqrstvwxyz';
+
+function base32(bytes: Uint8Array): string {
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += CROCKFORD[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += CROCKFORD[(value << (5 - bits)) & 31];
+  return out;
+}
+
+const ORG_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+const JOB_RE = /^job_[0-9a-hjkmnp-tv-z]{26}$/;
+const RESULT_RE = /^res_[0-9a-hjkmnp-tv-z]{26}$/;
+
+export function parseOrgId(raw: unknown): OrgId {
+  if (typeof raw !== 'string' || !ORG_RE.test(raw)) {
+    throw new UpshiftError('TENANT_INVALID', 'org id must match ' + ORG_RE.source);
+  }
+  return raw as OrgId;
+}
+
+export function parseJobId(raw: unknown): JobId {
+  if (typeof raw !== 'string' || !JOB_RE.test(raw)) {
+    throw new UpshiftError('ID_INVALID', 'not a job id (job_ followed by 26 base32 characters)');
+  }
+  return raw as JobId;
+}
+
+export function parseResultId(raw: unknown): ResultId {
+  if (typeof raw !== 'string' || !RESULT_RE.test(raw)) {
+    throw new UpshiftError('ID_INVALID', 'not a result id (res_ followed by 26 base32 characters)');
+  }
+  return raw as ResultId;
+}
+
+export const isJobId = (raw: unknown): raw is JobId => typeof raw === 'string' && JOB_RE.test(raw);
+
+/**
+ * Job ids sort by creation time (48-bit millisecond prefix, ULID-style) so listings and
+ * cursors can order by id; the remaining 80 bits are random.
+ */
+export function newJobId(nowMs: number): JobId {
+  const bytes = new Uint8Array(16);
+  let t = Math.max(0, Math.floor(nowMs));
+  for (let i = 5; i >= 0; i--) {
+    bytes[i] = t % 256;
+    t = Math.floor(t / 256);
+  }
+  bytes.set(randomBytes(10), 6);
+  return ('job_' + base32(bytes)) as JobId;
+}
+
+/** Result ids are permalink keys: 128 random bits, nothing derived from time or order. */
+export function newResultId(): ResultId {
+  return ('res_' + base32(randomBytes(16))) as ResultId;
+}
+
+/** An opaque random token, e.g. a lease token or a notification id. */
+export function newToken(prefix: string, bytes = 16): string {
+  return prefix + base32(randomBytes(bytes));
+}
+
+/** Trusted internal ids (from our own store rows) are re-branded without re-validation. */
+export const asOrgId = (s: string): OrgId => s as OrgId;
+export const asJobId = (s: string): JobId => s as JobId;
+export const asResultId = (s: string): ResultId => s as ResultId;
