@@ -1,0 +1,234 @@
+import { createHash } from 'node:crypto';
+import { UpshiftError } from '../core/errors.js';
+import type { JobEvent } from '../core/events.js';
+import { isTerminalEvent } from '../core/events.js';
+import { newJobId, type JobId, type OrgId, type ResultId } from '../core/ids.js';
+import type { Job, JobResult, Json } from '../core/job.js';
+import { isTerminal, type JobStatus } from '../core/jobState.js';
+import type { Clock } from '../ports/clock.js';
+import type { EventFeed } from '../ports/eventFeed.js';
+import type { JobStore } from '../ports/jobStore.js';
+import type { AnalyzerRegistry } from './analyzerRegistry.js';
+
+export interface SubmitRequest {
+  readonly analyzer: string;
+  readonly input: unknown;
+  readonly priority?: number;
+  readonly maxAttempts?: number;
+  readonly idempotencyKey?: string | null;
+  readonly traceContext?: string | null;
+}
+
+export interface JobPage {
+  readonly jobs: Job[];
+  /** Opaque; pass back as `cursor` for the next (older) page. Null at the end. */
+  readonly nextCursor: string | null;
+}
+
+export interface ListRequest {
+  readonly status?: JobStatus;
+  readonly analyzer?: string;
+  readonly createdAfter?: number;
+  readonly createdBefore?: number;
+  readonly cursor?: string;
+  readonly limit?: number;
+}
+
+export type PermalinkView = 'latest' | 'exact';
+
+export interface Permalink {
+  readonly resultId: ResultId;
+  readonly requestedResultId: ResultId;
+  readonly projectionMode: PermalinkView;
+  readonly result: JobResult;
+  readonly job: Job;
+}
+
+export interface JobServiceOptions {
+  readonly store: JobStore;
+  readonly feed: EventFeed;
+  readonly registry: AnalyzerRegistry;
+  readonly clock: Clock;
+  readonly defaultMaxAttempts: number;
+}
+
+const MAX_PAGE = 200;
+
+/** Tenant-facing use cases. Every method is bound to one org; other orgs' ids are "not found". */
+export class JobService {
+  constructor(private readonly opts: JobServiceOptions) {}
+
+  get store(): JobStore {
+    return this.opts.store;
+  }
+
+  async submit(orgId: OrgId, req: SubmitRequest): Promise<{ job: Job; created: boolean }> {
+    const { registry, store, clock } = this.opts;
+    const input = registry.validateInput(req.analyzer, req.input);
+    const analyzer = registry.get(req.analyzer);
+    const maxAttempts = req.maxAttempts ?? analyzer.maxAttempts ?? this.opts.defaultMaxAttempts;
+    const priority = req.priority ?? 0;
+    const key = req.idempotencyKey ?? null;
+    const now = clock.now();
+    return store.submitJob({
+      jobId: newJobId(now),
+      orgId,
+      analyzer: req.analyzer,
+      input,
+      priority,
+      maxAttempts,
+      idempotencyKey: key,
+      requestHash: key === null ? null : requestHash(req.analyzer, input, priority, maxAttempts),
+      traceContext: req.traceContext ?? null,
+      now,
+    });
+  }
+
+  async get(orgId: OrgId, jobId: JobId): Promise<Job> {
+    const job = await this.opts.store.getJob(orgId, jobId);
+    if (!job) throw new UpshiftError('JOB_NOT_FOUND', `job ${jobId} not found`);
+    return job;
+  }
+
+  async list(orgId: OrgId, req: ListRequest): Promise<JobPage> {
+    const limit = Math.min(Math.max(req.limit ?? 50, 1), MAX_PAGE);
+    const jobs = await this.opts.store.listJobs(orgId, {
+      ...(req.status !== undefined && { status: req.status }),
+      ...(req.analyzer !== undefined && { analyzer: req.analyzer }),
+      ...(req.createdAfter !== undefined && { createdAfter: req.createdAfter }),
+      ...(req.createdBefore !== undefined && { createdBefore: req.createdBefore }),
+      ...(req.cursor !== undefined && { beforeJobId: decodeCursor(req.cursor) }),
+      limit: limit + 1,
+    });
+    const page = jobs.slice(0, limit);
+    const last = page[page.length - 1];
+    return { jobs: page, nextCursor: jobs.length > limit && last ? encodeCursor(last.jobId) : null };
+  }
+
+  async events(orgId: OrgId, jobId: JobId, afterSeq: number, limit: number): Promise<JobEvent[]> {
+    await this.get(orgId, jobId);
+    return this.opts.store.listEvents(orgId, jobId, afterSeq, limit);
+  }
+
+  async results(orgId: OrgId, jobId: JobId): Promise<JobResult[]> {
+    await this.get(orgId, jobId);
+    return this.opts.store.listResults(orgId, jobId);
+  }
+
+  async cancel(orgId: OrgId, jobId: JobId): Promise<{ job: Job; changed: boolean }> {
+    const r = await this.opts.store.requestCancel(orgId, jobId, this.opts.clock.now());
+    if (!r) throw new UpshiftError('JOB_NOT_FOUND', `job ${jobId} not found`);
+    return r;
+  }
+
+  /**
+   * Resolves a permalink. `exact` returns that very result; `latest` the newest result of its
+   * job (final if any, else newest partial). Removed by retention → RESULT_GONE (410) for its
+   * own tenant; another tenant's id → RESULT_NOT_FOUND like an unknown id.
+   */
+  async permalink(orgId: OrgId, resultId: ResultId, view: PermalinkView): Promise<Permalink> {
+    const { store } = this.opts;
+    const requested = await store.getResult(orgId, resultId);
+    if (!requested) {
+      const removed = await store.getRemovedResult(orgId, resultId);
+      if (removed) throw new UpshiftError('RESULT_GONE', `result ${resultId} was removed by retention`, { details: { job_id: removed.jobId } });
+      throw new UpshiftError('RESULT_NOT_FOUND', `result ${resultId} not found`);
+    }
+    const result = view === 'latest' ? ((await store.getLatestResult(orgId, requested.jobId)) ?? requested) : requested;
+    const job = await this.get(orgId, requested.jobId);
+    return { resultId: result.resultId, requestedResultId: resultId, projectionMode: view, result, job };
+  }
+
+  /**
+   * Follows a job's events from `afterSeq`: replays stored events, then live ones, with no gap
+   * and no duplicate (ordered strictly by eventSeq). Ends after the terminal event, or when
+   * `signal` aborts. Subscribes before reading so nothing committed in between is lost.
+   */
+  async *follow(orgId: OrgId, jobId: JobId, afterSeq: number, signal: AbortSignal): AsyncGenerator<JobEvent> {
+    const initial = await this.get(orgId, jobId);
+    let firstPass = true;
+    let wake: (() => void) | null = null;
+    let dirty = true;
+    const unsubscribe = this.opts.feed.subscribe((events) => {
+      for (const e of events) {
+        if (e.jobId === jobId && e.orgId === orgId) {
+          dirty = true;
+          wake?.();
+          return;
+        }
+      }
+    });
+    const onAbort = () => wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      let last = afterSeq;
+      while (!signal.aborted) {
+        if (dirty) {
+          dirty = false;
+          for (;;) {
+            const batch = await this.opts.store.listEvents(orgId, jobId, last, 500);
+            for (const e of batch) {
+              last = e.eventSeq;
+              yield e;
+              if (isTerminalEvent(e.type)) return;
+            }
+            if (batch.length < 500) break;
+          }
+          // Terminal before we started and nothing after `afterSeq` is terminal: the caller
+          // already has the end of the log.
+          if (firstPass && isTerminal(initial.status)) return;
+          firstPass = false;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (dirty || signal.aborted) resolve();
+        });
+        wake = null;
+      }
+    } finally {
+      unsubscribe();
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Waits until the job is terminal (or `signal` aborts) and returns it. */
+  async waitForTerminal(orgId: OrgId, jobId: JobId, signal: AbortSignal): Promise<Job> {
+    const job = await this.get(orgId, jobId);
+    if (isTerminal(job.status)) return job;
+    const seen = await this.opts.store.listEvents(orgId, jobId, 0, 1_000_000);
+    const lastSeq = seen[seen.length - 1]?.eventSeq ?? 0;
+    for await (const e of this.follow(orgId, jobId, lastSeq, signal)) {
+      if (isTerminalEvent(e.type)) break;
+    }
+    return this.get(orgId, jobId);
+  }
+}
+
+/** Canonical hash of what makes two submits "the same request" for idempotency. */
+export function requestHash(analyzer: string, input: Json, priority: number, maxAttempts: number): string {
+  return createHash('sha256').update(canonicalJson({ analyzer, input, priority, max_attempts: maxAttempts })).digest('hex');
+}
+
+function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return '[' + v.map(canonicalJson).join(',') + ']';
+  const o = v as Record<string, unknown>;
+  return '{' + Object.keys(o).sort().map((k) => JSON.stringify(k) + ':' + canonicalJson(o[k])).join(',') + '}';
+}
+
+export function encodeCursor(jobId: JobId): string {
+  return Buffer.from(JSON.stringify({ b: jobId }), 'utf8').toString('base64url');
+}
+
+export function decodeCursor(cursor: string): JobId {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (parsed && typeof parsed === 'object' && 'b' in parsed && typeof parsed.b === 'string' && /^job_[0-9a-z]{26}$/.test(parsed.b)) {
+      return parsed.b as JobId;
+    }
+  } catch {
+    // fall through
+  }
+  throw new UpshiftError('CURSOR_INVALID', 'cursor is not valid');
+}

@@ -1,0 +1,342 @@
+import { PermanentError, RetryAfterError, type Analyzer, type AnalyzerContext } from '../core/analyzer.js';
+import { coerceError, isUpshiftError } from '../core/errors.js';
+import { DeficitRoundRobin, type FairnessPolicy } from '../core/fairness.js';
+import { asOrgId, newResultId } from '../core/ids.js';
+import type { ClaimedJob, Job, JobError, Json, LeaseRef } from '../core/job.js';
+import { backoffDelay, type BackoffPolicy } from '../core/retry.js';
+import type { Clock } from '../ports/clock.js';
+import type { EventFeed } from '../ports/eventFeed.js';
+import type { FinishOutcome, JobStore } from '../ports/jobStore.js';
+import type { Logger } from '../ports/logger.js';
+import type { AnalyzerRegistry } from './analyzerRegistry.js';
+
+export interface WorkerOptions {
+  readonly store: JobStore;
+  readonly feed: EventFeed;
+  readonly registry: AnalyzerRegistry;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly workerId: string;
+  /** Jobs this worker runs at once, over all analyzers. */
+  readonly concurrency: number;
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  /** Fallback poll when no wake-up arrives (delayed retries, other processes' submits). */
+  readonly pollMs: number;
+  /** How long an analyzer may ignore its abort signal before the cancel is forced. */
+  readonly cancelGraceMs: number;
+  readonly defaultTimeoutMs: number;
+  readonly backoff: BackoffPolicy;
+  readonly fairness: FairnessPolicy;
+  readonly random?: () => number;
+  /** Called when a job attempt settles (for metrics). */
+  readonly onSettled?: (job: ClaimedJob, outcome: FinishOutcome['status'] | 'lease_lost', durationMs: number) => void;
+}
+
+type AbortKind = 'cancel' | 'timeout' | 'shutdown' | 'lease_lost';
+
+class AbortReason extends Error {
+  constructor(readonly kind: AbortKind) {
+    super(`job attempt aborted: ${kind}`);
+    this.name = 'AbortError';
+  }
+}
+
+interface Running {
+  readonly job: ClaimedJob;
+  readonly lease: LeaseRef;
+  readonly controller: AbortController;
+  readonly startedAt: number;
+  /** Resolves when the attempt's outcome has been written (or given up). */
+  readonly done: Promise<void>;
+  forceCancel?: () => void;
+}
+
+/**
+ * Claims jobs fairly across orgs, runs analyzers with lease heartbeats, timeouts and cancel,
+ * and writes every outcome through the store's guarded finalization.
+ */
+export class WorkerRuntime {
+  private readonly running = new Map<string, Running>();
+  private readonly perAnalyzer = new Map<string, number>();
+  private readonly drr: DeficitRoundRobin;
+  private readonly random: () => number;
+  private stopping = false;
+  private loopDone: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private pendingWake = false;
+  private timers: NodeJS.Timeout[] = [];
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(private readonly o: WorkerOptions) {
+    this.drr = new DeficitRoundRobin(o.fairness);
+    this.random = o.random ?? Math.random;
+  }
+
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  start(): void {
+    if (this.loopDone) return;
+    this.unsubscribe = this.o.feed.subscribe((events) => {
+      for (const e of events) {
+        if (e.type === 'job.queued' || e.type === 'job.retrying') this.poke();
+        else if (e.type === 'job.cancel_requested') this.cancelLocal(e.jobId);
+      }
+    });
+    this.timers.push(setInterval(() => void this.heartbeat(), this.o.heartbeatMs));
+    this.timers.push(setInterval(() => void this.sweep(), Math.max(50, Math.min(this.o.leaseMs / 2, 5_000))));
+    for (const t of this.timers) t.unref();
+    this.loopDone = this.loop();
+  }
+
+  /** Wake the claim loop now (a job was queued). */
+  poke(): void {
+    this.pendingWake = true;
+    this.wake?.();
+  }
+
+  /**
+   * Graceful stop: claim nothing new, let in-flight attempts finish until `deadlineMs`, then
+   * abort the rest and release them back to the queue.
+   */
+  async stop(deadlineMs: number): Promise<void> {
+    this.stopping = true;
+    this.poke();
+    await this.loopDone;
+    const all = Promise.all([...this.running.values()].map((r) => r.done));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), deadlineMs))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      for (const r of this.running.values()) r.controller.abort(new AbortReason('shutdown'));
+      await Promise.race([all, new Promise((resolve) => setTimeout(resolve, Math.min(this.o.cancelGraceMs, 2_000)))]);
+    }
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.unsubscribe?.();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      this.pendingWake = false;
+      let claimed = 0;
+      try {
+        claimed = await this.claimRound();
+      } catch (e) {
+        this.o.logger.error({ err: coerceError(e) }, 'claim round failed');
+      }
+      if (this.stopping) break;
+      const full = this.running.size >= this.o.concurrency;
+      if (claimed > 0 && !full) continue;
+      if (this.pendingWake && !full) continue;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.o.pollMs);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  private async claimRound(): Promise<number> {
+    const capacity = this.o.concurrency - this.running.size;
+    if (capacity <= 0) return 0;
+    const analyzers = this.claimableAnalyzers();
+    if (analyzers.length === 0) return 0;
+    const now = this.o.clock.now();
+    const ready = await this.o.store.readyOrgs(now, analyzers);
+    const plan = this.drr.plan(ready, capacity);
+    const batches = await Promise.all(
+      plan.map(async (p) => {
+        const jobs = await this.o.store.claimJobs({
+          orgId: asOrgId(p.orgId),
+          limit: p.limit,
+          workerId: this.o.workerId,
+          now,
+          leaseMs: this.o.leaseMs,
+          analyzers,
+        });
+        this.drr.settle(p.orgId, p.limit, jobs.length);
+        return jobs;
+      }),
+    );
+    let n = 0;
+    for (const jobs of batches) for (const job of jobs) {
+      this.execute(job);
+      n++;
+    }
+    return n;
+  }
+
+  private claimableAnalyzers(): string[] {
+    return this.o.registry.list().filter((a) => (this.perAnalyzer.get(a.name) ?? 0) < (a.concurrency ?? Number.POSITIVE_INFINITY)).map((a) => a.name);
+  }
+
+  private execute(job: ClaimedJob): void {
+    const analyzer = this.o.registry.get(job.analyzer);
+    const controller = new AbortController();
+    const lease: LeaseRef = { orgId: job.orgId, jobId: job.jobId, attempt: job.attempt, leaseToken: job.leaseToken };
+    const startedAt = this.o.clock.now();
+    this.perAnalyzer.set(analyzer.name, (this.perAnalyzer.get(analyzer.name) ?? 0) + 1);
+    const entry = { job, lease, controller, startedAt } as Running;
+    (entry as { done: Promise<void> }).done = this.attempt(entry, analyzer).finally(() => {
+      this.running.delete(job.jobId);
+      this.perAnalyzer.set(analyzer.name, (this.perAnalyzer.get(analyzer.name) ?? 1) - 1);
+      this.poke();
+    });
+    this.running.set(job.jobId, entry);
+    if (job.cancelRequestedAt !== null) this.cancelLocal(job.jobId);
+  }
+
+  private async attempt(r: Running, analyzer: Analyzer<unknown, unknown>): Promise<void> {
+    const { job, lease, controller } = r;
+    const log = this.o.logger.child({ job_id: job.jobId, org_id: job.orgId, analyzer: job.analyzer, attempt: job.attempt });
+    const timeoutMs = analyzer.timeoutMs ?? this.o.defaultTimeoutMs;
+    const timeout = setTimeout(() => controller.abort(new AbortReason('timeout')), timeoutMs);
+    let forced: (() => void) | undefined;
+    const forcedCancel = new Promise<'forced'>((resolve) => (forced = () => resolve('forced')));
+    r.forceCancel = forced;
+    let outcome: FinishOutcome | null;
+    try {
+      const value = await Promise.race([analyzer.run(job.input, this.context(job, lease, controller.signal, log)), forcedCancel]);
+      if (value !== 'forced') outcome = { status: 'completed', resultId: newResultId(), payload: toJson(value) };
+      else outcome = abortKind(controller.signal) === 'lease_lost' ? null : { status: 'canceled', reason: 'cancel_forced' };
+    } catch (e) {
+      outcome = this.outcomeOfError(job, controller.signal, e);
+    } finally {
+      clearTimeout(timeout);
+    }
+    const settledAs = outcome === null ? 'lease_lost' : outcome.status;
+    if (outcome !== null) {
+      try {
+        await this.o.store.finishJob(lease, outcome, this.o.clock.now());
+      } catch (e) {
+        if (!isUpshiftError(e, 'JOB_LEASE_LOST')) log.error({ err: coerceError(e) }, 'finalization failed; the lease will expire and the job be recovered');
+      }
+    }
+    this.o.onSettled?.(job, settledAs, this.o.clock.now() - r.startedAt);
+  }
+
+  private outcomeOfError(job: Job, signal: AbortSignal, e: unknown): FinishOutcome | null {
+    const reason: unknown = signal.reason;
+    const now = this.o.clock.now();
+    if (signal.aborted && reason instanceof AbortReason) {
+      if (reason.kind === 'lease_lost') return null;
+      if (reason.kind === 'cancel') return { status: 'canceled', reason: 'cancel_observed' };
+      if (reason.kind === 'shutdown') return { status: 'retry', error: { code: 'SHUTTING_DOWN', message: 'released at shutdown' }, retryAt: now };
+      return this.retryOrFail(job, { code: 'ANALYZER_TIMEOUT', message: `attempt exceeded its timeout` }, null);
+    }
+    if (isUpshiftError(e, 'JOB_LEASE_LOST')) return null;
+    const err = coerceError(e);
+    if (err instanceof PermanentError) return { status: 'failed', error: { code: err.code, message: err.message } };
+    const retryAfter = err instanceof RetryAfterError ? err.retryAfterMs : null;
+    return this.retryOrFail(job, { code: 'ANALYZER_FAILED', message: err.message }, retryAfter);
+  }
+
+  private retryOrFail(job: Job, error: JobError, retryAfterMs: number | null): FinishOutcome {
+    if (job.attempt >= job.maxAttempts) return { status: 'failed', error };
+    const delay = retryAfterMs ?? backoffDelay(job.attempt + 1, this.o.backoff, this.random);
+    return { status: 'retry', error, retryAt: this.o.clock.now() + delay };
+  }
+
+  private context(job: ClaimedJob, lease: LeaseRef, signal: AbortSignal, logger: Logger): AnalyzerContext {
+    let lastProgressAt = 0;
+    let pending: { fraction: number; message: string | null } | null = null;
+    let inFlight = false;
+    const flush = (): void => {
+      if (!pending || inFlight) return;
+      const p = pending;
+      pending = null;
+      inFlight = true;
+      lastProgressAt = this.o.clock.now();
+      this.o.store
+        .recordProgress(lease, p.fraction, p.message, lastProgressAt)
+        .catch((e: unknown) => {
+          if (!isUpshiftError(e, 'JOB_LEASE_LOST')) logger.warn({ err: coerceError(e) }, 'progress not recorded');
+        })
+        .finally(() => {
+          inFlight = false;
+        });
+    };
+    return {
+      jobId: job.jobId,
+      orgId: job.orgId,
+      attempt: job.attempt,
+      signal,
+      logger,
+      progress: (fraction, message) => {
+        if (!Number.isFinite(fraction)) return;
+        pending = { fraction: Math.min(1, Math.max(0, fraction)), message: message ?? null };
+        // Throttled: progress is a hint, not a log of micro-steps.
+        if (this.o.clock.now() - lastProgressAt >= 250) flush();
+      },
+      partial: async (chunkKey, payload) => {
+        if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new AbortReason('cancel');
+        await this.o.store.recordPartial(lease, chunkKey, payload, this.o.clock.now());
+      },
+    };
+  }
+
+  /** A cancel was requested for a job this worker runs: abort it, force after the grace period. */
+  private cancelLocal(jobId: string): void {
+    const r = this.running.get(jobId);
+    if (!r || r.controller.signal.aborted) return;
+    r.controller.abort(new AbortReason('cancel'));
+    const t = setTimeout(() => r.forceCancel?.(), this.o.cancelGraceMs);
+    t.unref();
+    void r.done.finally(() => clearTimeout(t));
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.running.size === 0) return;
+    try {
+      const results = await this.o.store.heartbeat({
+        workerId: this.o.workerId,
+        leases: [...this.running.values()].map((r) => r.lease),
+        now: this.o.clock.now(),
+        leaseMs: this.o.leaseMs,
+      });
+      for (const res of results) {
+        const r = this.running.get(res.jobId);
+        if (!r) continue;
+        if (!res.held) {
+          r.controller.abort(new AbortReason('lease_lost'));
+          r.forceCancel?.();
+        } else if (res.cancelRequested) this.cancelLocal(res.jobId);
+      }
+    } catch (e) {
+      this.o.logger.warn({ err: coerceError(e) }, 'heartbeat failed');
+    }
+  }
+
+  /** Recovers jobs whose worker died (lease expired): requeue with backoff, fail or cancel. */
+  private async sweep(): Promise<void> {
+    try {
+      const now = this.o.clock.now();
+      const moved = await this.o.store.recoverExpiredLeases(now, 500, (job) => now + backoffDelay(job.attempt + 1, this.o.backoff, this.random));
+      if (moved.length > 0) {
+        this.o.logger.warn({ count: moved.length }, 'recovered jobs with expired leases');
+        this.poke();
+      }
+    } catch (e) {
+      this.o.logger.warn({ err: coerceError(e) }, 'lease sweep failed');
+    }
+  }
+}
+
+/** Analyzer return values are serialised by the store; undefined becomes null. */
+function toJson(v: unknown): Json {
+  return v === undefined ? null : (v as Json);
+}
+
+function abortKind(signal: AbortSignal): AbortKind | null {
+  const reason: unknown = signal.reason;
+  return signal.aborted && reason instanceof AbortReason ? reason.kind : null;
+}

@@ -1,0 +1,182 @@
+import { resolve } from 'node:path';
+import { UpshiftError } from '../core/errors.js';
+
+/**
+ * The one validated, frozen configuration. Only this module reads process.env; every other
+ * component receives its slice as arguments. docs/configuration.md lists every key.
+ */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly database: { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'postgres'; readonly url: string };
+  readonly dataDir: string;
+  readonly auth: { readonly mode: 'trusted-header' | 'api-key'; readonly allowTrustedHeaderOnPublicBind: boolean };
+  readonly worker: {
+    readonly enabled: boolean;
+    readonly concurrency: number;
+    readonly leaseMs: number;
+    readonly heartbeatMs: number;
+    readonly pollMs: number;
+    readonly cancelGraceMs: number;
+    readonly jobTimeoutMs: number;
+    readonly maxAttempts: number;
+    readonly backoffBaseMs: number;
+    readonly backoffMaxMs: number;
+    readonly shutdownGraceMs: number;
+  };
+  readonly fairness: {
+    readonly weights: Readonly<Record<string, number>>;
+    readonly maxRunning: Readonly<Record<string, number>>;
+    readonly defaultMaxRunning: number;
+  };
+  readonly http: {
+    readonly bodyLimitBytes: number;
+    readonly uploadLimitBytes: number;
+    readonly syncTimeoutMs: number;
+    readonly sseHeartbeatMs: number;
+    readonly rateLimitPerMinute: number;
+  };
+  readonly analyzerModules: readonly string[];
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Every key with its default; docs/configuration.md mirrors this table (a test checks it). */
+export const CONFIG_KEYS = {
+  UPSHIFT_HOST: '127.0.0.1',
+  UPSHIFT_PORT: '8080',
+  UPSHIFT_DATABASE_URL: 'sqlite:./data/upshift.db',
+  UPSHIFT_DATA_DIR: './data',
+  UPSHIFT_AUTH_MODE: 'trusted-header',
+  UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND: 'false',
+  UPSHIFT_WORKER_ENABLED: 'true',
+  UPSHIFT_WORKER_CONCURRENCY: '16',
+  UPSHIFT_LEASE_MS: '30000',
+  UPSHIFT_HEARTBEAT_MS: '10000',
+  UPSHIFT_POLL_MS: '1000',
+  UPSHIFT_CANCEL_GRACE_MS: '5000',
+  UPSHIFT_JOB_TIMEOUT_MS: '900000',
+  UPSHIFT_MAX_ATTEMPTS: '3',
+  UPSHIFT_BACKOFF_BASE_MS: '1000',
+  UPSHIFT_BACKOFF_MAX_MS: '300000',
+  UPSHIFT_SHUTDOWN_GRACE_MS: '10000',
+  UPSHIFT_ORG_WEIGHTS: '',
+  UPSHIFT_ORG_MAX_RUNNING: '',
+  UPSHIFT_DEFAULT_ORG_MAX_RUNNING: '0',
+  UPSHIFT_BODY_LIMIT_BYTES: '1048576',
+  UPSHIFT_UPLOAD_LIMIT_BYTES: '1073741824',
+  UPSHIFT_SYNC_TIMEOUT_MS: '60000',
+  UPSHIFT_SSE_HEARTBEAT_MS: '15000',
+  UPSHIFT_RATE_LIMIT_PER_MINUTE: '0',
+  UPSHIFT_ANALYZERS: '',
+  UPSHIFT_LOG_LEVEL: 'info',
+} as const;
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+export function loadConfig(env: Env = process.env, overrides: Partial<Record<ConfigKey, string>> = {}): Config {
+  const get = (k: ConfigKey): string => overrides[k] ?? env[k] ?? CONFIG_KEYS[k];
+  const int = (k: ConfigKey, min: number, max: number): number => {
+    const raw = get(k).trim();
+    const n = Number(raw);
+    if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) fail(k, raw, `an integer in [${min}, ${max}]`);
+    return n;
+  };
+  const bool = (k: ConfigKey): boolean => {
+    const raw = get(k).trim().toLowerCase();
+    if (raw === 'true' || raw === '1' || raw === 'yes') return true;
+    if (raw === 'false' || raw === '0' || raw === 'no' || raw === '') return false;
+    return fail(k, raw, 'true or false');
+  };
+  const oneOf = <T extends string>(k: ConfigKey, allowed: readonly T[]): T => {
+    const raw = get(k).trim();
+    if (!(allowed as readonly string[]).includes(raw)) fail(k, raw, `one of ${allowed.join(', ')}`);
+    return raw as T;
+  };
+  const orgMap = (k: ConfigKey): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const part of get(k).split(',').map((s) => s.trim()).filter(Boolean)) {
+      const m = /^([A-Za-z0-9][A-Za-z0-9._:-]{0,63})=(\d+(?:\.\d+)?)$/.exec(part);
+      if (!m || Number(m[2]) <= 0) fail(k, part, 'comma-separated org=number pairs with number > 0');
+      out[m[1] as string] = Number(m[2]);
+    }
+    return out;
+  };
+
+  const port = int('UPSHIFT_PORT', 0, 65535);
+  const host = get('UPSHIFT_HOST').trim();
+  if (host === '') fail('UPSHIFT_HOST', host, 'a host name or address');
+  const leaseMs = int('UPSHIFT_LEASE_MS', 500, 3_600_000);
+  const heartbeatMs = int('UPSHIFT_HEARTBEAT_MS', 50, 3_600_000);
+  if (heartbeatMs >= leaseMs) fail('UPSHIFT_HEARTBEAT_MS', String(heartbeatMs), `less than UPSHIFT_LEASE_MS (${leaseMs})`);
+  const dataDir = resolve(get('UPSHIFT_DATA_DIR'));
+
+  const cfg: Config = {
+    host,
+    port,
+    database: parseDatabaseUrl(get('UPSHIFT_DATABASE_URL').trim()),
+    dataDir,
+    auth: {
+      mode: oneOf('UPSHIFT_AUTH_MODE', ['trusted-header', 'api-key'] as const),
+      allowTrustedHeaderOnPublicBind: bool('UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND'),
+    },
+    worker: {
+      enabled: bool('UPSHIFT_WORKER_ENABLED'),
+      concurrency: int('UPSHIFT_WORKER_CONCURRENCY', 1, 10_000),
+      leaseMs,
+      heartbeatMs,
+      pollMs: int('UPSHIFT_POLL_MS', 10, 600_000),
+      cancelGraceMs: int('UPSHIFT_CANCEL_GRACE_MS', 0, 600_000),
+      jobTimeoutMs: int('UPSHIFT_JOB_TIMEOUT_MS', 100, 86_400_000),
+      maxAttempts: int('UPSHIFT_MAX_ATTEMPTS', 1, 1000),
+      backoffBaseMs: int('UPSHIFT_BACKOFF_BASE_MS', 0, 86_400_000),
+      backoffMaxMs: int('UPSHIFT_BACKOFF_MAX_MS', 0, 86_400_000),
+      shutdownGraceMs: int('UPSHIFT_SHUTDOWN_GRACE_MS', 0, 3_600_000),
+    },
+    fairness: {
+      weights: orgMap('UPSHIFT_ORG_WEIGHTS'),
+      maxRunning: orgMap('UPSHIFT_ORG_MAX_RUNNING'),
+      defaultMaxRunning: int('UPSHIFT_DEFAULT_ORG_MAX_RUNNING', 0, 1_000_000),
+    },
+    http: {
+      bodyLimitBytes: int('UPSHIFT_BODY_LIMIT_BYTES', 1024, 1024 ** 3),
+      uploadLimitBytes: int('UPSHIFT_UPLOAD_LIMIT_BYTES', 1024, 1024 ** 4),
+      syncTimeoutMs: int('UPSHIFT_SYNC_TIMEOUT_MS', 100, 86_400_000),
+      sseHeartbeatMs: int('UPSHIFT_SSE_HEARTBEAT_MS', 100, 600_000),
+      rateLimitPerMinute: int('UPSHIFT_RATE_LIMIT_PER_MINUTE', 0, 100_000_000),
+    },
+    analyzerModules: get('UPSHIFT_ANALYZERS').split(',').map((s) => s.trim()).filter(Boolean).map((p) => resolve(p)),
+    logLevel: oneOf('UPSHIFT_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+  };
+  if (cfg.auth.mode === 'trusted-header' && !isLoopback(cfg.host) && !cfg.auth.allowTrustedHeaderOnPublicBind) {
+    fail('UPSHIFT_HOST', host, 'a loopback address while UPSHIFT_AUTH_MODE=trusted-header (set UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND=true behind a gateway that sets the tenant header)');
+  }
+  return deepFreeze(cfg);
+}
+
+export function parseDatabaseUrl(raw: string): Config['database'] {
+  if (raw.startsWith('sqlite:')) {
+    const path = raw.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path === '') fail('UPSHIFT_DATABASE_URL', raw, 'sqlite:<path>');
+    return { kind: 'sqlite', file: path === ':memory:' ? path : resolve(path) };
+  }
+  if (/^postgres(ql)?:\/\//.test(raw)) return { kind: 'postgres', url: raw };
+  return fail('UPSHIFT_DATABASE_URL', raw.replace(/\/\/[^@/]*@/, '//***@'), 'sqlite:<path> or postgres://…');
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function fail(key: string, value: string, rule: string): never {
+  throw new UpshiftError('CONFIG_INVALID', `${key}=${JSON.stringify(value)} is invalid: expected ${rule}`, { details: { key } });
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

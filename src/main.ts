@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { createInProcessEventFeed } from './adapters/feed/inProcessEventFeed.js';
+import { createSqliteJobStore } from './adapters/store/sqlite/sqliteJobStore.js';
+import { createPinoLogger } from './adapters/telemetry/pinoLogger.js';
+import { builtinAnalyzers } from './analyzers/index.js';
+import { AnalyzerRegistry } from './app/analyzerRegistry.js';
+import { ApiKeyService } from './app/apiKeys.js';
+import { JobService } from './app/jobService.js';
+import { WorkerRuntime } from './app/workerRuntime.js';
+import type { Config } from './config/config.js';
+import type { Analyzer } from './core/analyzer.js';
+import { coerceError, UpshiftError } from './core/errors.js';
+import { buildHttpServer } from './http/server.js';
+import { systemClock, type Clock } from './ports/clock.js';
+import type { EventFeed } from './ports/eventFeed.js';
+import type { JobStore } from './ports/jobStore.js';
+import type { Logger } from './ports/logger.js';
+
+/**
+ * Composition root: the only place that picks adapters. Everything else receives ports.
+ */
+export interface UpshiftOptions {
+  readonly config: Config;
+  /** Extra analyzers (library API), besides the built-ins and config modules. */
+  readonly analyzers?: readonly Analyzer<never, unknown>[];
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Build the HTTP server (default true). */
+  readonly http?: boolean;
+}
+
+export interface Upshift {
+  readonly config: Config;
+  readonly store: JobStore;
+  readonly feed: EventFeed;
+  readonly registry: AnalyzerRegistry;
+  readonly service: JobService;
+  readonly apiKeys: ApiKeyService;
+  readonly worker: WorkerRuntime | null;
+  readonly http: FastifyInstance | null;
+  readonly logger: Logger;
+  /** Starts the worker and (if built) listens on config.host:port. Returns the bound URL. */
+  start(): Promise<string | null>;
+  /** Graceful: stop accepting, drain workers until the shutdown grace, close the store. */
+  close(): Promise<void>;
+}
+
+export function createStore(config: Config): JobStore {
+  if (config.database.kind === 'sqlite') {
+    if (config.database.file !== ':memory:') mkdirSync(dirname(config.database.file), { recursive: true });
+    return createSqliteJobStore({ file: config.database.file });
+  }
+  throw new UpshiftError('CONFIG_INVALID', 'the PostgreSQL store is not available in this build yet');
+}
+
+export async function loadAnalyzerModules(paths: readonly string[]): Promise<Analyzer<never, unknown>[]> {
+  const out: Analyzer<never, unknown>[] = [];
+  for (const p of paths) {
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(pathToFileURL(p).href)) as Record<string, unknown>;
+    } catch (e) {
+      throw new UpshiftError('CONFIG_INVALID', `cannot load analyzer module ${p}: ${coerceError(e).message}`, { cause: e });
+    }
+    const exported = mod.default ?? mod.analyzers ?? mod.analyzer;
+    const list = Array.isArray(exported) ? exported : [exported];
+    for (const a of list) {
+      if (!a || typeof a !== 'object' || typeof (a as Analyzer).name !== 'string' || typeof (a as Analyzer).run !== 'function') {
+        throw new UpshiftError('CONFIG_INVALID', `analyzer module ${p} must export an analyzer (or an array) as default, "analyzers" or "analyzer"`);
+      }
+      out.push(a as Analyzer<never, unknown>);
+    }
+  }
+  return out;
+}
+
+export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
+  const { config } = opts;
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger ?? createPinoLogger(config.logLevel);
+  const registry = new AnalyzerRegistry();
+  for (const a of builtinAnalyzers) registry.register(a);
+  for (const a of opts.analyzers ?? []) registry.register(a);
+  for (const a of await loadAnalyzerModules(config.analyzerModules)) registry.register(a);
+
+  const store = createStore(config);
+  await store.migrate();
+  const feed = createInProcessEventFeed(store, (e) => logger.error({ err: coerceError(e) }, 'event listener failed'));
+  const offTransitions = feed.subscribe((events) => {
+    for (const e of events) {
+      if (e.type === 'job.progress') continue;
+      logger.info({ job_id: e.jobId, org_id: e.orgId, status: e.status, event: e.type, event_seq: e.eventSeq, occurred_at: new Date(e.occurredAt).toISOString() }, 'job transition');
+    }
+  });
+  const service = new JobService({ store, feed, registry, clock, defaultMaxAttempts: config.worker.maxAttempts });
+  const apiKeys = new ApiKeyService(store, clock);
+  const w = config.worker;
+  const worker = w.enabled
+    ? new WorkerRuntime({
+        store,
+        feed,
+        registry,
+        clock,
+        logger: logger.child({ component: 'worker' }),
+        workerId: `wrk_${process.pid}_${randomBytes(4).toString('hex')}`,
+        concurrency: w.concurrency,
+        leaseMs: w.leaseMs,
+        heartbeatMs: w.heartbeatMs,
+        pollMs: w.pollMs,
+        cancelGraceMs: w.cancelGraceMs,
+        defaultTimeoutMs: w.jobTimeoutMs,
+        backoff: { baseMs: w.backoffBaseMs, maxMs: w.backoffMaxMs, jitter: 0.5 },
+        fairness: { defaultWeight: 1, weights: config.fairness.weights, defaultMaxRunning: config.fairness.defaultMaxRunning, maxRunning: config.fairness.maxRunning },
+      })
+    : null;
+
+  const readiness = async (): Promise<{ ok: boolean; checks: Record<string, string> }> => {
+    try {
+      await store.ping();
+      return { ok: true, checks: { store: 'ok', migrations: 'ok', queue: worker ? 'ok' : 'disabled' } };
+    } catch (e) {
+      return { ok: false, checks: { store: coerceError(e).message } };
+    }
+  };
+  const http = opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, config, logger, readiness });
+
+  let closed = false;
+  return {
+    config,
+    store,
+    feed,
+    registry,
+    service,
+    apiKeys,
+    worker,
+    http,
+    logger,
+    async start() {
+      worker?.start();
+      if (!http) return null;
+      return http.listen({ host: config.host, port: config.port });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await http?.close();
+      await worker?.stop(w.shutdownGraceMs);
+      offTransitions();
+      await feed.close();
+      await store.close();
+    },
+  };
+}
