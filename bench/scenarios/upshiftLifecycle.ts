@@ -1,0 +1,82 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/config.js';
+import { parseOrgId } from '../../src/core/ids.js';
+import { createUpshift } from '../../src/main.js';
+import { percentile } from '../harness.js';
+
+/**
+ * Embedded Upshift (SQLite file, WAL, full event log + result rows), library API, no HTTP.
+ *   throughput <N> <concurrency>: N noop jobs pre-enqueued, time until all are completed.
+ *   latency <rate/s> <seconds>: open-loop submits; add→start and add→done from commit events.
+ */
+const [mode = 'throughput', a = '20000', b = '50'] = process.argv.slice(2);
+const dir = mkdtempSync(join(tmpdir(), 'upshift-bench-'));
+const org = parseOrgId('bench');
+
+const config = loadConfig({}, {
+  UPSHIFT_DATABASE_URL: `sqlite:${join(dir, 'bench.db')}`,
+  UPSHIFT_DATA_DIR: dir,
+  UPSHIFT_LOG_LEVEL: 'warn',
+  UPSHIFT_WORKER_CONCURRENCY: mode === 'throughput' ? b : '50',
+  UPSHIFT_POLL_MS: '1000',
+});
+const up = await createUpshift({ config, http: false });
+const emit = (metric: string, value: number, unit: string, extra?: Record<string, number | string>) =>
+  process.stdout.write(JSON.stringify({ system: 'upshift-embedded', metric, value, unit, extra }) + '\n');
+
+if (mode === 'throughput') {
+  const n = Number(a);
+  for (let i = 0; i < n; i += 1000) {
+    await Promise.all(Array.from({ length: Math.min(1000, n - i) }, (_, k) => up.service.submit(org, { analyzer: 'noop', input: { i: i + k } })));
+  }
+  let done = 0;
+  let resolveDone!: () => void;
+  const finished = new Promise<void>((r) => (resolveDone = r));
+  up.feed.subscribe((events) => {
+    for (const e of events) if (e.type === 'job.completed' && ++done === n) resolveDone();
+  });
+  const t0 = performance.now();
+  await up.start();
+  await finished;
+  const seconds = (performance.now() - t0) / 1000;
+  emit(`process noop c=${b} (N=${n})`, n / seconds, 'jobs/s');
+} else {
+  const rate = Number(a);
+  const seconds = Number(b);
+  const addedAt = new Map<string, number>();
+  const toStart: number[] = [];
+  const toDone: number[] = [];
+  up.feed.subscribe((events) => {
+    const now = performance.now();
+    for (const e of events) {
+      const t = addedAt.get(e.jobId);
+      if (t === undefined) continue;
+      if (e.type === 'job.started') toStart.push(now - t);
+      else if (e.type === 'job.completed') toDone.push(now - t);
+    }
+  });
+  await up.start();
+  const total = rate * seconds;
+  const t0 = performance.now();
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const added = performance.now();
+    pending.push(up.service.submit(org, { analyzer: 'noop', input: { i } }).then(({ job }) => addedAt.set(job.jobId, added)));
+  }
+  await Promise.all(pending);
+  const end = Date.now() + 10_000;
+  while (toDone.length < total && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  const s = [...toStart].sort((x, y) => x - y);
+  const d = [...toDone].sort((x, y) => x - y);
+  for (const p of [50, 95, 99]) {
+    emit(`add→start p${p} @${rate}/s`, percentile(s, p), 'ms');
+    emit(`add→done p${p} @${rate}/s`, percentile(d, p), 'ms');
+  }
+}
+await up.close();
+rmSync(dir, { recursive: true, force: true });
