@@ -1,0 +1,117 @@
+import type { ServerResponse } from 'node:http';
+import type { JobService } from '../app/jobService.js';
+import { coerceError } from '../core/errors.js';
+import type { JobId, OrgId } from '../core/ids.js';
+import type { Logger } from '../ports/logger.js';
+import { toEventJson } from './presenters.js';
+
+/**
+ * Server-Sent Events of one job, written on the raw (hijacked) response. Resumption is by
+ * `event_seq`: service.follow replays stored events after the resume point, then live ones,
+ * so a client that reconnects with Last-Event-ID sees every event exactly once.
+ */
+
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
+  // An event stream is never reused for another request; closing it keeps shutdown prompt.
+  connection: 'close',
+} as const;
+
+/** Long-lived requests (streams, sync waits) the server must end before it can close. */
+export class OpenRequests {
+  private readonly open = new Set<{ readonly abort: AbortController; readonly done: Promise<void> }>();
+  private closing = false;
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Runs `fn` with a signal that aborts on server shutdown; tracked until it settles. */
+  async track<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const abort = new AbortController();
+    if (this.closing) abort.abort('shutdown');
+    let release!: () => void;
+    const entry = { abort, done: new Promise<void>((r) => (release = r)) };
+    this.open.add(entry);
+    try {
+      return await fn(abort.signal);
+    } finally {
+      this.open.delete(entry);
+      release();
+    }
+  }
+
+  /** Aborts everything open and waits (bounded) for it to wind down. */
+  async closeAll(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    const pending = [...this.open];
+    for (const e of pending) e.abort.abort('shutdown');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(pending.map((e) => e.done)),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, timeoutMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+export interface StreamOptions {
+  readonly service: JobService;
+  readonly orgId: OrgId;
+  readonly jobId: JobId;
+  readonly afterSeq: number;
+  readonly heartbeatMs: number;
+  readonly logger: Logger;
+  /** Aborts on server shutdown. */
+  readonly shutdown: AbortSignal;
+}
+
+/** Writes the stream until the terminal event, client disconnect or shutdown; then ends it. */
+export async function streamJobEvents(res: ServerResponse, opts: StreamOptions): Promise<void> {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  res.on('close', stop);
+  opts.shutdown.addEventListener('abort', stop);
+  if (opts.shutdown.aborted) stop();
+  const heartbeat = setInterval(() => {
+    if (!res.writableEnded) res.write(': ping\n\n');
+  }, opts.heartbeatMs);
+  try {
+    res.writeHead(200, SSE_HEADERS);
+    // Tell EventSource to reconnect quickly; flushes headers so clients see the stream open.
+    res.write('retry: 1000\n\n');
+    for await (const e of opts.service.follow(opts.orgId, opts.jobId, opts.afterSeq, ac.signal)) {
+      const ok = res.write(`id: ${e.eventSeq}\nevent: ${e.type}\ndata: ${JSON.stringify(toEventJson(e))}\n\n`);
+      if (!ok) await drained(res, ac.signal);
+      if (ac.signal.aborted) break;
+    }
+  } catch (e) {
+    opts.logger.error({ err: coerceError(e), job_id: opts.jobId, org_id: opts.orgId }, 'event stream failed');
+  } finally {
+    clearInterval(heartbeat);
+    res.off('close', stop);
+    opts.shutdown.removeEventListener('abort', stop);
+    if (!res.writableEnded) res.end();
+  }
+}
+
+function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.once('drain', done);
+    signal.addEventListener('abort', done);
+  });
+}
