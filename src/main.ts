@@ -1,18 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { createInProcessEventFeed } from './adapters/feed/inProcessEventFeed.js';
 import { createSqliteJobStore } from './adapters/store/sqlite/sqliteJobStore.js';
 import { createPinoLogger } from './adapters/telemetry/pinoLogger.js';
-import { builtinAnalyzers } from './analyzers/index.js';
+import { createDatasetProfileAnalyzer, noopAnalyzer, sleepAnalyzer } from './analyzers/index.js';
 import { AnalyzerRegistry } from './app/analyzerRegistry.js';
 import { ApiKeyService } from './app/apiKeys.js';
 import { JobService } from './app/jobService.js';
 import { WorkerRuntime } from './app/workerRuntime.js';
 import type { Config } from './config/config.js';
-import type { Analyzer } from './core/analyzer.js';
+import { defineAnalyzer, PermanentError, type Analyzer } from './core/analyzer.js';
 import { coerceError, UpshiftError } from './core/errors.js';
 import { buildHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './ports/clock.js';
@@ -78,12 +78,31 @@ export async function loadAnalyzerModules(paths: readonly string[]): Promise<Ana
   return out;
 }
 
+/**
+ * The built-ins. dataset-profile may read uploaded files only from its own tenant's upload
+ * folder, so one tenant can neither read server files nor another tenant's uploads.
+ */
+export function builtinAnalyzers(config: Config): Analyzer<never, unknown>[] {
+  const uploads = join(config.dataDir, 'uploads');
+  const profile = createDatasetProfileAnalyzer({ allowedRoots: [uploads] });
+  const tenantScoped = defineAnalyzer<Parameters<typeof profile.run>[0], unknown>({
+    ...profile,
+    run(input, ctx) {
+      if ('file' in input && typeof input.file === 'string' && !resolve(input.file).startsWith(join(uploads, ctx.orgId) + sep)) {
+        throw new PermanentError('input.file must be a file uploaded by this tenant', 'ANALYZER_INPUT_INVALID');
+      }
+      return profile.run(input, ctx);
+    },
+  });
+  return [noopAnalyzer, sleepAnalyzer, tenantScoped] as Analyzer<never, unknown>[];
+}
+
 export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   const { config } = opts;
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? createPinoLogger(config.logLevel);
   const registry = new AnalyzerRegistry();
-  for (const a of builtinAnalyzers) registry.register(a);
+  for (const a of builtinAnalyzers(config)) registry.register(a);
   for (const a of opts.analyzers ?? []) registry.register(a);
   for (const a of await loadAnalyzerModules(config.analyzerModules)) registry.register(a);
 

@@ -85,7 +85,8 @@ async function submitUpload(
     throw new UpshiftError('BODY_TOO_LARGE', `upload exceeds the limit of ${limit} bytes`, { details: { limit_bytes: limit } });
   }
   const received = await receiveUpload(upload, {
-    dir: join(ctx.config.dataDir, 'uploads'),
+    // One folder per tenant: the dataset-profile analyzer only reads files of its own org.
+    dir: join(ctx.config.dataDir, 'uploads', org),
     limitBytes: limit,
     // With a key, the same content under the same key maps to the same file, so a replay
     // is "the same body" for the idempotency check; without one, every upload is new.
