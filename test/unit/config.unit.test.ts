@@ -1,0 +1,167 @@
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { configOverrides } from '../../src/cli/configFlags.js';
+import { CONFIG_KEYS, isLoopback, loadConfig, parseDatabaseUrl, type ConfigKey } from '../../src/config/config.js';
+import { isUpshiftError, type UpshiftError } from '../../src/core/errors.js';
+
+/** Runs loadConfig and returns the CONFIG_INVALID it throws (fails the test if it does not). */
+function invalid(env: Record<string, string>, overrides: Partial<Record<ConfigKey, string>> = {}): UpshiftError {
+  try {
+    loadConfig(env, overrides);
+  } catch (e) {
+    if (isUpshiftError(e, 'CONFIG_INVALID')) return e;
+    throw e;
+  }
+  throw new Error(`expected CONFIG_INVALID for ${JSON.stringify({ env, overrides })}`);
+}
+
+describe('loadConfig defaults', () => {
+  const c = loadConfig({});
+
+  it('uses the documented defaults for an empty environment', () => {
+    expect(c.host).toBe('127.0.0.1');
+    expect(c.port).toBe(8080);
+    expect(c.database).toEqual({ kind: 'sqlite', file: resolve('./data/upshift.db') });
+    expect(c.dataDir).toBe(resolve('./data'));
+    expect(c.auth).toEqual({ mode: 'trusted-header', allowTrustedHeaderOnPublicBind: false });
+    expect(c.worker).toEqual({
+      enabled: true,
+      concurrency: 16,
+      leaseMs: 30_000,
+      heartbeatMs: 10_000,
+      pollMs: 1_000,
+      cancelGraceMs: 5_000,
+      jobTimeoutMs: 900_000,
+      maxAttempts: 3,
+      backoffBaseMs: 1_000,
+      backoffMaxMs: 300_000,
+      shutdownGraceMs: 10_000,
+    });
+    expect(c.fairness).toEqual({ weights: {}, maxRunning: {}, defaultMaxRunning: 0 });
+    expect(c.http).toEqual({ bodyLimitBytes: 1_048_576, uploadLimitBytes: 1_073_741_824, syncTimeoutMs: 60_000, sseHeartbeatMs: 15_000, rateLimitPerMinute: 0 });
+    expect(c.analyzerModules).toEqual([]);
+    expect(c.logLevel).toBe('info');
+  });
+
+  it('equals loading CONFIG_KEYS itself as the environment', () => {
+    expect(loadConfig({ ...CONFIG_KEYS })).toEqual(c);
+  });
+});
+
+describe('loadConfig layering', () => {
+  it('reads the environment', () => {
+    const c = loadConfig({ UPSHIFT_PORT: '9000', UPSHIFT_WORKER_CONCURRENCY: '4', UPSHIFT_LOG_LEVEL: 'warn', UPSHIFT_AUTH_MODE: 'api-key' });
+    expect([c.port, c.worker.concurrency, c.logLevel, c.auth.mode]).toEqual([9000, 4, 'warn', 'api-key']);
+  });
+
+  it('lets overrides (CLI flags) win over the environment', () => {
+    const c = loadConfig({ UPSHIFT_PORT: '9000', UPSHIFT_HOST: '127.0.0.2' }, { UPSHIFT_PORT: '9001' });
+    expect(c.port).toBe(9001);
+    expect(c.host).toBe('127.0.0.2');
+  });
+
+  it('parses lists, maps, booleans and database URLs', () => {
+    const c = loadConfig({
+      UPSHIFT_ANALYZERS: ' ./a.js, ,./b.mjs ',
+      UPSHIFT_ORG_WEIGHTS: 'acme=3, globex=0.5',
+      UPSHIFT_ORG_MAX_RUNNING: 'acme=2',
+      UPSHIFT_WORKER_ENABLED: 'no',
+      UPSHIFT_DATABASE_URL: 'postgres://u:p@db:5432/upshift',
+    });
+    expect(c.analyzerModules).toEqual([resolve('./a.js'), resolve('./b.mjs')]);
+    expect(c.fairness.weights).toEqual({ acme: 3, globex: 0.5 });
+    expect(c.fairness.maxRunning).toEqual({ acme: 2 });
+    expect(c.worker.enabled).toBe(false);
+    expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u:p@db:5432/upshift' });
+    expect(parseDatabaseUrl('sqlite::memory:')).toEqual({ kind: 'sqlite', file: ':memory:' });
+    expect(parseDatabaseUrl('sqlite:///tmp/x.db')).toEqual({ kind: 'sqlite', file: '/tmp/x.db' });
+  });
+});
+
+describe('invalid values fail with CONFIG_INVALID naming the key and the rule', () => {
+  const cases: [string, Record<string, string>, string][] = [
+    ['not an integer', { UPSHIFT_PORT: 'eighty' }, 'an integer in [0, 65535]'],
+    ['a fraction', { UPSHIFT_WORKER_CONCURRENCY: '1.5' }, 'an integer in [1, 10000]'],
+    ['out of range', { UPSHIFT_PORT: '65536' }, 'an integer in [0, 65535]'],
+    ['below range', { UPSHIFT_WORKER_CONCURRENCY: '0' }, 'an integer in [1, 10000]'],
+    ['not a boolean', { UPSHIFT_WORKER_ENABLED: 'maybe' }, 'true or false'],
+    ['not one of the choices', { UPSHIFT_AUTH_MODE: 'jwt-maybe' }, 'one of trusted-header, api-key'],
+    ['a bad log level', { UPSHIFT_LOG_LEVEL: 'loud' }, 'one of fatal, error'],
+    ['a malformed org map', { UPSHIFT_ORG_WEIGHTS: 'acme:3' }, 'org=number pairs'],
+    ['a zero weight', { UPSHIFT_ORG_WEIGHTS: 'acme=0' }, 'number > 0'],
+    ['an unknown database scheme', { UPSHIFT_DATABASE_URL: 'mysql://x' }, 'sqlite:<path> or postgres://'],
+    ['an empty sqlite path', { UPSHIFT_DATABASE_URL: 'sqlite:' }, 'sqlite:<path>'],
+    ['an empty host', { UPSHIFT_HOST: ' ' }, 'a host name or address'],
+    ['a heartbeat not below the lease', { UPSHIFT_LEASE_MS: '1000', UPSHIFT_HEARTBEAT_MS: '1000' }, 'less than UPSHIFT_LEASE_MS'],
+  ];
+  for (const [what, env, rule] of cases) {
+    it(`${what}: ${JSON.stringify(env)}`, () => {
+      const e = invalid(env);
+      const key = Object.keys(env).at(-1) as string;
+      expect(e.details?.key).toBe(key);
+      expect(e.message).toContain(key);
+      expect(e.message).toContain(rule);
+    });
+  }
+
+  it('an invalid override is reported like an invalid variable', () => {
+    const e = invalid({ UPSHIFT_PORT: '8080' }, { UPSHIFT_PORT: '-1' });
+    expect(e.details?.key).toBe('UPSHIFT_PORT');
+    expect(e.message).toContain('"-1"');
+  });
+
+  it('never echoes database credentials', () => {
+    const e = invalid({ UPSHIFT_DATABASE_URL: 'mongodb://admin:hunter2@db/x' });
+    expect(e.message).not.toContain('hunter2');
+  });
+});
+
+describe('trusted-header on a public bind', () => {
+  it('is refused unless acknowledged', () => {
+    const e = invalid({ UPSHIFT_HOST: '0.0.0.0' });
+    expect(e.details?.key).toBe('UPSHIFT_HOST');
+    expect(e.message).toContain('UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND');
+  });
+
+  it('is allowed when acknowledged', () => {
+    const c = loadConfig({ UPSHIFT_HOST: '0.0.0.0', UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND: 'true' });
+    expect(c.host).toBe('0.0.0.0');
+    expect(c.auth.allowTrustedHeaderOnPublicBind).toBe(true);
+  });
+
+  it('is not an issue in api-key mode or on loopback', () => {
+    expect(loadConfig({ UPSHIFT_HOST: '0.0.0.0', UPSHIFT_AUTH_MODE: 'api-key' }).host).toBe('0.0.0.0');
+    for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1']) expect(isLoopback(h)).toBe(true);
+    for (const h of ['0.0.0.0', '::', '10.0.0.1', 'example.com']) expect(isLoopback(h)).toBe(false);
+  });
+});
+
+describe('the result', () => {
+  it('is frozen all the way down', () => {
+    const c = loadConfig({ UPSHIFT_ORG_WEIGHTS: 'acme=2', UPSHIFT_ANALYZERS: './a.js' });
+    expect(Object.isFrozen(c)).toBe(true);
+    for (const part of [c.database, c.auth, c.worker, c.fairness, c.fairness.weights, c.fairness.maxRunning, c.http, c.analyzerModules]) {
+      expect(Object.isFrozen(part)).toBe(true);
+    }
+    expect(() => {
+      (c as { port: number }).port = 1;
+    }).toThrow(TypeError);
+  });
+});
+
+describe('CLI flags → overrides', () => {
+  it('maps flags to keys and booleans to "true"', () => {
+    expect(configOverrides({ port: '9000', allowTrustedHeaderOnPublicBind: true, concurrency: '2' }, {})).toEqual({
+      UPSHIFT_PORT: '9000',
+      UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND: 'true',
+      UPSHIFT_WORKER_CONCURRENCY: '2',
+    });
+  });
+
+  it('places the SQLite file in the data directory unless a database is named', () => {
+    expect(configOverrides({ dataDir: '/srv/up' }, {}).UPSHIFT_DATABASE_URL).toBe('sqlite:/srv/up/upshift.db');
+    expect(configOverrides({}, { UPSHIFT_DATA_DIR: '/srv/env' }).UPSHIFT_DATABASE_URL).toBe('sqlite:/srv/env/upshift.db');
+    expect(configOverrides({ dataDir: '/srv/up', database: 'sqlite:/x.db' }, {}).UPSHIFT_DATABASE_URL).toBe('sqlite:/x.db');
+    expect(configOverrides({ dataDir: '/srv/up' }, { UPSHIFT_DATABASE_URL: 'sqlite:/y.db' }).UPSHIFT_DATABASE_URL).toBeUndefined();
+  });
+});
