@@ -145,11 +145,39 @@ export class WorkerRuntime {
     }
   }
 
+  /**
+   * One planning round. Analyzers without their own concurrency limit are claimed together;
+   * each limited analyzer is claimed separately up to its free slots, so a claim can never
+   * overshoot an analyzer's limit.
+   */
   private async claimRound(): Promise<number> {
-    const capacity = this.o.concurrency - this.running.size;
-    if (capacity <= 0) return 0;
-    const analyzers = this.claimableAnalyzers();
-    if (analyzers.length === 0) return 0;
+    let capacity = this.o.concurrency - this.running.size;
+    let n = 0;
+    for (const group of this.claimGroups()) {
+      if (capacity <= 0) break;
+      const jobs = await this.claimGroup(group.analyzers, Math.min(capacity, group.slots));
+      for (const job of jobs) this.execute(job);
+      capacity -= jobs.length;
+      n += jobs.length;
+    }
+    return n;
+  }
+
+  private claimGroups(): { analyzers: string[]; slots: number }[] {
+    const unlimited: string[] = [];
+    const groups: { analyzers: string[]; slots: number }[] = [];
+    for (const a of this.o.registry.list()) {
+      if (a.concurrency === undefined) unlimited.push(a.name);
+      else {
+        const free = a.concurrency - (this.perAnalyzer.get(a.name) ?? 0);
+        if (free > 0) groups.push({ analyzers: [a.name], slots: free });
+      }
+    }
+    if (unlimited.length > 0) groups.unshift({ analyzers: unlimited, slots: Number.POSITIVE_INFINITY });
+    return groups;
+  }
+
+  private async claimGroup(analyzers: string[], capacity: number): Promise<ClaimedJob[]> {
     const now = this.o.clock.now();
     const ready = await this.o.store.readyOrgs(now, analyzers);
     const plan = this.drr.plan(ready, capacity);
@@ -167,16 +195,7 @@ export class WorkerRuntime {
         return jobs;
       }),
     );
-    let n = 0;
-    for (const jobs of batches) for (const job of jobs) {
-      this.execute(job);
-      n++;
-    }
-    return n;
-  }
-
-  private claimableAnalyzers(): string[] {
-    return this.o.registry.list().filter((a) => (this.perAnalyzer.get(a.name) ?? 0) < (a.concurrency ?? Number.POSITIVE_INFINITY)).map((a) => a.name);
+    return batches.flat();
   }
 
   private execute(job: ClaimedJob): void {
