@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { createInProcessEventFeed } from './adapters/feed/inProcessEventFeed.js';
 import { createSqliteJobStore } from './adapters/store/sqlite/sqliteJobStore.js';
 import { createPinoLogger } from './adapters/telemetry/pinoLogger.js';
-import { createDatasetProfileAnalyzer, noopAnalyzer, sleepAnalyzer } from './analyzers/index.js';
+import { closeDatasetProfilePool, createDatasetProfileAnalyzer, noopAnalyzer, sleepAnalyzer } from './analyzers/index.js';
 import { AnalyzerRegistry } from './app/analyzerRegistry.js';
 import { ApiKeyService } from './app/apiKeys.js';
 import { JobService } from './app/jobService.js';
@@ -171,6 +171,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       offTransitions();
       await feed.close();
       await store.close();
+      await closeDatasetProfilePool();
     },
   };
 }
