@@ -395,7 +395,7 @@ describe('datasets', () => {
     expect(final.payload.rows).toBe(4);
     const idCol = final.payload.columns.find((c: any) => c.name === 'id');
     expect(idCol).toMatchObject({ type: 'integer', count: 4, nulls: 0, min: 1, max: 4 });
-    const uploads = readdirSync(join(server.dir, 'data', 'uploads'));
+    const uploads = (readdirSync(join(server.dir, 'data', 'uploads'), { recursive: true }) as string[]).map((f) => f.split('/').pop() ?? f);
     expect(uploads.some((f) => f.endsWith('.csv'))).toBe(true);
     expect(uploads.some((f) => f.startsWith('.part_'))).toBe(false);
 
