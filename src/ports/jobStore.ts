@@ -64,13 +64,15 @@ export interface JobStore {
   /**
    * Claims up to `limit` queued jobs of one org with runAt <= now, highest priority then
    * oldest first, moving each to running with a fresh lease and a `job.started` event.
-   * Concurrent claimers never get the same job (SKIP LOCKED / single writer).
+   * Concurrent claimers never get the same job (SKIP LOCKED / single writer). `startedAt` is
+   * set to `now` on every claim: it is the start of the current attempt.
    */
   claimJobs(cmd: ClaimCommand): Promise<ClaimedJob[]>;
 
   /**
    * Extends the leases the worker still holds. Returns, per job, whether the lease is still
    * held and whether a cancel was requested (so a worker that missed the live signal aborts).
+   * A lease that expired but was not yet recovered is still held (and extended).
    */
   heartbeat(cmd: HeartbeatCommand): Promise<HeartbeatResult[]>;
 
@@ -90,7 +92,9 @@ export interface JobStore {
    * nothing. Outcomes:
    *  - completed: final result row + `job.completed`;
    *  - failed: `job.failed` with the error;
-   *  - retry: back to queued, attempt+1, runAt = retryAt, `job.retrying`;
+   *  - retry: back to queued, attempt+1, runAt = retryAt, `job.retrying` — unless a cancel was
+   *    requested, then canceled (`job.canceled`, cancel_observed): a job the tenant asked to
+   *    cancel never goes back to the queue;
    *  - canceled: `job.canceled` (cancel observed or forced).
    */
   finishJob(lease: LeaseRef, outcome: FinishOutcome, now: number): Promise<Job>;
@@ -109,8 +113,11 @@ export interface JobStore {
    */
   recoverExpiredLeases(now: number, limit: number, retryAt: (job: Job) => number): Promise<Job[]>;
 
-  /** Running jobs with cancel requested before `olderThan` (for the forced-cancel sweep). */
-  listStaleCancels(olderThan: number, limit: number): Promise<Job[]>;
+  /**
+   * Running jobs with cancel requested before `olderThan` (for the forced-cancel sweep), with
+   * their current lease so the sweeper can finish them as `cancel_forced`.
+   */
+  listStaleCancels(olderThan: number, limit: number): Promise<ClaimedJob[]>;
 
   /** Queue depth and lag for readiness/metrics. */
   queueStats(now: number): Promise<QueueStats>;
@@ -121,6 +128,7 @@ export interface JobStore {
   /** API keys (hashed); see app/apiKeys.ts. */
   createApiKey(record: ApiKeyRecord): Promise<void>;
   findApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined>;
+  /** Idempotent: true if the key exists (a repeat keeps the first revocation time). */
   revokeApiKey(keyId: string, now: number): Promise<boolean>;
   listApiKeys(orgId: OrgId | null): Promise<ApiKeyRecord[]>;
 }
@@ -144,7 +152,9 @@ export interface SubmitJobCommand {
 export interface ListJobsQuery {
   readonly status?: JobStatus;
   readonly analyzer?: string;
+  /** Inclusive: createdAt >= createdAfter. */
   readonly createdAfter?: number;
+  /** Exclusive: createdAt < createdBefore. */
   readonly createdBefore?: number;
   /** Exclusive: return jobs older than this job id. */
   readonly beforeJobId?: JobId;

@@ -1,0 +1,158 @@
+import { UpshiftError } from '../../../core/errors.js';
+import { asJobId, newResultId, newToken } from '../../../core/ids.js';
+import type { ClaimedJob, Job, JobResult, Json, LeaseRef } from '../../../core/job.js';
+import { assertTransition } from '../../../core/jobState.js';
+import type { ClaimCommand, FinishOutcome, HeartbeatCommand, HeartbeatResult } from '../../../ports/jobStore.js';
+import { jobRowOf, jobRowsOf, toClaimedJob, toJob, toJson, toResult, type JobRow } from './rowMapping.js';
+import type { WriteOp } from './sqliteGroupCommit.js';
+import { appendEvent, cancelRow, failRow, requeueRow } from './sqliteJobWrites.js';
+import type { Queries } from './sqliteQueries.js';
+
+/**
+ * Worker-side writes as group-commit ops: claim, heartbeat, progress, partial, finish. All but
+ * claim are fenced by (job, org, status=running, attempt, lease token): the check and the write
+ * run in the single writer's transaction, so they form one compare-and-set.
+ */
+
+function leaseLost(lease: LeaseRef): UpshiftError {
+  return new UpshiftError('JOB_LEASE_LOST', `lease of job ${lease.jobId} attempt ${lease.attempt} is not held`, {
+    details: { job_id: lease.jobId, attempt: lease.attempt },
+  });
+}
+
+function holds(row: JobRow | undefined, lease: LeaseRef): row is JobRow {
+  return row !== undefined && row.status === 'running' && row.attempt === lease.attempt && row.lease_token === lease.leaseToken;
+}
+
+function requireLease(q: Queries, lease: LeaseRef): JobRow {
+  const row = jobRowOf(q.jobByOrg.get(lease.orgId, lease.jobId));
+  if (!holds(row, lease)) throw leaseLost(lease);
+  return row;
+}
+
+/** started_at is set on every claim: it is the start of the current (latest) attempt. */
+export function claimOp(q: Queries, cmd: ClaimCommand): WriteOp<ClaimedJob[]> {
+  return (events) => {
+    if (cmd.limit <= 0 || (cmd.analyzers !== null && cmd.analyzers.length === 0)) return [];
+    const limit = Math.floor(cmd.limit);
+    const rows = jobRowsOf(
+      cmd.analyzers === null
+        ? q.claimable.all(cmd.orgId, cmd.now, limit)
+        : q.claimableFiltered.all(cmd.orgId, cmd.now, JSON.stringify(cmd.analyzers), limit),
+    );
+    const expires = cmd.now + cmd.leaseMs;
+    // One random draw per claim batch, suffixed per job: tokens stay unique and unguessable
+    // while the batch pays for a single randomBytes call.
+    const batchToken = newToken('lse_');
+    return rows.map((row, i) => {
+      assertTransition('queued', 'running', 'claim');
+      const after: JobRow = {
+        ...row,
+        status: 'running',
+        lease_token: `${batchToken}.${i}`,
+        lease_expires_at: expires,
+        worker_id: cmd.workerId,
+        started_at: cmd.now,
+        last_event_seq: row.last_event_seq + 1,
+      };
+      q.markRunning.run(after.lease_token as string, expires, cmd.workerId, cmd.now, after.last_event_seq, row.org_id, row.job_id);
+      appendEvent(q, events, after, 'job.started', { attempt: row.attempt, worker_id: cmd.workerId }, cmd.now);
+      return toClaimedJob(after);
+    });
+  };
+}
+
+/** Extends only leases still held (never shortens one); no events. */
+export function heartbeatOp(q: Queries, cmd: HeartbeatCommand): WriteOp<HeartbeatResult[]> {
+  return () =>
+    cmd.leases.map((lease) => {
+      const row = jobRowOf(q.jobByOrg.get(lease.orgId, lease.jobId));
+      if (!holds(row, lease)) return { jobId: lease.jobId, held: false, cancelRequested: false };
+      q.extendLease.run(Math.max(row.lease_expires_at ?? 0, cmd.now + cmd.leaseMs), row.org_id, row.job_id);
+      return { jobId: lease.jobId, held: true, cancelRequested: row.cancel_requested_at !== null };
+    });
+}
+
+export function progressOp(q: Queries, lease: LeaseRef, fraction: number, message: string | null, now: number): WriteOp<void> {
+  return (events) => {
+    if (!Number.isFinite(fraction)) throw new UpshiftError('VALIDATION_FAILED', 'progress fraction must be a finite number');
+    const row = requireLease(q, lease);
+    const f = Math.min(1, Math.max(0, fraction));
+    const after: JobRow = { ...row, progress_fraction: f, progress_message: message, last_event_seq: row.last_event_seq + 1 };
+    q.setProgress.run(f, message, after.last_event_seq, row.org_id, row.job_id);
+    appendEvent(q, events, after, 'job.progress', { fraction: f, message }, now);
+  };
+}
+
+export function partialOp(
+  q: Queries,
+  lease: LeaseRef,
+  chunkKey: string,
+  payload: Json,
+  now: number,
+): WriteOp<{ result: JobResult; created: boolean }> {
+  return (events) => {
+    const row = requireLease(q, lease);
+    const existing = q.resultByChunk.get(row.job_id, chunkKey);
+    if (existing) return { result: toResult(existing), created: false };
+    const resultId = newResultId();
+    // partial_count never decreases (retention keeps it), so partial_count + 1 is a fresh seq.
+    const seq = row.partial_count + 1;
+    const text = toJson(payload);
+    q.insertResult.run(resultId, row.job_id, row.org_id, 'partial', chunkKey, seq, text, now);
+    const after: JobRow = { ...row, result_id: resultId, partial_count: seq, last_event_seq: row.last_event_seq + 1 };
+    q.addPartial.run(resultId, seq, after.last_event_seq, row.org_id, row.job_id);
+    appendEvent(q, events, after, 'job.partial', { result_id: resultId, chunk_key: chunkKey, seq }, now);
+    const result: JobResult = {
+      resultId,
+      jobId: asJobId(row.job_id),
+      orgId: lease.orgId,
+      kind: 'partial',
+      chunkKey,
+      seq,
+      payload: JSON.parse(text) as Json,
+      createdAt: now,
+    };
+    return { result, created: true };
+  };
+}
+
+export function finishOp(q: Queries, lease: LeaseRef, outcome: FinishOutcome, now: number): WriteOp<Job> {
+  return (events) => {
+    const row = requireLease(q, lease);
+    switch (outcome.status) {
+      case 'completed': {
+        assertTransition('running', 'completed', 'analyzer_returned');
+        q.insertResult.run(outcome.resultId, row.job_id, row.org_id, 'final', null, row.partial_count + 1, toJson(outcome.payload), now);
+        const after: JobRow = {
+          ...row,
+          status: 'completed',
+          result_id: outcome.resultId,
+          finished_at: now,
+          progress_fraction: 1,
+          error: null,
+          lease_token: null,
+          lease_expires_at: null,
+          last_event_seq: row.last_event_seq + 1,
+        };
+        q.complete.run(outcome.resultId, now, after.last_event_seq, row.org_id, row.job_id);
+        appendEvent(q, events, after, 'job.completed', { result_id: outcome.resultId, attempt: row.attempt }, now);
+        return toJob(after);
+      }
+      case 'failed':
+        assertTransition('running', 'failed', row.attempt >= row.max_attempts ? 'attempts_exhausted' : 'analyzer_failed');
+        return toJob(failRow(q, events, row, outcome.error, now));
+      case 'retry':
+        if (row.cancel_requested_at !== null) {
+          // A job the tenant asked to cancel never goes back to the queue.
+          assertTransition('running', 'canceled', 'cancel_observed');
+          return toJob(cancelRow(q, events, row, 'cancel_observed', now));
+        }
+        assertTransition('running', 'queued', 'retry');
+        return toJob(requeueRow(q, events, row, outcome.error, outcome.retryAt, now));
+      case 'canceled':
+        assertTransition('running', 'canceled', outcome.reason);
+        return toJob(cancelRow(q, events, row, outcome.reason, now));
+    }
+  };
+}

@@ -1,0 +1,196 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createSqliteJobStore } from '../../src/adapters/store/sqlite/sqliteJobStore.js';
+import { loadMigrations, migrationsDir } from '../../src/adapters/store/sqlite/sqliteMigrator.js';
+import { QUERY_SQL } from '../../src/adapters/store/sqlite/sqliteQueries.js';
+import { isUpshiftError } from '../../src/core/errors.js';
+import { asOrgId, newJobId } from '../../src/core/ids.js';
+import type { JobStore } from '../../src/ports/jobStore.js';
+import { jobStoreContract } from '../contracts/jobStore.contract.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'upshift-sqlite-'));
+let n = 0;
+const freshFile = (): string => join(dir, `store-${process.pid}-${++n}.db`);
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+jobStoreContract('sqlite', async () => {
+  const store = createSqliteJobStore({ file: freshFile() });
+  return { store, cleanup: () => store.close() };
+});
+
+describe('SQLite specifics', () => {
+  const open: JobStore[] = [];
+  const make = (file: string): JobStore => {
+    const s = createSqliteJobStore({ file });
+    open.push(s);
+    return s;
+  };
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+  });
+  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
+    p.then(
+      () => 'resolved',
+      (e: unknown) => (isUpshiftError(e) ? e.code : e),
+    );
+
+  it('finds the migrations folder beside the sources', () => {
+    expect(migrationsDir().replace(/\\/g, '/')).toMatch(/src\/adapters\/store\/sqlite\/migrations$/);
+    expect(loadMigrations().map((m) => m.name)).toContain('0001_init');
+  });
+
+  it('records every migration in the ledger with its checksum, once', async () => {
+    const file = freshFile();
+    const store = make(file);
+    await expect(codeOf(store.ping())).resolves.toBe('STORE_NOT_MIGRATED');
+    const { applied } = await store.migrate();
+    expect(applied).toEqual(loadMigrations().map((m) => m.name));
+    await store.ping();
+    const db = new Database(file, { readonly: true });
+    const rows = db.prepare('SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version').all() as Array<{
+      version: number; name: string; checksum: string; applied_at: number;
+    }>;
+    db.close();
+    expect(rows.map((r) => [r.version, r.name, r.checksum])).toEqual(loadMigrations().map((m) => [m.version, m.name, m.checksum]));
+    expect(rows.every((r) => r.applied_at > 0)).toBe(true);
+    // A second store on the same file sees the schema as current.
+    const other = make(file);
+    expect((await other.migrate()).applied).toEqual([]);
+  });
+
+  it('refuses a database migrated by newer code', async () => {
+    const file = freshFile();
+    await make(file).migrate();
+    const db = new Database(file);
+    db.prepare(`INSERT INTO schema_migrations (version, name, applied_at, checksum) VALUES (9999, '9999_future', 1, 'x')`).run();
+    db.close();
+    const store = make(file);
+    await expect(codeOf(store.migrate())).resolves.toBe('STORE_SCHEMA_TOO_NEW');
+    await expect(codeOf(store.ping())).resolves.toBe('STORE_SCHEMA_TOO_NEW');
+  });
+
+  it('refuses a migration that was edited after it was applied', async () => {
+    const file = freshFile();
+    await make(file).migrate();
+    const db = new Database(file);
+    db.prepare(`UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 1`).run();
+    db.close();
+    await expect(codeOf(make(file).migrate())).resolves.toBe('STORE_CONFLICT');
+  });
+
+  it('puts the database file in WAL mode', async () => {
+    const file = freshFile();
+    await make(file).migrate();
+    const db = new Database(file, { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+  });
+
+  it('answers STORE_NOT_MIGRATED for use before migrate and STORE_UNAVAILABLE after close', async () => {
+    const store = make(freshFile());
+    await expect(codeOf(store.getJob(asOrgId('a'), newJobId(0)))).resolves.toBe('STORE_NOT_MIGRATED');
+    await store.migrate();
+    await store.close();
+    await expect(codeOf(store.getJob(asOrgId('a'), newJobId(0)))).resolves.toBe('STORE_UNAVAILABLE');
+  });
+
+  it('a write pending at close() is committed before the file closes', async () => {
+    const file = freshFile();
+    const store = make(file);
+    await store.migrate();
+    const pending = store.submitJob({
+      jobId: newJobId(1), orgId: asOrgId('a'), analyzer: 'noop', input: null, priority: 0, maxAttempts: 1,
+      idempotencyKey: null, requestHash: null, traceContext: null, now: 1,
+    });
+    await store.close();
+    const { job } = await pending;
+    const again = make(file);
+    expect((await again.getJob(asOrgId('a'), job.jobId))?.status).toBe('queued');
+  });
+
+  it('two stores on one file (two processes) share the single-writer lock safely', async () => {
+    const file = freshFile();
+    const s1 = make(file);
+    const s2 = make(file);
+    await s1.migrate();
+    const org = asOrgId('a');
+    await Promise.all(Array.from({ length: 100 }, (_, i) =>
+      (i % 2 ? s1 : s2).submitJob({
+        jobId: newJobId(i), orgId: org, analyzer: 'noop', input: i, priority: 0, maxAttempts: 1,
+        idempotencyKey: `k${i % 10}`, requestHash: 'h', traceContext: null, now: i,
+      }),
+    ));
+    expect(await s1.listJobs(org, { limit: 100 })).toHaveLength(10);
+    const claims = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+      (i % 2 ? s1 : s2).claimJobs({ orgId: org, limit: 3, workerId: `w${i}`, now: 1000, leaseMs: 1000, analyzers: null }),
+    ));
+    const ids = claims.flat().map((j) => j.jobId);
+    expect(ids).toHaveLength(10);
+    expect(new Set(ids).size).toBe(10);
+  });
+
+  it('an op failing after its first write is undone alone (batch redone with savepoints)', async () => {
+    const file = freshFile();
+    const store = make(file);
+    await store.migrate();
+    const org = asOrgId('a');
+    const cmd = (i: number) => ({
+      jobId: newJobId(i), orgId: org, analyzer: 'noop', input: i, priority: 0, maxAttempts: 1,
+      idempotencyKey: null, requestHash: null, traceContext: null, now: i,
+    });
+    const { job } = await store.submitJob(cmd(1));
+    // Plant a conflicting event: the claim's UPDATE succeeds, then its event insert fails.
+    const raw = new Database(file);
+    raw.prepare(`INSERT INTO job_events (job_id, event_seq, org_id, type, status, payload, occurred_at) VALUES (?, 2, ?, 'job.progress', 'queued', '{}', 1)`).run(job.jobId, org);
+    raw.close();
+    const events: string[] = [];
+    store.onCommitted((evs) => events.push(...evs.map((e) => e.type)));
+    const settled = await Promise.allSettled([
+      store.submitJob(cmd(2)),
+      store.claimJobs({ orgId: org, limit: 1, workerId: 'w', now: 10, leaseMs: 1000, analyzers: null }),
+      store.submitJob(cmd(3)),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    await expect(codeOf(Promise.reject((settled[1] as PromiseRejectedResult).reason))).resolves.toBe('STORE_CONFLICT');
+    expect((await store.getJob(org, job.jobId))?.status).toBe('queued');
+    expect(events).toEqual(['job.queued', 'job.queued']);
+    expect(await store.listJobs(org, { limit: 10 })).toHaveLength(3);
+  });
+
+  it('hot queries use the intended indexes, never a scan of the jobs history', async () => {
+    const file = freshFile();
+    await make(file).migrate();
+    const db = new Database(file, { readonly: true });
+    const plan = (name: string): string => {
+      const sql = QUERY_SQL[name]!;
+      const params = (sql.match(/\?/g) ?? []).map(() => null);
+      const named = Object.fromEntries([...sql.matchAll(/@(\w+)/g)].map((m) => [m[1], null]));
+      const stmt = db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+      const rows = (Object.keys(named).length > 0 ? stmt.all(named) : stmt.all(...params)) as Array<{ detail: string }>;
+      return rows.map((r) => r.detail).join(' | ');
+    };
+    const expectations: Record<string, RegExp> = {
+      jobByOrg: /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id=\?\)/,
+      claimable: /SEARCH jobs USING INDEX jobs_claim \(org_id=\?\)/,
+      readyOrgs: /COVERING INDEX jobs_claim \(org_id>\?\)/,
+      runningCounts: /COVERING INDEX jobs_running/,
+      expiredLeases: /INDEX jobs_running/,
+      listJobs: /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id<\?\)/,
+      listQueued: /INDEX jobs_claim \(org_id=\?\)/,
+      listRunning: /INDEX jobs_running \(org_id=\?\)/,
+      listCompleted: /INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id<\?\)/,
+      listUnsuccessful: /INDEX jobs_org_unsuccessful \(org_id=\? AND status=\? AND job_id<\?\)/,
+      markRunning: /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id=\?\)/,
+      complete: /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id=\?\)/,
+      listEvents: /INDEX sqlite_autoindex_job_events_1 \(job_id=\? AND event_seq>\?\)/,
+    };
+    for (const [name, re] of Object.entries(expectations)) expect(plan(name), name).toMatch(re);
+    db.close();
+  });
+});
