@@ -110,6 +110,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   await store.migrate();
   const feed = createInProcessEventFeed(store, (e) => logger.error({ err: coerceError(e) }, 'event listener failed'));
   const offTransitions = feed.subscribe((events) => {
+    if (!logger.isLevelEnabled('info')) return;
     for (const e of events) {
       if (e.type === 'job.progress') continue;
       logger.info({ job_id: e.jobId, org_id: e.orgId, status: e.status, event: e.type, event_seq: e.eventSeq, occurred_at: new Date(e.occurredAt).toISOString() }, 'job transition');

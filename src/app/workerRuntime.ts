@@ -8,6 +8,7 @@ import type { Clock } from '../ports/clock.js';
 import type { EventFeed } from '../ports/eventFeed.js';
 import type { FinishOutcome, JobStore } from '../ports/jobStore.js';
 import type { Logger } from '../ports/logger.js';
+import { noopTracer, type Span, type Tracer } from '../ports/tracer.js';
 import type { AnalyzerRegistry } from './analyzerRegistry.js';
 
 export interface WorkerOptions {
@@ -29,8 +30,13 @@ export interface WorkerOptions {
   readonly backoff: BackoffPolicy;
   readonly fairness: FairnessPolicy;
   readonly random?: () => number;
-  /** Called when a job attempt settles (for metrics). */
+  /**
+   * Called when a job attempt settles (for metrics), with the committed outcome: a retry the
+   * store turned into a cancel reports `canceled`, a finalization that lost its lease `lease_lost`.
+   */
   readonly onSettled?: (job: ClaimedJob, outcome: FinishOutcome['status'] | 'lease_lost', durationMs: number) => void;
+  /** Spans `upshift.claim`, `upshift.analyzer.run`, `upshift.finalize` under the job's stored trace context. */
+  readonly tracer?: Tracer;
 }
 
 type AbortKind = 'cancel' | 'timeout' | 'shutdown' | 'lease_lost';
@@ -61,6 +67,7 @@ export class WorkerRuntime {
   private readonly perAnalyzer = new Map<string, number>();
   private readonly drr: DeficitRoundRobin;
   private readonly random: () => number;
+  private readonly tracer: Tracer;
   private stopping = false;
   private loopDone: Promise<void> | null = null;
   private wake: (() => void) | null = null;
@@ -71,6 +78,7 @@ export class WorkerRuntime {
   constructor(private readonly o: WorkerOptions) {
     this.drr = new DeficitRoundRobin(o.fairness);
     this.random = o.random ?? Math.random;
+    this.tracer = o.tracer ?? noopTracer;
   }
 
   get inFlight(): number {
@@ -179,6 +187,7 @@ export class WorkerRuntime {
 
   private async claimGroup(analyzers: string[], capacity: number): Promise<ClaimedJob[]> {
     const now = this.o.clock.now();
+    const claimStart = this.tracer.now();
     const ready = await this.o.store.readyOrgs(now, analyzers);
     const plan = this.drr.plan(ready, capacity);
     const batches = await Promise.all(
@@ -192,6 +201,7 @@ export class WorkerRuntime {
           analyzers,
         });
         this.drr.settle(p.orgId, p.limit, jobs.length);
+        if (this.tracer.enabled) for (const job of jobs) this.span('upshift.claim', job, claimStart).end('ok');
         return jobs;
       }),
     );
@@ -216,13 +226,16 @@ export class WorkerRuntime {
 
   private async attempt(r: Running, analyzer: Analyzer<unknown, unknown>): Promise<void> {
     const { job, lease, controller } = r;
-    const log = this.o.logger.child({ job_id: job.jobId, org_id: job.orgId, analyzer: job.analyzer, attempt: job.attempt });
+    // Child loggers cost more than a noop job; create one only if something logs.
+    let child: Logger | undefined;
+    const log = (): Logger => (child ??= this.o.logger.child({ job_id: job.jobId, org_id: job.orgId, analyzer: job.analyzer, attempt: job.attempt }));
     const timeoutMs = analyzer.timeoutMs ?? this.o.defaultTimeoutMs;
     const timeout = setTimeout(() => controller.abort(new AbortReason('timeout')), timeoutMs);
     let forced: (() => void) | undefined;
     const forcedCancel = new Promise<'forced'>((resolve) => (forced = () => resolve('forced')));
     r.forceCancel = forced;
     let outcome: FinishOutcome | null;
+    const span = this.span('upshift.analyzer.run', job);
     try {
       const value = await Promise.race([analyzer.run(job.input, this.context(job, lease, controller.signal, log)), forcedCancel]);
       if (value !== 'forced') outcome = { status: 'completed', resultId: newResultId(), payload: toJson(value) };
@@ -232,15 +245,32 @@ export class WorkerRuntime {
     } finally {
       clearTimeout(timeout);
     }
-    const settledAs = outcome === null ? 'lease_lost' : outcome.status;
+    let settledAs: FinishOutcome['status'] | 'lease_lost' = outcome === null ? 'lease_lost' : outcome.status;
+    endAttemptSpan(span, outcome);
     if (outcome !== null) {
+      const fin = this.span('upshift.finalize', job);
       try {
-        await this.o.store.finishJob(lease, outcome, this.o.clock.now());
+        const after = await this.o.store.finishJob(lease, outcome, this.o.clock.now());
+        settledAs = after.status === 'queued' ? 'retry' : after.status === 'running' ? settledAs : after.status;
+        fin.end('ok');
       } catch (e) {
-        if (!isUpshiftError(e, 'JOB_LEASE_LOST')) log.error({ err: coerceError(e) }, 'finalization failed; the lease will expire and the job be recovered');
+        fin.end('error', coerceError(e).message);
+        if (isUpshiftError(e, 'JOB_LEASE_LOST')) settledAs = 'lease_lost';
+        else log().error({ err: coerceError(e) }, 'finalization failed; the lease will expire and the job be recovered');
       }
     }
     this.o.onSettled?.(job, settledAs, this.o.clock.now() - r.startedAt);
+  }
+
+  /** A span of this job's attempt, child of the trace context stored at submit. */
+  private span(name: string, job: ClaimedJob, startTime?: number): Span {
+    if (!this.tracer.enabled) return this.tracer.startSpan(name);
+    return this.tracer.startSpan(name, {
+      kind: name === 'upshift.claim' ? 'consumer' : 'internal',
+      parent: job.traceContext,
+      ...(startTime !== undefined && { startTime }),
+      attributes: { 'upshift.job_id': job.jobId, 'upshift.org_id': job.orgId, 'upshift.analyzer': job.analyzer, 'upshift.attempt': job.attempt },
+    });
   }
 
   private outcomeOfError(job: Job, signal: AbortSignal, e: unknown): FinishOutcome | null {
@@ -265,7 +295,7 @@ export class WorkerRuntime {
     return { status: 'retry', error, retryAt: this.o.clock.now() + delay };
   }
 
-  private context(job: ClaimedJob, lease: LeaseRef, signal: AbortSignal, logger: Logger): AnalyzerContext {
+  private context(job: ClaimedJob, lease: LeaseRef, signal: AbortSignal, logger: () => Logger): AnalyzerContext {
     let lastProgressAt = 0;
     let pending: { fraction: number; message: string | null } | null = null;
     let inFlight = false;
@@ -278,7 +308,7 @@ export class WorkerRuntime {
       this.o.store
         .recordProgress(lease, p.fraction, p.message, lastProgressAt)
         .catch((e: unknown) => {
-          if (!isUpshiftError(e, 'JOB_LEASE_LOST')) logger.warn({ err: coerceError(e) }, 'progress not recorded');
+          if (!isUpshiftError(e, 'JOB_LEASE_LOST')) logger().warn({ err: coerceError(e) }, 'progress not recorded');
         })
         .finally(() => {
           inFlight = false;
@@ -289,7 +319,9 @@ export class WorkerRuntime {
       orgId: job.orgId,
       attempt: job.attempt,
       signal,
-      logger,
+      get logger() {
+        return logger();
+      },
       progress: (fraction, message) => {
         if (!Number.isFinite(fraction)) return;
         pending = { fraction: Math.min(1, Math.max(0, fraction)), message: message ?? null };
@@ -348,6 +380,12 @@ export class WorkerRuntime {
       this.o.logger.warn({ err: coerceError(e) }, 'lease sweep failed');
     }
   }
+}
+
+function endAttemptSpan(span: Span, outcome: FinishOutcome | null): void {
+  span.setAttributes({ 'upshift.outcome': outcome === null ? 'lease_lost' : outcome.status });
+  if (outcome !== null && 'error' in outcome) span.end('error', outcome.error.code);
+  else span.end('ok');
 }
 
 /** Analyzer return values are serialised by the store; undefined becomes null. */
