@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { loadSqliteDriver } from '../../src/adapters/store/sqlite/sqliteDriver.js';
 import { createSqliteJobStore } from '../../src/adapters/store/sqlite/sqliteJobStore.js';
 import { loadMigrations, migrationsDir } from '../../src/adapters/store/sqlite/sqliteMigrator.js';
 import { QUERY_SQL } from '../../src/adapters/store/sqlite/sqliteQueries.js';
@@ -10,6 +10,9 @@ import { isUpshiftError } from '../../src/core/errors.js';
 import { asOrgId, newJobId } from '../../src/core/ids.js';
 import type { JobStore } from '../../src/ports/jobStore.js';
 import { jobStoreContract } from '../contracts/jobStore.contract.js';
+
+/** The driver the adapter uses on this Node (better-sqlite3 12 on Node 20, 13 on Node >= 22). */
+const Database = loadSqliteDriver();
 
 const dir = mkdtempSync(join(tmpdir(), 'upshift-sqlite-'));
 let n = 0;

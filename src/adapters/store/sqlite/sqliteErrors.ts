@@ -1,5 +1,5 @@
-import Database from 'better-sqlite3';
 import { UpshiftError, coerceError } from '../../../core/errors.js';
+import { loadSqliteDriver } from './sqliteDriver.js';
 
 /**
  * Translates whatever an SQLite call threw into a catalogue error, so callers see the same
@@ -7,7 +7,7 @@ import { UpshiftError, coerceError } from '../../../core/errors.js';
  */
 export function toStoreError(e: unknown): UpshiftError {
   if (e instanceof UpshiftError) return e;
-  if (e instanceof Database.SqliteError) {
+  if (e instanceof loadSqliteDriver().SqliteError) {
     const code = e.code;
     if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
       return new UpshiftError('STORE_UNAVAILABLE', 'the SQLite database is busy (locked by another writer)', { cause: e });

@@ -1,8 +1,9 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { UpshiftError } from '../../../core/errors.js';
 import type { JobId, OrgId, ResultId } from '../../../core/ids.js';
 import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
 import { jobRowOf, jobRowsOf, toApiKey, toClaimedJob, toEvent, toJob, toRemovedResult, toResult } from './rowMapping.js';
+import { loadSqliteDriver } from './sqliteDriver.js';
 import { readAsync, toStoreError } from './sqliteErrors.js';
 import { GroupCommit, type CommitListener, type WriteOp } from './sqliteGroupCommit.js';
 import { recoverExpiredLeasesOp, requestCancelOp, submitOp } from './sqliteJobWrites.js';
@@ -194,9 +195,10 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore {
  * writer (it blocks this thread; better-sqlite3 is synchronous).
  */
 function openDatabase(opts: SqliteJobStoreOptions): Database.Database {
+  const SqliteDatabase = loadSqliteDriver(); // better-sqlite3 12 or 13 by Node version; throws STORE_UNAVAILABLE
   let db: Database.Database | undefined;
   try {
-    db = new Database(opts.file);
+    db = new SqliteDatabase(opts.file);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
