@@ -5,6 +5,8 @@ import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { createInProcessEventFeed } from './adapters/feed/inProcessEventFeed.js';
 import { createSqliteJobStore } from './adapters/store/sqlite/sqliteJobStore.js';
+import { createPromMetrics } from './adapters/telemetry/metrics.js';
+import { createOtelTracer } from './adapters/telemetry/otelTracer.js';
 import { createPinoLogger } from './adapters/telemetry/pinoLogger.js';
 import { closeDatasetProfilePool, createDatasetProfileAnalyzer, noopAnalyzer, sleepAnalyzer } from './analyzers/index.js';
 import { AnalyzerRegistry } from './app/analyzerRegistry.js';
@@ -19,6 +21,8 @@ import { systemClock, type Clock } from './ports/clock.js';
 import type { EventFeed } from './ports/eventFeed.js';
 import type { JobStore } from './ports/jobStore.js';
 import type { Logger } from './ports/logger.js';
+import type { HttpMetrics, Metrics } from './ports/metrics.js';
+import { noopTracer, type Tracer } from './ports/tracer.js';
 
 /**
  * Composition root: the only place that picks adapters. Everything else receives ports.
@@ -31,6 +35,8 @@ export interface UpshiftOptions {
   readonly logger?: Logger;
   /** Build the HTTP server (default true). */
   readonly http?: boolean;
+  /** Tracer to use instead of the configured one (tests: an in-memory exporter). Not shut down by close(). */
+  readonly tracer?: Tracer;
 }
 
 export interface Upshift {
@@ -43,6 +49,9 @@ export interface Upshift {
   readonly worker: WorkerRuntime | null;
   readonly http: FastifyInstance | null;
   readonly logger: Logger;
+  /** This instance's metrics (own Prometheus registry), served at GET /metrics. */
+  readonly metrics: Metrics & HttpMetrics;
+  readonly tracer: Tracer;
   /** Starts the worker and (if built) listens on config.host:port. Returns the bound URL. */
   start(): Promise<string | null>;
   /** Graceful: stop accepting, drain workers until the shutdown grace, close the store. */
@@ -116,7 +125,14 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       logger.info({ job_id: e.jobId, org_id: e.orgId, status: e.status, event: e.type, event_seq: e.eventSeq, occurred_at: new Date(e.occurredAt).toISOString() }, 'job transition');
     }
   });
-  const service = new JobService({ store, feed, registry, clock, defaultMaxAttempts: config.worker.maxAttempts });
+  const tracer = opts.tracer ?? (config.tracing.enabled && config.tracing.otlpEndpoint !== null ? createOtelTracer({ serviceName: config.tracing.serviceName, endpoint: config.tracing.otlpEndpoint }) : noopTracer);
+  const metrics = createPromMetrics({
+    queue: store,
+    clock,
+    feed,
+    workerSlots: () => (worker ? { busy: worker.inFlight, total: config.worker.concurrency } : null),
+  });
+  const service = new JobService({ store, feed, registry, clock, defaultMaxAttempts: config.worker.maxAttempts, tracer });
   const apiKeys = new ApiKeyService(store, clock);
   const w = config.worker;
   const worker = w.enabled
@@ -135,6 +151,8 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
         defaultTimeoutMs: w.jobTimeoutMs,
         backoff: { baseMs: w.backoffBaseMs, maxMs: w.backoffMaxMs, jitter: 0.5 },
         fairness: { defaultWeight: 1, weights: config.fairness.weights, defaultMaxRunning: config.fairness.defaultMaxRunning, maxRunning: config.fairness.maxRunning },
+        onSettled: (job, outcome, ms) => metrics.jobSettled(job.analyzer, outcome, ms),
+        tracer,
       })
     : null;
 
@@ -146,7 +164,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       return { ok: false, checks: { store: coerceError(e).message } };
     }
   };
-  const http = opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, config, logger, readiness });
+  const http = opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, config, logger, readiness, metrics, tracer });
 
   let closed = false;
   return {
@@ -159,6 +177,8 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
     worker,
     http,
     logger,
+    metrics,
+    tracer,
     async start() {
       worker?.start();
       if (!http) return null;
@@ -170,9 +190,11 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       await http?.close();
       await worker?.stop(w.shutdownGraceMs);
       offTransitions();
+      metrics.close();
       await feed.close();
       await store.close();
       await closeDatasetProfilePool();
+      if (!opts.tracer) await tracer.shutdown();
     },
   };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { UpshiftError } from '../core/errors.js';
+import { coerceError, UpshiftError } from '../core/errors.js';
 import type { JobEvent } from '../core/events.js';
 import { isTerminalEvent } from '../core/events.js';
 import { newJobId, type JobId, type OrgId, type ResultId } from '../core/ids.js';
@@ -8,6 +8,7 @@ import { isTerminal, type JobStatus } from '../core/jobState.js';
 import type { Clock } from '../ports/clock.js';
 import type { EventFeed } from '../ports/eventFeed.js';
 import type { JobStore } from '../ports/jobStore.js';
+import { noopTracer, type Tracer } from '../ports/tracer.js';
 import type { AnalyzerRegistry } from './analyzerRegistry.js';
 
 export interface SubmitRequest {
@@ -50,6 +51,8 @@ export interface JobServiceOptions {
   readonly registry: AnalyzerRegistry;
   readonly clock: Clock;
   readonly defaultMaxAttempts: number;
+  /** Spans `upshift.submit`; default no-op. */
+  readonly tracer?: Tracer;
 }
 
 const MAX_PAGE = 200;
@@ -70,18 +73,34 @@ export class JobService {
     const priority = req.priority ?? 0;
     const key = req.idempotencyKey ?? null;
     const now = clock.now();
-    return store.submitJob({
-      jobId: newJobId(now),
-      orgId,
-      analyzer: req.analyzer,
-      input,
-      priority,
-      maxAttempts,
-      idempotencyKey: key,
-      requestHash: key === null ? null : requestHash(req.analyzer, input, priority, maxAttempts),
-      traceContext: req.traceContext ?? null,
-      now,
+    const jobId = newJobId(now);
+    // The submit span's own context is what the job stores: the worker's spans join it.
+    const span = (this.opts.tracer ?? noopTracer).startSpan('upshift.submit', {
+      kind: 'producer',
+      parent: req.traceContext ?? null,
+      attributes: { 'upshift.job_id': jobId, 'upshift.org_id': orgId, 'upshift.analyzer': req.analyzer },
     });
+    try {
+      const r = await store.submitJob({
+        jobId,
+        orgId,
+        analyzer: req.analyzer,
+        input,
+        priority,
+        maxAttempts,
+        idempotencyKey: key,
+        requestHash: key === null ? null : requestHash(req.analyzer, input, priority, maxAttempts),
+        traceContext: span.carrier(),
+        now,
+      });
+      // An idempotent replay returns the first job (with its own trace context).
+      if (!r.created) span.setAttributes({ 'upshift.job_id': r.job.jobId, 'upshift.idempotent_replay': true });
+      span.end('ok');
+      return r;
+    } catch (e) {
+      span.end('error', coerceError(e).message);
+      throw e;
+    }
   }
 
   async get(orgId: OrgId, jobId: JobId): Promise<Job> {

@@ -38,6 +38,8 @@ export interface Config {
   };
   readonly analyzerModules: readonly string[];
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** OpenTelemetry traces: on when enabled and an OTLP endpoint is set (docs/configuration.md). */
+  readonly tracing: { readonly enabled: boolean; readonly otlpEndpoint: string | null; readonly serviceName: string };
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -71,6 +73,10 @@ export const CONFIG_KEYS = {
   UPSHIFT_RATE_LIMIT_PER_MINUTE: '0',
   UPSHIFT_ANALYZERS: '',
   UPSHIFT_LOG_LEVEL: 'info',
+  UPSHIFT_OTEL_ENABLED: 'true',
+  // The standard OpenTelemetry names, so collectors and platforms configure Upshift as usual.
+  OTEL_EXPORTER_OTLP_ENDPOINT: '',
+  OTEL_SERVICE_NAME: 'upshift',
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -148,6 +154,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     },
     analyzerModules: get('UPSHIFT_ANALYZERS').split(',').map((s) => s.trim()).filter(Boolean).map((p) => resolve(p)),
     logLevel: oneOf('UPSHIFT_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+    tracing: parseTracing(bool('UPSHIFT_OTEL_ENABLED'), get('OTEL_EXPORTER_OTLP_ENDPOINT').trim(), get('OTEL_SERVICE_NAME').trim()),
   };
   if (cfg.auth.mode === 'trusted-header' && !isLoopback(cfg.host) && !cfg.auth.allowTrustedHeaderOnPublicBind) {
     fail('UPSHIFT_HOST', host, 'a loopback address while UPSHIFT_AUTH_MODE=trusted-header (set UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND=true behind a gateway that sets the tenant header)');
@@ -163,6 +170,20 @@ export function parseDatabaseUrl(raw: string): Config['database'] {
   }
   if (/^postgres(ql)?:\/\//.test(raw)) return { kind: 'postgres', url: raw };
   return fail('UPSHIFT_DATABASE_URL', raw.replace(/\/\/[^@/]*@/, '//***@'), 'sqlite:<path> or postgres://…');
+}
+
+function parseTracing(enabled: boolean, endpoint: string, serviceName: string): Config['tracing'] {
+  if (endpoint !== '') {
+    let url: URL | null = null;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      // reported below
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) fail('OTEL_EXPORTER_OTLP_ENDPOINT', endpoint, 'an http(s) URL, e.g. http://collector:4318');
+  }
+  if (serviceName === '') fail('OTEL_SERVICE_NAME', serviceName, 'a non-empty service name');
+  return { enabled: enabled && endpoint !== '', otlpEndpoint: endpoint === '' ? null : endpoint, serviceName };
 }
 
 export function isLoopback(host: string): boolean {

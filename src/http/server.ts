@@ -8,15 +8,19 @@ import type { JobService } from '../app/jobService.js';
 import type { Config } from '../config/config.js';
 import { UpshiftError } from '../core/errors.js';
 import type { Logger } from '../ports/logger.js';
+import type { HttpMetrics } from '../ports/metrics.js';
+import type { Tracer } from '../ports/tracer.js';
 import type { Readiness, RouteContext } from './context.js';
 import { requestPath, sendProblem } from './problem.js';
 import { jobRoutes } from './routes/jobs.js';
 import { legacyRoutes } from './routes/legacy.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { opsRoutes } from './routes/ops.js';
 import { resultRoutes } from './routes/results.js';
 import { registerUploadParsers, submitRoutes } from './routes/submit.js';
 import { UPLOAD_CONTENT_TYPES } from './schemas.js';
 import { OpenRequests } from './sse.js';
+import { installTelemetryHooks } from './telemetry.js';
 import { createTenantResolver, RateLimiter } from './tenancy.js';
 
 export interface HttpDeps {
@@ -26,6 +30,10 @@ export interface HttpDeps {
   config: Config;
   logger: Logger;
   readiness: Readiness;
+  /** Request metrics and `GET /metrics` (docs/metrics.md); absent → neither. */
+  metrics?: HttpMetrics;
+  /** Server spans per request; absent → no spans (an incoming traceparent still reaches the job). */
+  tracer?: Tracer;
 }
 
 /** Requests slower than this are logged (except streams and sync waits, slow by design). */
@@ -57,6 +65,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   installValidators(app);
   installJsonParser(app);
 
+  installTelemetryHooks(app, { metrics: deps.metrics, tracer: deps.tracer });
   const open = new OpenRequests();
   const resolveTenant = createTenantResolver({ mode: config.auth.mode, apiKeys: deps.apiKeys });
   const limiter = config.http.rateLimitPerMinute > 0 ? new RateLimiter(config.http.rateLimitPerMinute) : null;
@@ -113,6 +122,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   const ctx: RouteContext = { service: deps.service, registry: deps.registry, config, logger: log, open };
   opsRoutes(app, deps.readiness);
+  if (deps.metrics) metricsRoutes(app, deps.metrics);
   jobRoutes(app, ctx);
   resultRoutes(app, ctx);
   // Raw-stream parsers only where uploads are accepted; elsewhere those types answer 415.

@@ -21,7 +21,7 @@ function keyRows(markdown: string): Row[] {
   const rows: Row[] = [];
   for (const line of section.split('\n')) {
     const cells = line.split('|').slice(1, -1).map((c) => c.trim());
-    const key = /^`(UPSHIFT_[A-Z0-9_]+)`$/.exec(cells[0] ?? '')?.[1];
+    const key = /^`((?:UPSHIFT|OTEL)_[A-Z0-9_]+)`$/.exec(cells[0] ?? '')?.[1];
     if (!key) continue;
     rows.push({ key, defaultValue: parseDefault(cells[1] ?? ''), flag: /^`(--[a-z-]+)`$/.exec(cells[2] ?? '')?.[1] ?? '' });
   }

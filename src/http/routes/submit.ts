@@ -16,8 +16,6 @@ import { randomUploadName, receiveUpload, UploadBody } from '../upload.js';
  * logic is shared with the legacy POST /analyze.
  */
 
-const TRACEPARENT = /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/;
-
 /** Raw upload content types: the parser passes the request stream through unread. */
 export function registerUploadParsers(scope: FastifyInstance): void {
   for (const ct of UPLOAD_CONTENT_TYPES) {
@@ -37,8 +35,8 @@ export async function submitFromRequest(request: FastifyRequest, ctx: RouteConte
   const org = orgOf(request);
   const rawKey = request.headers['idempotency-key'];
   const idempotencyKey = typeof rawKey === 'string' ? rawKey : null;
-  const tp = request.headers.traceparent;
-  const traceContext = typeof tp === 'string' && TRACEPARENT.test(tp) ? tp : null;
+  // Set by the telemetry hook: the request's server span, or a valid incoming traceparent.
+  const traceContext = request.upshiftTraceContext;
   const body = request.body;
 
   if (body instanceof UploadBody) return submitUpload(request, ctx, org, body, query, idempotencyKey, traceContext);
