@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { UpshiftError } from '../../../core/errors.js';
 import type { JobId, OrgId, ResultId } from '../../../core/ids.js';
 import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
+import type { RetentionStore } from '../../../ports/retentionStore.js';
 import { jobRowOf, jobRowsOf, toApiKey, toClaimedJob, toEvent, toJob, toRemovedResult, toResult } from './rowMapping.js';
 import { loadSqliteDriver } from './sqliteDriver.js';
 import { readAsync, toStoreError } from './sqliteErrors.js';
@@ -10,6 +11,7 @@ import { recoverExpiredLeasesOp, requestCancelOp, submitOp } from './sqliteJobWr
 import { claimOp, finishOp, heartbeatOp, partialOp, progressOp } from './sqliteLeaseWrites.js';
 import { applyMigrations, loadMigrations, schemaState } from './sqliteMigrator.js';
 import { prepareQueries, type Queries } from './sqliteQueries.js';
+import { createSqliteRetention } from './sqliteRetention.js';
 
 export interface SqliteJobStoreOptions {
   /** Path of the database file (created if missing). */
@@ -31,7 +33,7 @@ const NO_CURSOR = '~';
  * the same connection, which never has a transaction open between event-loop turns, so
  * reads see exactly the committed state.
  */
-export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore {
+export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & RetentionStore {
   const migrations = loadMigrations();
   const db = openDatabase(opts);
   const listeners = new Set<CommitListener>();
@@ -55,8 +57,18 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore {
     return writer.enqueue(op);
   };
 
+  // Retention shares this connection and writer (see sqliteRetention.ts).
+  const retention = createSqliteRetention({
+    db,
+    enqueue: (op) => writer.enqueue(op),
+    assertOpen: () => {
+      if (closed) throw new UpshiftError('STORE_UNAVAILABLE', 'the SQLite store is closed');
+    },
+  });
+
   return {
     kind: 'sqlite',
+    ...retention,
 
     migrate() {
       return readAsync(() => {

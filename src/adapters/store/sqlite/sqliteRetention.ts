@@ -1,0 +1,140 @@
+import type { Database, Statement } from 'better-sqlite3';
+import { asJobId, asOrgId } from '../../../core/ids.js';
+import { isTerminal, type JobStatus, type TerminalStatus } from '../../../core/jobState.js';
+import type { JobKey, PurgeCommand, PurgeOutcome, RetentionStore, TerminalJobPage, TerminalJobStats } from '../../../ports/retentionStore.js';
+import { readAsync, toStoreError } from './sqliteErrors.js';
+import type { WriteOp } from './sqliteGroupCommit.js';
+
+/**
+ * RetentionStore on the SQLite store's own connection and group-commit writer: deletes are
+ * ordinary write ops, so they serialise with the API's and workers' writes instead of
+ * competing for the file lock, and each call is one short transaction.
+ *
+ * Counting and deleting by `job_id` use the UNIQUE (job_id, event_seq) / (job_id, seq)
+ * indexes of 0001_init.sql, which also make a job id unique across orgs in those tables; the
+ * org is still checked on the job row (and on deletes) so a wrong-org key touches nothing.
+ */
+const SQL = {
+  // A page of job keys in primary-key order, with the counts of terminal ones. The counts
+  // are index-only (COUNT over the unique index); non-terminal rows get NULL (not counted).
+  scan: `SELECT j.org_id, j.job_id, j.status, j.finished_at,
+      CASE WHEN j.status IN ('completed', 'failed', 'canceled')
+        THEN (SELECT COUNT(*) FROM job_results r WHERE r.job_id = j.job_id) END AS results,
+      CASE WHEN j.status IN ('completed', 'failed', 'canceled')
+        THEN (SELECT COUNT(*) FROM job_events e WHERE e.job_id = j.job_id) END AS events
+    FROM (SELECT org_id, job_id, status, finished_at FROM jobs
+          WHERE (org_id, job_id) > (@org, @job) ORDER BY org_id, job_id LIMIT @limit) j
+    ORDER BY j.org_id, j.job_id`,
+  jobState: `SELECT status, finished_at FROM jobs WHERE org_id = ? AND job_id = ?`,
+  // The same first @n results by seq in both statements (one transaction, nothing in between).
+  recordRemoved: `INSERT OR IGNORE INTO removed_results (result_id, job_id, org_id, removed_at)
+    SELECT result_id, job_id, org_id, @now FROM job_results WHERE job_id = @job AND org_id = @org ORDER BY seq LIMIT @n`,
+  deleteResults: `DELETE FROM job_results WHERE result_id IN
+    (SELECT result_id FROM job_results WHERE job_id = @job AND org_id = @org ORDER BY seq LIMIT @n)`,
+  deleteEvents: `DELETE FROM job_events WHERE position IN
+    (SELECT position FROM job_events WHERE job_id = @job AND org_id = @org ORDER BY event_seq LIMIT @n)`,
+} as const;
+
+type ScanRow = [org: string, job: string, status: JobStatus, finishedAt: number | null, results: number | null, events: number | null];
+
+interface RetentionQueries {
+  scan: Statement<[{ org: string; job: string; limit: number }], unknown[]>;
+  jobState: Statement<[string, string], { status: JobStatus; finished_at: number | null }>;
+  recordRemoved: Statement<[{ now: number; job: string; org: string; n: number }]>;
+  deleteResults: Statement<[{ job: string; org: string; n: number }]>;
+  deleteEvents: Statement<[{ job: string; org: string; n: number }]>;
+}
+
+export interface SqliteRetentionDeps {
+  readonly db: Database;
+  /** Queues a write op on the store's group-commit writer. */
+  readonly enqueue: <T>(op: WriteOp<T>) => Promise<T>;
+  /** Throws STORE_UNAVAILABLE once the store is closed. */
+  readonly assertOpen: () => void;
+}
+
+export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore {
+  let prepared: RetentionQueries | null = null;
+  /** Prepared lazily: the tables exist only after migrate(). */
+  const q = (): RetentionQueries => {
+    deps.assertOpen();
+    if (!prepared) {
+      const s = (sql: string) => deps.db.prepare(sql);
+      prepared = {
+        scan: s(SQL.scan).raw(true),
+        jobState: s(SQL.jobState),
+        recordRemoved: s(SQL.recordRemoved),
+        deleteResults: s(SQL.deleteResults),
+        deleteEvents: s(SQL.deleteEvents),
+      } as unknown as RetentionQueries;
+    }
+    return prepared;
+  };
+
+  return {
+    scanTerminalJobs: (after, limit) =>
+      readAsync((): TerminalJobPage => {
+        const n = Math.max(1, Math.floor(limit));
+        // ('', '') sorts before every key: org ids are never empty.
+        const rows = q().scan.all({ org: after?.orgId ?? '', job: after?.jobId ?? '', limit: n }) as ScanRow[];
+        const jobs: TerminalJobStats[] = [];
+        for (const [org, job, status, finishedAt, results, events] of rows) {
+          if (!isTerminal(status)) continue;
+          jobs.push({
+            orgId: asOrgId(org),
+            jobId: asJobId(job),
+            status: status as TerminalStatus,
+            finishedAt,
+            resultCount: results ?? 0,
+            eventCount: events ?? 0,
+          });
+        }
+        const last = rows[rows.length - 1];
+        const next: JobKey | null = rows.length < n || !last ? null : { orgId: asOrgId(last[0]), jobId: asJobId(last[1]) };
+        return { jobs, examined: rows.length, next };
+      }),
+
+    purgeJobData(cmd) {
+      let qs: RetentionQueries;
+      try {
+        qs = q();
+      } catch (e) {
+        return Promise.reject(toStoreError(e));
+      }
+      return deps.enqueue((): PurgeOutcome => purge(qs, cmd));
+    },
+  };
+}
+
+/** The write op: runs inside the group transaction (see GroupCommit). */
+function purge(q: RetentionQueries, cmd: PurgeCommand): PurgeOutcome {
+  let budget = Math.max(1, Math.floor(cmd.maxRows));
+  let resultsDeleted = 0;
+  let eventsDeleted = 0;
+  let jobsDone = 0;
+  for (const key of cmd.jobs) {
+    const row = q.jobState.get(key.orgId, key.jobId);
+    const finishedAt = row && isTerminal(row.status) ? row.finished_at : null;
+    if (finishedAt !== null) {
+      if (budget === 0) break;
+      const args = { job: key.jobId, org: key.orgId, n: budget };
+      if (finishedAt <= cmd.resultsCutoff) {
+        q.recordRemoved.run({ ...args, now: cmd.now });
+        const n = q.deleteResults.run(args).changes;
+        resultsDeleted += n;
+        budget -= n;
+        // Exactly the budget deleted: more may be left; the next call finds out.
+        if (budget === 0) break;
+        args.n = budget;
+      }
+      if (finishedAt <= cmd.eventsCutoff) {
+        const n = q.deleteEvents.run(args).changes;
+        eventsDeleted += n;
+        budget -= n;
+        if (budget === 0) break;
+      }
+    }
+    jobsDone++;
+  }
+  return { resultsDeleted, eventsDeleted, jobsDone };
+}

@@ -1,0 +1,151 @@
+import { UpshiftError } from '../core/errors.js';
+import { classifyForRetention, retentionCutoff, type RetentionKind, type RetentionKindReport, type RetentionReport } from '../core/retention.js';
+import type { Clock } from '../ports/clock.js';
+import type { JobKey, RetentionStore, TerminalJobStats } from '../ports/retentionStore.js';
+
+export interface RetentionOptions {
+  /** The instant the TTLs are counted back from (epoch ms). */
+  readonly now: number;
+  /** Results (partials and final) of jobs finished at least this long ago are deleted. */
+  readonly resultsTtlMs: number;
+  /** Event logs of jobs finished at least this long ago are deleted. */
+  readonly eventsTtlMs: number;
+  /** Count only: the store is read, never written. */
+  readonly dryRun: boolean;
+  /** Jobs examined per scan page and at most per delete transaction. Default 500. */
+  readonly batchSize?: number;
+  /** Rows (results + events) deleted at most per transaction. Default 1000. */
+  readonly maxRowsPerBatch?: number;
+  /** Pause between two store calls, so the API sharing the store gets its turn. Default 5 ms. */
+  readonly pauseMs?: number;
+  /** Stops the run between two store calls; the report then has `completed: false`. */
+  readonly signal?: AbortSignal;
+}
+
+export interface RetentionDeps {
+  readonly store: RetentionStore;
+  /** For started_at / finished_at / duration_ms only; the cutoffs come from `now`. */
+  readonly clock: Clock;
+  /** How to wait between store calls (tests inject a no-op). Default: a timer (0 ms: setImmediate). */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export const RETENTION_DEFAULTS = { batchSize: 500, maxRowsPerBatch: 1000, pauseMs: 5 } as const;
+
+const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => (ms > 0 ? setTimeout(resolve, ms) : setImmediate(resolve)));
+
+interface Tally {
+  /** Rows of this kind of the terminal jobs examined. */
+  rows: number;
+  /** Rows of eligible jobs, as counted by the scan (what a live run deletes). */
+  eligibleRows: number;
+  eligibleJobs: number;
+  deleted: number;
+}
+
+/**
+ * One retention run (SPEC §4.2): pages through every job, classifies the terminal ones by the
+ * core rules, and (unless dry run) deletes the eligible results and events in transactions
+ * of at most `batchSize` jobs and `maxRowsPerBatch` rows, pausing `pauseMs` between store
+ * calls. A dry run makes the same scan and reports the row counts a live run at the same
+ * `now` deletes; it never writes. A repeated live run deletes nothing more (idempotent).
+ * Job rows and their metadata are kept; deleted result ids are recorded as removed (410).
+ */
+export async function runRetention(deps: RetentionDeps, opts: RetentionOptions): Promise<RetentionReport> {
+  const batchSize = positiveInt('batchSize', opts.batchSize ?? RETENTION_DEFAULTS.batchSize);
+  const maxRows = positiveInt('maxRowsPerBatch', opts.maxRowsPerBatch ?? RETENTION_DEFAULTS.maxRowsPerBatch);
+  const pauseMs = opts.pauseMs ?? RETENTION_DEFAULTS.pauseMs;
+  if (!Number.isFinite(pauseMs) || pauseMs < 0) throw new UpshiftError('VALIDATION_FAILED', 'pauseMs must be >= 0');
+  for (const [name, v] of [['resultsTtlMs', opts.resultsTtlMs], ['eventsTtlMs', opts.eventsTtlMs], ['now', opts.now]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new UpshiftError('VALIDATION_FAILED', `${name} must be a non-negative integer`);
+  }
+  const { store, clock } = deps;
+  const sleep = deps.sleep ?? defaultSleep;
+  const startedAt = clock.now();
+  const cutoff: Record<RetentionKind, number> = {
+    results: retentionCutoff(opts.now, opts.resultsTtlMs),
+    events: retentionCutoff(opts.now, opts.eventsTtlMs),
+  };
+  const tally: Record<RetentionKind, Tally> = {
+    results: { rows: 0, eligibleRows: 0, eligibleJobs: 0, deleted: 0 },
+    events: { rows: 0, eligibleRows: 0, eligibleJobs: 0, deleted: 0 },
+  };
+  let terminal = 0;
+  let missing = 0;
+  let transactions = 0;
+  let completed = true;
+  const stopped = (): boolean => {
+    if (opts.signal?.aborted) completed = false;
+    return !completed;
+  };
+
+  const count = (job: TerminalJobStats): boolean => {
+    terminal++;
+    let eligible = false;
+    for (const kind of ['results', 'events'] as const) {
+      const rows = kind === 'results' ? job.resultCount : job.eventCount;
+      const t = tally[kind];
+      t.rows += rows;
+      const cls = classifyForRetention(job, cutoff[kind]);
+      if (kind === 'results' && cls === 'missing_timestamp') missing++;
+      if (cls === 'eligible' && rows > 0) {
+        t.eligibleRows += rows;
+        t.eligibleJobs++;
+        eligible = true;
+      }
+    }
+    return eligible;
+  };
+
+  let after: JobKey | null = null;
+  do {
+    if (stopped()) break;
+    const page = await store.scanTerminalJobs(after, batchSize);
+    after = page.next;
+    let targets: readonly JobKey[] = page.jobs.filter(count).map((j) => ({ orgId: j.orgId, jobId: j.jobId }));
+    while (!opts.dryRun && targets.length > 0) {
+      await sleep(pauseMs);
+      if (stopped()) break;
+      const out = await store.purgeJobData({ jobs: targets, resultsCutoff: cutoff.results, eventsCutoff: cutoff.events, maxRows, now: opts.now });
+      transactions++;
+      tally.results.deleted += out.resultsDeleted;
+      tally.events.deleted += out.eventsDeleted;
+      if (out.jobsDone === 0 && out.resultsDeleted + out.eventsDeleted === 0) {
+        throw new UpshiftError('INTERNAL', 'retention made no progress: the store deleted nothing and finished no job');
+      }
+      targets = targets.slice(out.jobsDone);
+    }
+    if (after !== null) await sleep(pauseMs);
+  } while (after !== null);
+
+  const finishedAt = clock.now();
+  const kindReport = (kind: RetentionKind, ttlMs: number): RetentionKindReport => {
+    const t = tally[kind];
+    const deleteCount = opts.dryRun ? t.eligibleRows : t.deleted;
+    return {
+      delete_count: deleteCount,
+      kept_count: Math.max(0, t.rows - deleteCount),
+      job_count: t.eligibleJobs,
+      ttl_seconds: ttlMs / 1000,
+      cutoff: new Date(cutoff[kind]).toISOString(),
+    };
+  };
+  return {
+    dry_run: opts.dryRun,
+    terminal_job_count: terminal,
+    results: kindReport('results', opts.resultsTtlMs),
+    events: kindReport('events', opts.eventsTtlMs),
+    skipped_missing_timestamp: missing,
+    completed,
+    now: new Date(opts.now).toISOString(),
+    started_at: new Date(startedAt).toISOString(),
+    finished_at: new Date(finishedAt).toISOString(),
+    duration_ms: Math.max(0, finishedAt - startedAt),
+    transactions,
+  };
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 1) throw new UpshiftError('VALIDATION_FAILED', `${name} must be a positive integer`);
+  return v;
+}
