@@ -12,16 +12,20 @@ import { closeDatasetProfilePool, createDatasetProfileAnalyzer, noopAnalyzer, sl
 import { AnalyzerRegistry } from './app/analyzerRegistry.js';
 import { ApiKeyService } from './app/apiKeys.js';
 import { JobService } from './app/jobService.js';
+import { runRetention, type RetentionOptions } from './app/retention.js';
+import { RetentionScheduler } from './app/retentionScheduler.js';
 import { WorkerRuntime } from './app/workerRuntime.js';
 import type { Config } from './config/config.js';
 import { defineAnalyzer, PermanentError, type Analyzer } from './core/analyzer.js';
 import { coerceError, UpshiftError } from './core/errors.js';
+import type { RetentionReport } from './core/retention.js';
 import { buildHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './ports/clock.js';
 import type { EventFeed } from './ports/eventFeed.js';
 import type { JobStore } from './ports/jobStore.js';
 import type { Logger } from './ports/logger.js';
 import type { HttpMetrics, Metrics } from './ports/metrics.js';
+import type { RetentionStore } from './ports/retentionStore.js';
 import { noopTracer, type Tracer } from './ports/tracer.js';
 
 /**
@@ -52,13 +56,19 @@ export interface Upshift {
   /** This instance's metrics (own Prometheus registry), served at GET /metrics. */
   readonly metrics: Metrics & HttpMetrics;
   readonly tracer: Tracer;
+  /**
+   * Runs retention once on this instance's store, sharing its writer with the API (`now`
+   * defaults to the clock). The scheduled runs (UPSHIFT_RETENTION_INTERVAL_MS) use the same path.
+   */
+  runRetention(opts: Omit<RetentionOptions, 'now'> & { readonly now?: number }): Promise<RetentionReport>;
   /** Starts the worker and (if built) listens on config.host:port. Returns the bound URL. */
   start(): Promise<string | null>;
   /** Graceful: stop accepting, drain workers until the shutdown grace, close the store. */
   close(): Promise<void>;
 }
 
-export function createStore(config: Config): JobStore {
+/** Every store adapter implements the retention port beside JobStore (`upshift retention`, the scheduler). */
+export function createStore(config: Config): JobStore & RetentionStore {
   if (config.database.kind === 'sqlite') {
     if (config.database.file !== ':memory:') mkdirSync(dirname(config.database.file), { recursive: true });
     return createSqliteJobStore({ file: config.database.file });
@@ -166,6 +176,22 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   };
   const http = opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, config, logger, readiness, metrics, tracer });
 
+  const rc = config.retention;
+  const retentionDefaults = { batchSize: rc.batchSize, maxRowsPerBatch: rc.maxRowsPerBatch, pauseMs: rc.pauseMs };
+  const retention =
+    rc.intervalMs > 0
+      ? new RetentionScheduler({
+          store,
+          clock,
+          logger: logger.child({ component: 'retention' }),
+          metrics,
+          intervalMs: rc.intervalMs,
+          resultsTtlMs: rc.resultsTtlSeconds * 1000,
+          eventsTtlMs: rc.eventsTtlSeconds * 1000,
+          ...retentionDefaults,
+        })
+      : null;
+
   let closed = false;
   return {
     config,
@@ -179,8 +205,19 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
     logger,
     metrics,
     tracer,
+    async runRetention(o) {
+      try {
+        const report = await runRetention({ store, clock }, { ...retentionDefaults, ...o, now: o.now ?? clock.now() });
+        metrics.retentionRun(report, report.completed ? 0 : 1);
+        return report;
+      } catch (e) {
+        metrics.retentionRun(null, 1);
+        throw e;
+      }
+    },
     async start() {
       worker?.start();
+      retention?.start();
       if (!http) return null;
       return http.listen({ host: config.host, port: config.port });
     },
@@ -189,6 +226,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       closed = true;
       await http?.close();
       await worker?.stop(w.shutdownGraceMs);
+      await retention?.stop();
       offTransitions();
       metrics.close();
       await feed.close();

@@ -36,6 +36,16 @@ export interface Config {
     readonly sseHeartbeatMs: number;
     readonly rateLimitPerMinute: number;
   };
+  /** Scheduled retention inside the server (SPEC §4.2); `upshift retention` takes flags instead. */
+  readonly retention: {
+    /** 0 = no scheduled runs. */
+    readonly intervalMs: number;
+    readonly resultsTtlSeconds: number;
+    readonly eventsTtlSeconds: number;
+    readonly batchSize: number;
+    readonly maxRowsPerBatch: number;
+    readonly pauseMs: number;
+  };
   readonly analyzerModules: readonly string[];
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** OpenTelemetry traces: on when enabled and an OTLP endpoint is set (docs/configuration.md). */
@@ -71,6 +81,12 @@ export const CONFIG_KEYS = {
   UPSHIFT_SYNC_TIMEOUT_MS: '60000',
   UPSHIFT_SSE_HEARTBEAT_MS: '15000',
   UPSHIFT_RATE_LIMIT_PER_MINUTE: '0',
+  UPSHIFT_RETENTION_INTERVAL_MS: '0',
+  UPSHIFT_RETENTION_RESULTS_TTL_SECONDS: '604800',
+  UPSHIFT_RETENTION_EVENTS_TTL_SECONDS: '259200',
+  UPSHIFT_RETENTION_BATCH_SIZE: '500',
+  UPSHIFT_RETENTION_MAX_ROWS_PER_BATCH: '1000',
+  UPSHIFT_RETENTION_PAUSE_MS: '5',
   UPSHIFT_ANALYZERS: '',
   UPSHIFT_LOG_LEVEL: 'info',
   UPSHIFT_OTEL_ENABLED: 'true',
@@ -151,6 +167,14 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
       syncTimeoutMs: int('UPSHIFT_SYNC_TIMEOUT_MS', 100, 86_400_000),
       sseHeartbeatMs: int('UPSHIFT_SSE_HEARTBEAT_MS', 100, 600_000),
       rateLimitPerMinute: int('UPSHIFT_RATE_LIMIT_PER_MINUTE', 0, 100_000_000),
+    },
+    retention: {
+      intervalMs: int('UPSHIFT_RETENTION_INTERVAL_MS', 0, 31_536_000_000),
+      resultsTtlSeconds: int('UPSHIFT_RETENTION_RESULTS_TTL_SECONDS', 0, 3_153_600_000),
+      eventsTtlSeconds: int('UPSHIFT_RETENTION_EVENTS_TTL_SECONDS', 0, 3_153_600_000),
+      batchSize: int('UPSHIFT_RETENTION_BATCH_SIZE', 1, 100_000),
+      maxRowsPerBatch: int('UPSHIFT_RETENTION_MAX_ROWS_PER_BATCH', 1, 1_000_000),
+      pauseMs: int('UPSHIFT_RETENTION_PAUSE_MS', 0, 60_000),
     },
     analyzerModules: get('UPSHIFT_ANALYZERS').split(',').map((s) => s.trim()).filter(Boolean).map((p) => resolve(p)),
     logLevel: oneOf('UPSHIFT_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
