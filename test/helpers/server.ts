@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type ConfigKey } from '../../src/config/config.js';
 import type { Analyzer } from '../../src/core/analyzer.js';
+import type { Logger } from '../../src/ports/logger.js';
 import type { Tracer } from '../../src/ports/tracer.js';
 import { createUpshift, type Upshift } from '../../src/main.js';
 
@@ -22,7 +23,7 @@ export interface TestServer {
  */
 export async function startTestServer(
   overrides: Partial<Record<ConfigKey, string>> = {},
-  opts: { analyzers?: readonly Analyzer<never, unknown>[]; tracer?: Tracer } = {},
+  opts: { analyzers?: readonly Analyzer<never, unknown>[]; tracer?: Tracer; logger?: Logger } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-http-'));
   const config = loadConfig(
@@ -41,7 +42,7 @@ export async function startTestServer(
       ...overrides,
     },
   );
-  const app = await createUpshift({ config, ...(opts.analyzers && { analyzers: opts.analyzers }), ...(opts.tracer && { tracer: opts.tracer }) });
+  const app = await createUpshift({ config, ...(opts.analyzers && { analyzers: opts.analyzers }), ...(opts.tracer && { tracer: opts.tracer }), ...(opts.logger && { logger: opts.logger }) });
   let url: string | null;
   try {
     url = await app.start();
