@@ -15,6 +15,12 @@ const scenarios: Record<string, (reps: number, quick: boolean) => Promise<Measur
     }
     return out;
   },
+  // Retention under API load (bench/scenarios/retention.ts): >= 1,000,000 eligible events.
+  async retention(reps, quick) {
+    const out: Measurement[] = [];
+    for (let i = 0; i < reps; i++) out.push(...(await runChild('scenarios/retention.js', quick ? ['200000', '500', '4'] : ['1000000', '500', '10'], {}, 900_000)));
+    return out;
+  },
 };
 
 async function main(): Promise<void> {
