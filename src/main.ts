@@ -4,6 +4,8 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { createInProcessEventFeed } from './adapters/feed/inProcessEventFeed.js';
+import { createPostgresEventFeed } from './adapters/feed/postgresEventFeed.js';
+import { createPostgresJobStore } from './adapters/store/postgres/postgresJobStore.js';
 import { createSqliteJobStore } from './adapters/store/sqlite/sqliteJobStore.js';
 import { createPromMetrics } from './adapters/telemetry/metrics.js';
 import { createOtelTracer } from './adapters/telemetry/otelTracer.js';
@@ -73,7 +75,21 @@ export function createStore(config: Config): JobStore & RetentionStore {
     if (config.database.file !== ':memory:') mkdirSync(dirname(config.database.file), { recursive: true });
     return createSqliteJobStore({ file: config.database.file });
   }
-  throw new UpshiftError('CONFIG_INVALID', 'the PostgreSQL store is not available in this build yet');
+  return withPendingPorts(createPostgresJobStore({ url: config.database.url }));
+}
+
+/**
+ * The PostgreSQL adapter implements JobStore; the ports added beside it since (retention,
+ * notifications) land on PostgreSQL in their own changes. Until then their methods reject
+ * with STORE_UNAVAILABLE naming the method, instead of the process refusing to start.
+ */
+function withPendingPorts<T extends object>(store: JobStore): T {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop in target || typeof prop === 'symbol' || prop === 'then') return Reflect.get(target, prop, receiver) as unknown;
+      return () => Promise.reject(new UpshiftError('STORE_UNAVAILABLE', `${prop} is not implemented by the PostgreSQL store yet`));
+    },
+  }) as unknown as T;
 }
 
 export async function loadAnalyzerModules(paths: readonly string[]): Promise<Analyzer<never, unknown>[]> {
@@ -127,7 +143,12 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
 
   const store = createStore(config);
   await store.migrate();
-  const feed = createInProcessEventFeed(store, (e) => logger.error({ err: coerceError(e) }, 'event listener failed'));
+  // Scale mode: every process sees every commit through LISTEN/NOTIFY (also the worker wake-up
+  // for jobs submitted by other processes); embedded: the store's own commit hook.
+  const feed =
+    config.database.kind === 'postgres'
+      ? createPostgresEventFeed({ url: config.database.url, onError: (e) => logger.warn({ err: coerceError(e) }, 'event feed: connection problem or listener error') })
+      : createInProcessEventFeed(store, (e) => logger.error({ err: coerceError(e) }, 'event listener failed'));
   const offTransitions = feed.subscribe((events) => {
     if (!logger.isLevelEnabled('info')) return;
     for (const e of events) {

@@ -1,0 +1,173 @@
+import type pg from 'pg';
+import { coerceError } from '../../core/errors.js';
+import type { JobEvent } from '../../core/events.js';
+import type { EventFeed } from '../../ports/eventFeed.js';
+import { createClient, ident, resolveNames, type PgNames } from '../store/postgres/postgresConnection.js';
+import { toEvent, type EventRow } from '../store/postgres/postgresRows.js';
+import { buildSql, type PgSql } from '../store/postgres/postgresSql.js';
+
+export interface PostgresEventFeedOptions {
+  readonly url: string;
+  readonly schema?: string;
+  readonly internalRole?: string;
+  /** Events read per query while catching up. Default 1000. */
+  readonly batchSize?: number;
+  /** Poll fallback: read anyway this often, in case a notification was lost. Default 1000 ms. */
+  readonly pollMs?: number;
+  /** First reconnect delay after the connection drops (doubles up to 5 s). Default 100 ms. */
+  readonly reconnectMs?: number;
+  /** Connection problems and listener errors; the feed itself keeps going. */
+  readonly onError?: (e: unknown) => void;
+  /** Deliver from this position on (exclusive). Default: the newest position at start. */
+  readonly afterPosition?: number;
+}
+
+export interface PostgresEventFeed extends EventFeed {
+  /** Resolves once the feed is listening (and knows its start position). */
+  ready(): Promise<void>;
+  /** Newest position delivered so far. */
+  readonly position: number;
+}
+
+/**
+ * Cross-process live feed. Every store commit that wrote events also NOTIFYs the schema's
+ * channel with its newest position (a tiny payload; the events themselves are never sent
+ * through NOTIFY). Each feed LISTENs on its own connection; a notification, or the poll
+ * timer, makes it read the events after the last position it delivered, in position order,
+ * in batches, and hand them to its subscribers. Because positions are commit-ordered (see
+ * docs/postgres.md), "everything after P" never misses an event that commits later with a
+ * smaller position: delivery has no gaps and no duplicates. After a dropped connection it
+ * reconnects with backoff and catches up from the last delivered position.
+ *
+ * The connection runs `SET ROLE <internal role>`: the feed reads every tenant's events.
+ */
+export function createPostgresEventFeed(opts: PostgresEventFeedOptions): PostgresEventFeed {
+  const names: PgNames = resolveNames({ schema: opts.schema, internalRole: opts.internalRole });
+  const sql: PgSql = buildSql(names.schema);
+  const batchSize = Math.max(1, opts.batchSize ?? 1000);
+  const onError = opts.onError ?? (() => undefined);
+  const listeners = new Set<(events: readonly JobEvent[]) => void>();
+  let position = opts.afterPosition ?? -1;
+  let client: pg.Client | null = null;
+  let closed = false;
+  let pumping: Promise<void> | null = null;
+  let again = false;
+  let reconnectDelay = opts.reconnectMs ?? 100;
+  let reconnectTimer: NodeJS.Timeout | null = null;
+  let readyResolve: () => void = () => undefined;
+  const readyPromise = new Promise<void>((r) => (readyResolve = r));
+
+  const poll = setInterval(() => void pump(), Math.max(10, opts.pollMs ?? 1000));
+  poll.unref();
+
+  async function connect(): Promise<void> {
+    if (closed) return;
+    const c = createClient(opts.url, `upshift-feed:${names.schema}`);
+    c.on('error', (e) => lost(c, e));
+    c.on('end', () => lost(c, new Error('feed connection ended')));
+    c.on('notification', () => void pump());
+    try {
+      await c.connect();
+      await c.query(`SET ROLE ${ident(names.internalRole)}`);
+      await c.query(`LISTEN ${ident(names.channel)}`);
+      if (position < 0) {
+        const r = await c.query<{ position: number }>(sql.maxPosition);
+        position = r.rows[0]?.position ?? 0;
+      }
+    } catch (e) {
+      lost(c, e);
+      return;
+    }
+    if (closed) {
+      await c.end().catch(() => undefined);
+      return;
+    }
+    client = c;
+    reconnectDelay = opts.reconnectMs ?? 100;
+    readyResolve();
+    // Catch up on whatever committed while we were not listening.
+    void pump();
+  }
+
+  const dead = new WeakSet<pg.Client>();
+  function lost(c: pg.Client, e: unknown): void {
+    // 'error' and 'end' may both fire for one drop: handle each connection once.
+    if (dead.has(c)) return;
+    dead.add(c);
+    if (client === c) client = null;
+    c.removeAllListeners('notification');
+    c.end().catch(() => undefined);
+    if (closed || reconnectTimer !== null) return;
+    onError(coerceError(e));
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = null;
+      void connect();
+    }, reconnectDelay);
+    reconnectDelay = Math.min(5000, reconnectDelay * 2);
+  }
+
+  /** Reads and delivers everything after `position`; coalesces concurrent triggers. */
+  function pump(): Promise<void> {
+    if (pumping) {
+      again = true;
+      return pumping;
+    }
+    pumping = (async () => {
+      do {
+        again = false;
+        for (;;) {
+          const c = client;
+          if (!c || closed || position < 0) return;
+          let rows: EventRow[];
+          try {
+            rows = (await c.query<EventRow>({ name: sql.names.eventsAfter, text: sql.eventsAfter, values: [position, batchSize] })).rows;
+          } catch (e) {
+            lost(c, e);
+            return;
+          }
+          if (rows.length === 0) break;
+          const events = rows.map(toEvent);
+          position = events.at(-1)?.position ?? position;
+          for (const l of listeners) {
+            try {
+              l(events);
+            } catch (e) {
+              onError(e);
+            }
+          }
+          if (rows.length < batchSize) break;
+        }
+      } while (again && !closed);
+    })().finally(() => {
+      pumping = null;
+    });
+    return pumping;
+  }
+
+  void connect();
+
+  return {
+    get position() {
+      return position;
+    },
+    ready: () => readyPromise,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async close() {
+      closed = true;
+      clearInterval(poll);
+      if (reconnectTimer) clearTimeout(reconnectTimer);
+      readyResolve();
+      await pumping;
+      listeners.clear();
+      const c = client;
+      client = null;
+      if (c) {
+        dead.add(c);
+        await c.end().catch(() => undefined);
+      }
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import pg from 'pg';
+import { UpshiftError } from '../../../core/errors.js';
+
+/** Names of the objects one store instance works with (schema, roles, NOTIFY channel). */
+export interface PgNames {
+  readonly schema: string;
+  /** Tenant-bound work runs as this role: it owns nothing, so row-level security binds it. */
+  readonly appRole: string;
+  /** Cross-tenant internals run as this role (a permissive policy grants it every row). */
+  readonly internalRole: string;
+  /** NOTIFY channel carrying the newest committed event position. */
+  readonly channel: string;
+}
+
+const IDENT_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function resolveNames(opts: { schema?: string; appRole?: string; internalRole?: string }): PgNames {
+  const schema = opts.schema ?? 'upshift';
+  const appRole = opts.appRole ?? 'upshift_app';
+  const internalRole = opts.internalRole ?? 'upshift_internal';
+  for (const [key, v] of Object.entries({ schema, appRole, internalRole })) {
+    if (!IDENT_RE.test(v)) throw new UpshiftError('CONFIG_INVALID', `PostgreSQL ${key} must match ${IDENT_RE.source}, got ${JSON.stringify(v)}`);
+  }
+  if (appRole === internalRole) throw new UpshiftError('CONFIG_INVALID', 'the application and internal PostgreSQL roles must differ');
+  return { schema, appRole, internalRole, channel: `${schema}_events`.slice(0, 63) };
+}
+
+/** Identifiers are validated by resolveNames; quoting keeps them literal anyway. */
+export const ident = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+
+/**
+ * bigint columns (epoch-ms timestamps, positions) as JS numbers: every value the store writes
+ * is a safe integer. Scoped to our pools, so other pg users in the process are unaffected.
+ */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === 20 && format !== 'binary' ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+export function createPool(url: string, max: number, applicationName: string): pg.Pool {
+  return new pg.Pool({
+    connectionString: url,
+    max,
+    types,
+    application_name: applicationName,
+    connectionTimeoutMillis: 10_000,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+  });
+}
+
+export function createClient(url: string, applicationName: string): pg.Client {
+  return new pg.Client({ connectionString: url, types, application_name: applicationName, connectionTimeoutMillis: 10_000, keepAlive: true });
+}

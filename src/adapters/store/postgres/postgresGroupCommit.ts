@@ -1,0 +1,338 @@
+import type pg from 'pg';
+import { UpshiftError } from '../../../core/errors.js';
+import type { JobEvent, JobEventType } from '../../../core/events.js';
+import { asJobId, asOrgId } from '../../../core/ids.js';
+import type { Json } from '../../../core/job.js';
+import type { JobStatus } from '../../../core/jobState.js';
+import type { PgNames } from './postgresConnection.js';
+import { isConnectionError, isRetryable, toStoreError } from './postgresErrors.js';
+import type { PgSql } from './postgresSql.js';
+
+/** An event written by an op; it gets its position when the batch appends its events. */
+export interface PendingEvent {
+  readonly jobId: string;
+  readonly orgId: string;
+  readonly eventSeq: number;
+  readonly type: JobEventType;
+  readonly status: JobStatus;
+  readonly payload: Json;
+  readonly occurredAt: number;
+}
+
+export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
+
+/**
+ * A write operation. Ops with the same non-null `key` that are queued in one event-loop turn
+ * run together in one `exec` call (multi-row statements). `exec` returns one outcome per
+ * input; a failed outcome must have written nothing for that input (guards run first). If
+ * `exec` throws, the transaction is dirty: the batch is rolled back and redone with one
+ * savepoint per op.
+ */
+export interface Op<I, T> {
+  readonly key: string | null;
+  /** `org:job` keys the op touches; null = unknown (claims, sweeps): nothing may overtake it. */
+  readonly jobs: readonly string[] | null;
+  readonly input: I;
+  readonly exec: (tx: Tx, inputs: readonly I[]) => Promise<Array<Outcome<T>>>;
+}
+
+export type CommitListener = (events: readonly JobEvent[]) => void;
+
+/**
+ * One open transaction of the batch. Tracks the role and org it runs as, so consecutive
+ * statements of one tenant pay for `set_config` once.
+ */
+export class Tx {
+  private role: 'app' | 'internal' | null = null;
+  private org: string | null = null;
+  readonly events: PendingEvent[] = [];
+
+  constructor(
+    readonly client: pg.PoolClient,
+    readonly names: PgNames,
+    readonly sql: PgSql,
+  ) {}
+
+  /** Tenant-bound: SET LOCAL ROLE <app> + the org setting every RLS policy reads. */
+  async asTenant(org: string): Promise<void> {
+    if (this.role === 'app' && this.org === org) return;
+    await this.client.query({ name: this.sql.names.setTenant, text: this.sql.setTenant, values: [this.names.appRole, org] });
+    this.role = 'app';
+    this.org = org;
+  }
+
+  /** Cross-tenant internals (lease recovery): SET LOCAL ROLE <internal>, no org. */
+  async asInternal(): Promise<void> {
+    if (this.role === 'internal') return;
+    await this.client.query({ name: this.sql.names.setInternal, text: this.sql.setInternal, values: [this.names.internalRole] });
+    this.role = 'internal';
+    this.org = null;
+  }
+
+  async query<R extends pg.QueryResultRow>(name: keyof PgSql['names'], values: unknown[]): Promise<R[]> {
+    const r = await this.client.query<R>({ name: this.sql.names[name], text: this.sql[name], values });
+    return r.rows;
+  }
+
+  emit(e: PendingEvent): void {
+    this.events.push(e);
+  }
+
+  /** After ROLLBACK TO SAVEPOINT the role and setting revert to unknown values. */
+  forget(): void {
+    this.role = null;
+    this.org = null;
+  }
+
+  /**
+   * Appends every event of the transaction. Positions are assigned only here, under a
+   * transaction-level advisory lock held until COMMIT: the transaction that gets position P
+   * is visible before any other can take the lock and get P+1, so positions are commit order
+   * (see docs/postgres.md). Inserted per org as the application role, so RLS checks them too.
+   */
+  async appendEvents(): Promise<JobEvent[]> {
+    const byOrg = new Map<string, PendingEvent[]>();
+    for (const e of this.events) {
+      const list = byOrg.get(e.orgId);
+      if (list) list.push(e);
+      else byOrg.set(e.orgId, [e]);
+    }
+    const out: JobEvent[] = [];
+    let first = true;
+    for (const [org, evs] of byOrg) {
+      if (first) {
+        await this.client.query({ name: this.sql.names.positionLock, text: this.sql.positionLock, values: [`upshift.positions.${this.names.schema}`, this.names.appRole, org] });
+        this.role = 'app';
+        this.org = org;
+        first = false;
+      } else {
+        await this.asTenant(org);
+      }
+      const rows = await this.query<{ position: number; job_id: string; event_seq: number }>('insertEvents', [
+        evs.map((e) => e.jobId),
+        evs.map((e) => e.eventSeq),
+        evs.map((e) => e.orgId),
+        evs.map((e) => e.type),
+        evs.map((e) => e.status),
+        evs.map((e) => JSON.stringify(e.payload) ?? 'null'),
+        evs.map((e) => e.occurredAt),
+      ]);
+      const pos = new Map(rows.map((r) => [`${r.job_id}:${r.event_seq}`, r.position]));
+      for (const e of evs) {
+        const position = pos.get(`${e.jobId}:${e.eventSeq}`);
+        if (position === undefined) throw new UpshiftError('INTERNAL', `event ${e.jobId}#${e.eventSeq} got no position`);
+        out.push({ jobId: asJobId(e.jobId), orgId: asOrgId(e.orgId), eventSeq: e.eventSeq, type: e.type, status: e.status, payload: e.payload, occurredAt: e.occurredAt, position });
+      }
+    }
+    out.sort((a, b) => a.position - b.position);
+    const last = out.at(-1);
+    if (last) await this.client.query({ name: this.sql.names.notify, text: this.sql.notify, values: [this.names.channel, String(last.position)] });
+    return out;
+  }
+}
+
+interface Pending {
+  readonly op: Op<unknown, unknown>;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface Group {
+  readonly key: string | null;
+  readonly items: Pending[];
+}
+
+class DirtyFailure extends Error {
+  constructor(
+    readonly group: number,
+    readonly error: unknown,
+  ) {
+    super('an op failed after writing');
+  }
+}
+
+const MAX_RETRIES = 4;
+
+/**
+ * Group commit for PostgreSQL: every write queued during one event-loop turn runs in one
+ * transaction (one WAL flush), ops of the same kind and org as multi-row statements. Up to
+ * `maxConcurrent` batches are in flight on separate pooled connections; while they are busy
+ * new ops accumulate, so batches grow with load. Promises settle and listeners fire only after
+ * COMMIT. Serialization failures and deadlocks (40001, 40P01) redo the whole batch.
+ */
+export class PgGroupCommit {
+  private queue: Pending[] = [];
+  private scheduled: NodeJS.Immediate | null = null;
+  private active = 0;
+  private closed = false;
+  private idle: Array<() => void> = [];
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly names: PgNames,
+    private readonly sql: PgSql,
+    private readonly listeners: ReadonlySet<CommitListener>,
+    private readonly opts: { maxConcurrent: number; maxOpsPerTx: number; onListenerError: (e: unknown) => void },
+  ) {}
+
+  enqueue<I, T>(op: Op<I, T>): Promise<T> {
+    if (this.closed) return Promise.reject(new UpshiftError('STORE_UNAVAILABLE', 'the PostgreSQL store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ op: op as Op<unknown, unknown>, resolve: resolve as (v: unknown) => void, reject });
+      this.schedule();
+    });
+  }
+
+  /** Refuses new ops and waits until every queued and running batch has settled. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.queue.length > 0 || this.active > 0) {
+      if (this.scheduled === null && this.active === 0) this.flush();
+      await new Promise<void>((r) => this.idle.push(r));
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled === null) this.scheduled = setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.scheduled = null;
+    while (this.queue.length > 0 && this.active < this.opts.maxConcurrent) {
+      const batch = this.queue.splice(0, this.opts.maxOpsPerTx);
+      this.active++;
+      void this.runBatch(batch).finally(() => {
+        this.active--;
+        if (this.queue.length > 0) this.schedule();
+        for (const r of this.idle.splice(0)) r();
+      });
+    }
+  }
+
+  /**
+   * Groups ops without reordering what matters: an op joins an earlier group of its key only if
+   * no later group touches one of its jobs and no barrier (an op on unknown jobs) came after.
+   */
+  private group(batch: readonly Pending[]): Group[] {
+    const groups: Group[] = [];
+    const lastByKey = new Map<string, number>();
+    const lastTouch = new Map<string, number>();
+    let barrier = -1;
+    for (const p of batch) {
+      const { key, jobs } = p.op;
+      let gi = -1;
+      if (key !== null && jobs !== null) {
+        const cand = lastByKey.get(key);
+        if (cand !== undefined && cand > barrier && jobs.every((j) => (lastTouch.get(j) ?? -1) <= cand)) gi = cand;
+      }
+      if (gi < 0) {
+        gi = groups.length;
+        groups.push({ key, items: [] });
+        if (key !== null) lastByKey.set(key, gi);
+      }
+      (groups[gi] as Group).items.push(p);
+      if (jobs === null) barrier = gi;
+      else for (const j of jobs) lastTouch.set(j, gi);
+    }
+    return groups;
+  }
+
+  private async runBatch(batch: Pending[]): Promise<void> {
+    const groups = this.group(batch);
+    let result: { outcomes: Map<Pending, Outcome<unknown>>; events: JobEvent[] } | undefined;
+    let failure: unknown;
+    for (let attempt = 0; attempt <= MAX_RETRIES && result === undefined; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (e) {
+        failure = e;
+        break;
+      }
+      let broken = false;
+      try {
+        try {
+          result = await this.runOnce(client, groups, null);
+        } catch (e) {
+          if (!(e instanceof DirtyFailure) || isRetryable(e.error) || isConnectionError(e.error)) throw e instanceof DirtyFailure ? e.error : e;
+          await client.query('ROLLBACK');
+          result = await this.runOnce(client, groups, e);
+        }
+      } catch (e) {
+        failure = e;
+        broken = isConnectionError(e);
+        if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
+        if (!isRetryable(e)) {
+          client.release(broken);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
+      }
+      client.release(broken);
+    }
+    if (result === undefined) {
+      const error = toStoreError(failure);
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    for (const p of batch) {
+      const o = result.outcomes.get(p);
+      if (o?.ok) p.resolve(o.value);
+      else p.reject(o ? toStoreError(o.error) : new UpshiftError('INTERNAL', 'op produced no outcome'));
+    }
+    if (result.events.length > 0) {
+      for (const l of this.listeners) {
+        try {
+          l(result.events);
+        } catch (e) {
+          this.opts.onListenerError(e);
+        }
+      }
+    }
+  }
+
+  /** BEGIN, every group, events, COMMIT. `failed` set: safe mode, one savepoint per op. */
+  private async runOnce(client: pg.PoolClient, groups: readonly Group[], failed: DirtyFailure | null): Promise<{ outcomes: Map<Pending, Outcome<unknown>>; events: JobEvent[] }> {
+    const tx = new Tx(client, this.names, this.sql);
+    const outcomes = new Map<Pending, Outcome<unknown>>();
+    await client.query('BEGIN');
+    for (let gi = 0; gi < groups.length; gi++) {
+      const g = groups[gi] as Group;
+      const exec = (g.items[0] as Pending).op.exec;
+      if (failed === null) {
+        let outs: Array<Outcome<unknown>>;
+        try {
+          outs = await exec(tx, g.items.map((p) => p.op.input));
+        } catch (e) {
+          throw new DirtyFailure(gi, e);
+        }
+        g.items.forEach((p, i) => outcomes.set(p, outs[i] ?? { ok: false, error: new UpshiftError('INTERNAL', 'missing outcome') }));
+        continue;
+      }
+      if (gi === failed.group && g.items.length === 1) {
+        // Not run again: it keeps its error (and a callback inside it is not invoked twice).
+        outcomes.set(g.items[0] as Pending, { ok: false, error: failed.error });
+        continue;
+      }
+      for (const p of g.items) {
+        const mark = tx.events.length;
+        await client.query('SAVEPOINT op');
+        try {
+          const [out] = await exec(tx, [p.op.input]);
+          await client.query('RELEASE SAVEPOINT op');
+          outcomes.set(p, out ?? { ok: false, error: new UpshiftError('INTERNAL', 'missing outcome') });
+        } catch (e) {
+          if (isConnectionError(e) || isRetryable(e)) throw e;
+          await client.query('ROLLBACK TO SAVEPOINT op');
+          await client.query('RELEASE SAVEPOINT op');
+          tx.events.length = mark;
+          tx.forget();
+          outcomes.set(p, { ok: false, error: e });
+        }
+      }
+    }
+    const events = tx.events.length > 0 ? await tx.appendEvents() : [];
+    await client.query('COMMIT');
+    return { outcomes, events };
+  }
+}

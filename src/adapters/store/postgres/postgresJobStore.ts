@@ -1,0 +1,226 @@
+import type pg from 'pg';
+import { UpshiftError } from '../../../core/errors.js';
+import type { JobEvent } from '../../../core/events.js';
+import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
+import { createPool, resolveNames, type PgNames } from './postgresConnection.js';
+import { isConnectionError, toStoreError } from './postgresErrors.js';
+import { PgGroupCommit, type CommitListener, type Op } from './postgresGroupCommit.js';
+import { claimOp, createApiKeyOp, recoverOp, revokeApiKeyOp, submitOp } from './postgresJobWrites.js';
+import { applyMigrations, loadMigrations, schemaState } from './postgresMigrator.js';
+import { heartbeatOp, mutationOp } from './postgresMutations.js';
+import { toApiKey, toClaimedJob, toEvent, toJob, toRemovedResult, toResult, type ApiKeyRow, type EventRow, type JobRow, type RemovedResultRow, type ResultRow } from './postgresRows.js';
+import { buildSql, type PgSql } from './postgresSql.js';
+
+export interface PostgresJobStoreOptions {
+  /** postgres://user@host:port/db — the user owns (or will create) the schema. */
+  readonly url: string;
+  /** Schema holding every object of the store. Default `upshift`. */
+  readonly schema?: string;
+  /** Connections in the pool (writes and reads). Default 10. */
+  readonly poolSize?: number;
+  /** Role tenant-bound work runs as (subject to RLS). Default `upshift_app`. */
+  readonly appRole?: string;
+  /** Role cross-tenant internals run as. Default `upshift_internal`. */
+  readonly internalRole?: string;
+  /** Group-commit transactions in flight at once. Default 3. */
+  readonly maxConcurrentBatches?: number;
+  /** Cap on ops per group-commit transaction. Default 2000. */
+  readonly maxOpsPerTransaction?: number;
+  /** Called when an onCommitted listener throws (listeners are isolated from each other). */
+  readonly onListenerError?: (e: unknown) => void;
+}
+
+/** Sorts after every job id: the "no cursor" bound of listJobs. */
+const NO_CURSOR = '~';
+
+const LIST_BY_STATUS = { queued: 'listQueued', running: 'listRunning', completed: 'listCompleted', failed: 'listFailed', canceled: 'listCanceled' } as const;
+
+/**
+ * The scale-mode store: PostgreSQL with row-level security. Writes are group-committed (see
+ * PgGroupCommit); reads run in short transactions on pooled connections, tenant reads as the
+ * application role with the org setting, cross-tenant reads as the internal role.
+ */
+export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore {
+  const names = resolveNames(opts);
+  const sql = buildSql(names.schema);
+  const migrations = loadMigrations();
+  const pool = createPool(opts.url, Math.max(2, opts.poolSize ?? 10), 'upshift-store');
+  // An idle client's error (server restart) must not crash the process; the pool drops it.
+  pool.on('error', () => undefined);
+  const listeners = new Set<CommitListener>();
+  const writer = new PgGroupCommit(pool, names, sql, listeners, {
+    maxConcurrent: Math.max(1, opts.maxConcurrentBatches ?? 3),
+    maxOpsPerTx: Math.max(1, opts.maxOpsPerTransaction ?? 2000),
+    onListenerError: opts.onListenerError ?? (() => undefined),
+  });
+  let closed = false;
+
+  const write = <I, T>(op: Op<I, T>): Promise<T> => (closed ? Promise.reject(closedError()) : writer.enqueue(op));
+  const tenantRead = <T>(org: string, run: (q: Query) => Promise<T>): Promise<T> => read(pool, names, sql, org, run, () => closed);
+  const internalRead = <T>(run: (q: Query) => Promise<T>): Promise<T> => read(pool, names, sql, null, run, () => closed);
+
+  return {
+    kind: 'postgres',
+
+    async migrate() {
+      if (closed) throw closedError();
+      return { applied: await applyMigrations(pool, names, migrations) };
+    },
+
+    async ping() {
+      if (closed) throw closedError();
+      let state;
+      try {
+        const c = await pool.connect();
+        try {
+          state = await schemaState(c, names, migrations);
+        } finally {
+          c.release();
+        }
+      } catch (e) {
+        throw toStoreError(e);
+      }
+      if (state === 'too_new') throw new UpshiftError('STORE_SCHEMA_TOO_NEW');
+      if (state === 'not_migrated') throw new UpshiftError('STORE_NOT_MIGRATED');
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      try {
+        await writer.close();
+      } finally {
+        listeners.clear();
+        await pool.end();
+      }
+    },
+
+    submitJob: (cmd) => write(submitOp(cmd)),
+    claimJobs: (cmd) => write(claimOp(cmd)),
+    heartbeat: (cmd) => (cmd.leases.length === 0 ? Promise.resolve([]) : write(heartbeatOp(cmd))),
+    recordProgress: (lease, fraction, message, now) => write(mutationOp<void>({ kind: 'progress', lease, fraction, message, now })),
+    recordPartial: (lease, chunkKey, payload, now) => write(mutationOp({ kind: 'partial', lease, chunkKey, payload, now })),
+    finishJob: (lease, outcome, now) => write(mutationOp({ kind: 'finish', lease, outcome, now })),
+    requestCancel: (orgId, jobId, now) => write(mutationOp({ kind: 'cancel', orgId, jobId, now })),
+    recoverExpiredLeases: (now, limit, retryAt) => write(recoverOp(now, limit, retryAt)),
+
+    getJob: (orgId, jobId) =>
+      tenantRead(orgId, async (q) => {
+        const [row] = await q<JobRow>('jobByOrg', [orgId, jobId]);
+        return row ? toJob(row) : undefined;
+      }),
+
+    listJobs: (orgId, query: ListJobsQuery) =>
+      query.limit <= 0
+        ? Promise.resolve([])
+        : tenantRead(orgId, async (q) => {
+            const name = query.status === undefined ? 'listJobs' : LIST_BY_STATUS[query.status];
+            const rows = await q<JobRow>(name, [
+              orgId,
+              query.beforeJobId ?? NO_CURSOR,
+              query.analyzer ?? null,
+              query.createdAfter ?? null,
+              query.createdBefore ?? null,
+              Math.floor(query.limit),
+            ]);
+            return rows.map(toJob);
+          }),
+
+    listEvents: (orgId, jobId, afterSeq, limit) =>
+      limit <= 0 ? Promise.resolve([]) : tenantRead(orgId, async (q) => (await q<EventRow>('listEvents', [orgId, jobId, afterSeq, Math.floor(limit)])).map(toEvent)),
+
+    listResults: (orgId, jobId) => tenantRead(orgId, async (q) => (await q<ResultRow>('listResults', [orgId, jobId])).map(toResult)),
+
+    getResult: (orgId, resultId) =>
+      tenantRead(orgId, async (q) => {
+        const [row] = await q<ResultRow>('resultByOrg', [orgId, resultId]);
+        return row ? toResult(row) : undefined;
+      }),
+
+    getLatestResult: (orgId, jobId) =>
+      tenantRead(orgId, async (q) => {
+        const [row] = await q<ResultRow>('latestResult', [orgId, jobId]);
+        return row ? toResult(row) : undefined;
+      }),
+
+    getRemovedResult: (orgId, resultId) =>
+      tenantRead(orgId, async (q) => {
+        const [row] = await q<RemovedResultRow>('removedResult', [orgId, resultId]);
+        return row ? toRemovedResult(row) : undefined;
+      }),
+
+    readyOrgs: (now, analyzers) =>
+      analyzers !== null && analyzers.length === 0
+        ? Promise.resolve([])
+        : internalRead(async (q) => {
+            const rows = await q<{ org_id: string }>('readyOrgs', [now, analyzers === null ? null : [...analyzers]]);
+            if (rows.length === 0) return [];
+            const running = new Map((await q<{ org_id: string; n: number }>('runningCounts', [rows.map((r) => r.org_id)])).map((r) => [r.org_id, r.n]));
+            return rows.map((r) => ({ orgId: r.org_id, running: running.get(r.org_id) ?? 0 }));
+          }),
+
+    listStaleCancels: (olderThan, limit) =>
+      limit <= 0 ? Promise.resolve([]) : internalRead(async (q) => (await q<JobRow>('staleCancels', [olderThan, Math.floor(limit)])).map(toClaimedJob)),
+
+    queueStats: (now) =>
+      internalRead(async (q) => {
+        const [r] = await q<{ queued: number; running: number; oldest: number | null }>('queueStats', [now]);
+        if (!r) return { queued: 0, running: 0, oldestReadyAgeMs: 0 };
+        return { queued: r.queued, running: r.running, oldestReadyAgeMs: r.oldest === null ? 0 : Math.max(0, now - r.oldest) };
+      }),
+
+    onCommitted(listener: (events: readonly JobEvent[]) => void) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+
+    createApiKey: (record) => write(createApiKeyOp(record)),
+    // Authentication happens before the tenant is known: lookup by hash is internal.
+    findApiKeyByHash: (hash) =>
+      internalRead(async (q) => {
+        const [row] = await q<ApiKeyRow>('apiKeyByHash', [hash]);
+        return row ? toApiKey(row) : undefined;
+      }),
+    revokeApiKey: (keyId, now) => write(revokeApiKeyOp(keyId, now)),
+    listApiKeys: (orgId) =>
+      orgId === null
+        ? internalRead(async (q) => (await q<ApiKeyRow>('listApiKeys', [])).map(toApiKey))
+        : tenantRead(orgId, async (q) => (await q<ApiKeyRow>('listApiKeysByOrg', [orgId])).map(toApiKey)),
+  };
+}
+
+const closedError = (): UpshiftError => new UpshiftError('STORE_UNAVAILABLE', 'the PostgreSQL store is closed');
+
+type Query = <R extends pg.QueryResultRow>(name: keyof PgSql['names'], values: unknown[]) => Promise<R[]>;
+
+/**
+ * One short read transaction: as the application role bound to `org`, or (org null) as the
+ * internal role. SET LOCAL semantics: nothing leaks to the next user of the connection.
+ */
+async function read<T>(pool: pg.Pool, names: PgNames, sql: PgSql, org: string | null, run: (q: Query) => Promise<T>, isClosed: () => boolean): Promise<T> {
+  if (isClosed()) throw closedError();
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (e) {
+    throw toStoreError(e);
+  }
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    if (org === null) await client.query({ name: sql.names.setInternal, text: sql.setInternal, values: [names.internalRole] });
+    else await client.query({ name: sql.names.setTenant, text: sql.setTenant, values: [names.appRole, org] });
+    const q: Query = async (name, values) => (await client.query({ name: sql.names[name], text: sql[name], values })).rows;
+    const out = await run(q);
+    await client.query('COMMIT');
+    return out;
+  } catch (e) {
+    broken = isConnectionError(e);
+    if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
+    throw toStoreError(e);
+  } finally {
+    client.release(broken);
+  }
+}

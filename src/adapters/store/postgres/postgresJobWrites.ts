@@ -1,0 +1,175 @@
+import { UpshiftError } from '../../../core/errors.js';
+import { newToken } from '../../../core/ids.js';
+import type { ClaimedJob, Job, JobError } from '../../../core/job.js';
+import { assertTransition } from '../../../core/jobState.js';
+import type { ApiKeyRecord, ClaimCommand, SubmitJobCommand } from '../../../ports/jobStore.js';
+import type { Op, Outcome } from './postgresGroupCommit.js';
+import { toClaimedJob, toJob, toJsonText, type JobRow } from './postgresRows.js';
+import { cancelRow, emitEvent, failRow, requeueRow, writeBack } from './postgresRowWrites.js';
+
+/**
+ * Submits, claims, lease recovery and API key writes as group-commit ops. Submits of one org
+ * queued in the same turn become one multi-row INSERT; a claim is one statement
+ * (FOR UPDATE SKIP LOCKED inside an UPDATE … RETURNING).
+ */
+
+export function submitOp(cmd: SubmitJobCommand): Op<SubmitJobCommand, { job: Job; created: boolean }> {
+  return { key: `submit:${cmd.orgId}`, jobs: [`${cmd.orgId}:${cmd.jobId}`], input: cmd, exec: execSubmits };
+}
+
+async function execSubmits(tx: Parameters<Op<SubmitJobCommand, unknown>['exec']>[0], cmds: readonly SubmitJobCommand[]): Promise<Array<Outcome<{ job: Job; created: boolean }>>> {
+  assertTransition('new', 'queued', 'submit');
+  const org = (cmds[0] as SubmitJobCommand).orgId;
+  await tx.asTenant(org);
+  const runAt = (c: SubmitJobCommand): number => c.runAt ?? c.now;
+  // ON CONFLICT on the idempotency index only: a same-key submit (in this statement, or
+  // committed/in flight elsewhere — the insert waits for it) is skipped and resolved below.
+  const inserted = new Set(
+    (
+      await tx.query<{ job_id: string }>('insertJobs', [
+        org,
+        cmds.map((c) => c.jobId),
+        cmds.map((c) => c.analyzer),
+        cmds.map((c) => toJsonText(c.input)),
+        cmds.map((c) => c.maxAttempts),
+        cmds.map((c) => c.priority),
+        cmds.map((c) => c.idempotencyKey),
+        cmds.map((c) => c.requestHash),
+        cmds.map((c) => c.now),
+        cmds.map(runAt),
+        cmds.map((c) => c.traceContext),
+      ])
+    ).map((r) => r.job_id),
+  );
+  const skipped = cmds.filter((c) => !inserted.has(c.jobId));
+  const byKey = new Map<string, JobRow>();
+  if (skipped.length > 0) {
+    const rows = await tx.query<JobRow>('jobsByIdempotencyKey', [org, [...new Set(skipped.map((c) => c.idempotencyKey))]]);
+    for (const r of rows) if (r.idempotency_key !== null) byKey.set(r.idempotency_key, r);
+  }
+  return cmds.map((c): Outcome<{ job: Job; created: boolean }> => {
+    if (!inserted.has(c.jobId)) {
+      const existing = c.idempotencyKey === null ? undefined : byKey.get(c.idempotencyKey);
+      if (!existing) return { ok: false, error: new UpshiftError('STORE_CONFLICT', `job ${c.jobId} could not be inserted`) };
+      if (existing.request_hash !== c.requestHash) {
+        return {
+          ok: false,
+          error: new UpshiftError('IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was already used with a different request', { details: { job_id: existing.job_id } }),
+        };
+      }
+      return { ok: true, value: { job: toJob(existing), created: false } };
+    }
+    const input = JSON.parse(toJsonText(c.input)) as JobRow['input'];
+    const row: JobRow = {
+      job_id: c.jobId, org_id: c.orgId, analyzer: c.analyzer, input, status: 'queued', attempt: 1, max_attempts: c.maxAttempts,
+      priority: c.priority, idempotency_key: c.idempotencyKey, request_hash: c.requestHash, progress_fraction: 0, progress_message: null,
+      created_at: c.now, run_at: runAt(c), started_at: null, finished_at: null, cancel_requested_at: null, result_id: null, partial_count: 0,
+      error: null, trace_context: c.traceContext, lease_token: null, lease_expires_at: null, worker_id: null, last_event_seq: 1,
+    };
+    emitEvent(tx, row, 'job.queued', { analyzer: c.analyzer, priority: c.priority, max_attempts: c.maxAttempts, run_at: row.run_at }, c.now);
+    return { ok: true, value: { job: toJob(row), created: true } };
+  });
+}
+
+const claimOrder = (a: JobRow, b: JobRow): number =>
+  b.priority - a.priority || a.run_at - b.run_at || (a.job_id < b.job_id ? -1 : a.job_id > b.job_id ? 1 : 0);
+
+/** started_at is set on every claim: it is the start of the current (latest) attempt. */
+export function claimOp(cmd: ClaimCommand): Op<ClaimCommand, ClaimedJob[]> {
+  return {
+    key: null,
+    jobs: null,
+    input: cmd,
+    exec: async (tx, [c]) => {
+      const cmd = c as ClaimCommand;
+      if (cmd.limit <= 0 || (cmd.analyzers !== null && cmd.analyzers.length === 0)) return [{ ok: true, value: [] }];
+      // The statement selects only queued rows and moves them to running.
+      assertTransition('queued', 'running', 'claim');
+      await tx.asTenant(cmd.orgId);
+      // One random draw per claim, suffixed per job: unique and unguessable tokens.
+      const rows = await tx.query<JobRow>('claim', [
+        cmd.orgId,
+        cmd.now,
+        cmd.analyzers === null ? null : [...cmd.analyzers],
+        Math.floor(cmd.limit),
+        newToken('lse_'),
+        cmd.now + cmd.leaseMs,
+        cmd.workerId,
+      ]);
+      rows.sort(claimOrder);
+      for (const row of rows) emitEvent(tx, row, 'job.started', { attempt: row.attempt, worker_id: cmd.workerId }, cmd.now);
+      return [{ ok: true, value: rows.map(toClaimedJob) }];
+    },
+  };
+}
+
+const LEASE_EXPIRED: JobError = { code: 'LEASE_EXPIRED', message: 'the worker holding the job stopped heartbeating; the lease expired' };
+
+/**
+ * Cross-tenant (internal role). SKIP LOCKED: concurrent sweepers in other processes take
+ * disjoint rows. Every retryAt is computed before anything is written, so a throwing callback
+ * fails this op alone and writes nothing.
+ */
+export function recoverOp(now: number, limit: number, retryAt: (job: Job) => number): Op<null, Job[]> {
+  return {
+    key: null,
+    jobs: null,
+    input: null,
+    exec: async (tx) => {
+      if (limit <= 0) return [{ ok: true, value: [] }];
+      await tx.asInternal();
+      const rows = await tx.query<JobRow>('expiredLeases', [now, Math.floor(limit)]);
+      const plans: Array<{ row: JobRow; runAt: number | null }> = [];
+      try {
+        for (const row of rows) {
+          const requeue = row.cancel_requested_at === null && row.attempt < row.max_attempts;
+          plans.push({ row, runAt: requeue ? retryAt(toJob(row)) : null });
+        }
+      } catch (e) {
+        return [{ ok: false, error: e }];
+      }
+      const after = plans.map(({ row, runAt }) => {
+        if (row.cancel_requested_at !== null) {
+          assertTransition('running', 'canceled', 'lease_expired');
+          return cancelRow(tx, row, 'lease_expired', now);
+        }
+        if (runAt !== null) {
+          assertTransition('running', 'queued', 'lease_expired');
+          return requeueRow(tx, row, LEASE_EXPIRED, runAt, now);
+        }
+        assertTransition('running', 'failed', 'lease_expired');
+        return failRow(tx, row, LEASE_EXPIRED, now);
+      });
+      await writeBack(tx, after);
+      return [{ ok: true, value: after.map(toJob) }];
+    },
+  };
+}
+
+export function createApiKeyOp(record: ApiKeyRecord): Op<ApiKeyRecord, void> {
+  return {
+    key: null,
+    jobs: [],
+    input: record,
+    exec: async (tx, [r]) => {
+      const rec = r as ApiKeyRecord;
+      await tx.asTenant(rec.orgId);
+      await tx.query('insertApiKey', [rec.keyId, rec.orgId, rec.hash, rec.label, rec.createdAt, rec.revokedAt]);
+      return [{ ok: true, value: undefined }];
+    },
+  };
+}
+
+/** Revocation by key id (an operator action, not tenant-bound): internal role. */
+export function revokeApiKeyOp(keyId: string, now: number): Op<null, boolean> {
+  return {
+    key: null,
+    jobs: [],
+    input: null,
+    exec: async (tx) => {
+      await tx.asInternal();
+      const rows = await tx.query('revokeApiKey', [keyId, now]);
+      return [{ ok: true, value: rows.length > 0 }];
+    },
+  };
+}

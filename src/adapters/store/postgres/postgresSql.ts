@@ -1,0 +1,120 @@
+import { createHash } from 'node:crypto';
+import { ident } from './postgresConnection.js';
+import { jobCols } from './postgresRows.js';
+
+/**
+ * Every statement the PostgreSQL store runs, built once per schema. Values are always bound;
+ * arrays (unnest) carry multi-row writes. Each statement is a named prepared statement per
+ * connection (`names`), so the hot path skips parse and plan. Statements on
+ * `status = 'queued' | 'running'` spell the literal so the planner can use the partial indexes.
+ */
+export function buildSql(schema: string) {
+  const s = ident(schema);
+  const J = jobCols();
+  const JJ = jobCols('j');
+  const LIST = `job_id < $2
+      AND ($3::text IS NULL OR analyzer = $3)
+      AND ($4::bigint IS NULL OR created_at >= $4)
+      AND ($5::bigint IS NULL OR created_at < $5)
+    ORDER BY job_id DESC LIMIT $6`;
+  const text = {
+    // One round trip: role and org are both GUCs, set for this transaction only.
+    setTenant: `SELECT set_config('role', $1, true), set_config('upshift.org_id', $2, true)`,
+    setInternal: `SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`,
+    positionLock: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), set_config('role', $2, true), set_config('upshift.org_id', $3, true)`,
+    notify: `SELECT pg_notify($1, $2)`,
+    insertEvents: `INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
+      SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bigint[])
+      RETURNING position, job_id, event_seq`,
+
+    insertJobs: `INSERT INTO ${s}.jobs (job_id, org_id, analyzer, input, status, attempt, max_attempts, priority,
+        idempotency_key, request_hash, created_at, run_at, trace_context, last_event_seq)
+      SELECT u.job_id, $1, u.analyzer, u.input, 'queued', 1, u.max_attempts, u.priority, u.idempotency_key, u.request_hash,
+        u.created_at, u.run_at, u.trace_context, 1
+      FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[])
+        AS u(job_id, analyzer, input, max_attempts, priority, idempotency_key, request_hash, created_at, run_at, trace_context)
+      ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+      RETURNING job_id`,
+    jobsByIdempotencyKey: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND idempotency_key = ANY($2::text[])`,
+
+    claim: `WITH picked AS (
+        SELECT org_id, job_id FROM ${s}.jobs
+        WHERE org_id = $1 AND status = 'queued' AND run_at <= $2 AND ($3::text[] IS NULL OR analyzer = ANY($3::text[]))
+        ORDER BY priority DESC, run_at, job_id
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED)
+      UPDATE ${s}.jobs j SET status = 'running', lease_token = $5 || '.' || substr(j.job_id, 5), lease_expires_at = $6,
+        worker_id = $7, started_at = $2, last_event_seq = j.last_event_seq + 1
+      FROM picked WHERE j.org_id = picked.org_id AND j.job_id = picked.job_id
+      RETURNING ${JJ}`,
+
+    // Writers lock and read the rows, decide in JS (core transition table), then write back.
+    lockJobs: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND job_id = ANY($2::text[]) ORDER BY job_id FOR UPDATE`,
+    writeBack: `UPDATE ${s}.jobs j SET status = u.status, attempt = u.attempt, run_at = u.run_at,
+        progress_fraction = u.progress_fraction, progress_message = u.progress_message, started_at = u.started_at,
+        finished_at = u.finished_at, cancel_requested_at = u.cancel_requested_at, result_id = u.result_id,
+        partial_count = u.partial_count, error = u.error, lease_token = u.lease_token, lease_expires_at = u.lease_expires_at,
+        worker_id = u.worker_id, last_event_seq = u.last_event_seq
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::float8[], $7::text[], $8::bigint[], $9::bigint[],
+          $10::bigint[], $11::text[], $12::int[], $13::jsonb[], $14::text[], $15::bigint[], $16::text[], $17::int[])
+        AS u(org_id, job_id, status, attempt, run_at, progress_fraction, progress_message, started_at, finished_at,
+          cancel_requested_at, result_id, partial_count, error, lease_token, lease_expires_at, worker_id, last_event_seq)
+      WHERE j.org_id = u.org_id AND j.job_id = u.job_id`,
+    insertResults: `INSERT INTO ${s}.job_results (result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::jsonb[], $8::bigint[])`,
+    resultsByChunk: `SELECT result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at FROM ${s}.job_results
+      WHERE org_id = $1 AND job_id = ANY($2::text[]) AND chunk_key = ANY($3::text[])`,
+    expiredLeases: `SELECT ${J} FROM ${s}.jobs WHERE status = 'running' AND lease_expires_at < $1
+      ORDER BY lease_expires_at, job_id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+
+    jobByOrg: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND job_id = $2`,
+    listJobs: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND ${LIST}`,
+    listQueued: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND status = 'queued' AND ${LIST}`,
+    listRunning: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND status = 'running' AND ${LIST}`,
+    listCompleted: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND status = 'completed' AND ${LIST}`,
+    listFailed: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND status = 'failed' AND ${LIST}`,
+    listCanceled: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND status = 'canceled' AND ${LIST}`,
+    listEvents: `SELECT position, job_id, event_seq, org_id, type, status, payload, occurred_at FROM ${s}.job_events
+      WHERE job_id = $2 AND org_id = $1 AND event_seq > $3 ORDER BY event_seq LIMIT $4`,
+    eventsAfter: `SELECT position, job_id, event_seq, org_id, type, status, payload, occurred_at FROM ${s}.job_events
+      WHERE position > $1 ORDER BY position LIMIT $2`,
+    maxPosition: `SELECT COALESCE(MAX(position), 0)::bigint AS position FROM ${s}.job_events`,
+    listResults: `SELECT result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at FROM ${s}.job_results
+      WHERE org_id = $1 AND job_id = $2 ORDER BY seq`,
+    resultByOrg: `SELECT result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at FROM ${s}.job_results
+      WHERE org_id = $1 AND result_id = $2`,
+    latestResult: `SELECT result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at FROM ${s}.job_results
+      WHERE org_id = $1 AND job_id = $2 ORDER BY kind = 'final' DESC, seq DESC LIMIT 1`,
+    removedResult: `SELECT result_id, job_id, org_id, removed_at FROM ${s}.removed_results WHERE org_id = $1 AND result_id = $2`,
+
+    // Loose index scan over jobs_claim: one index descent per distinct org, however long the backlog.
+    readyOrgs: `WITH RECURSIVE ready(org_id) AS (
+        (SELECT org_id FROM ${s}.jobs WHERE status = 'queued' AND run_at <= $1
+           AND ($2::text[] IS NULL OR analyzer = ANY($2::text[])) ORDER BY org_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT j.org_id FROM ${s}.jobs j WHERE j.status = 'queued' AND j.org_id > r.org_id AND j.run_at <= $1
+                  AND ($2::text[] IS NULL OR j.analyzer = ANY($2::text[])) ORDER BY j.org_id LIMIT 1)
+        FROM ready r WHERE r.org_id IS NOT NULL)
+      SELECT org_id FROM ready WHERE org_id IS NOT NULL`,
+    runningCounts: `SELECT org_id, COUNT(*)::int AS n FROM ${s}.jobs WHERE status = 'running' AND org_id = ANY($1::text[]) GROUP BY org_id`,
+    staleCancels: `SELECT ${J} FROM ${s}.jobs WHERE status = 'running' AND cancel_requested_at IS NOT NULL AND cancel_requested_at < $1
+      ORDER BY cancel_requested_at, job_id LIMIT $2`,
+    queueStats: `SELECT (SELECT COUNT(*) FROM ${s}.jobs WHERE status = 'queued')::int AS queued,
+        (SELECT COUNT(*) FROM ${s}.jobs WHERE status = 'running')::int AS running,
+        (SELECT MIN(run_at) FROM ${s}.jobs WHERE status = 'queued' AND run_at <= $1) AS oldest`,
+
+    insertApiKey: `INSERT INTO ${s}.api_keys (key_id, org_id, hash, label, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+    apiKeyByHash: `SELECT key_id, org_id, hash, label, created_at, revoked_at FROM ${s}.api_keys WHERE hash = $1`,
+    revokeApiKey: `UPDATE ${s}.api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE key_id = $1 RETURNING key_id`,
+    listApiKeys: `SELECT key_id, org_id, hash, label, created_at, revoked_at FROM ${s}.api_keys ORDER BY created_at, key_id`,
+    listApiKeysByOrg: `SELECT key_id, org_id, hash, label, created_at, revoked_at FROM ${s}.api_keys WHERE org_id = $1 ORDER BY created_at, key_id`,
+  };
+  type Key = keyof typeof text;
+  // Prepared statement names are per connection; the schema is part of the name because one
+  // process may run stores on several schemas over the same server (tests do).
+  const tag = createHash('sha256').update(schema).digest('hex').slice(0, 12);
+  const names = Object.fromEntries(Object.keys(text).map((k) => [k, `ups_${tag}_${k}`])) as Record<Key, string>;
+  return { ...text, names };
+}
+
+export type PgSql = ReturnType<typeof buildSql>;

@@ -1,0 +1,186 @@
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresJobStore, type PostgresJobStoreOptions } from '../../src/adapters/store/postgres/postgresJobStore.js';
+import { loadMigrations, migrationsDir } from '../../src/adapters/store/postgres/postgresMigrator.js';
+import { buildSql } from '../../src/adapters/store/postgres/postgresSql.js';
+import { isUpshiftError } from '../../src/core/errors.js';
+import { asOrgId, newJobId, type OrgId } from '../../src/core/ids.js';
+import type { JobStore } from '../../src/ports/jobStore.js';
+import { jobStoreContract } from '../contracts/jobStore.contract.js';
+import { dropSchema, requirePostgres, testSchemaName } from '../helpers/services.js';
+
+const url = await requirePostgres();
+
+describe.skipIf(!url)('PostgreSQL store', () => {
+  // A fresh schema per test (the contract wants an empty store each time), dropped afterwards.
+  jobStoreContract('postgres', async () => {
+    const schema = testSchemaName();
+    const store = createPostgresJobStore({ url: url!, schema, poolSize: 6 });
+    return {
+      store,
+      cleanup: async () => {
+        await store.close();
+        await dropSchema(url!, schema);
+      },
+    };
+  });
+});
+
+describe.skipIf(!url)('PostgreSQL specifics', () => {
+  const open: JobStore[] = [];
+  const schemas: string[] = [];
+  const make = (schema: string, over: Partial<PostgresJobStoreOptions> = {}): JobStore => {
+    const s = createPostgresJobStore({ url: url!, schema, poolSize: 4, ...over });
+    open.push(s);
+    return s;
+  };
+  const fresh = (): string => {
+    const s = testSchemaName();
+    schemas.push(s);
+    return s;
+  };
+  let admin: pg.Client;
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: url! });
+    await admin.connect();
+  });
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+  });
+  afterAll(async () => {
+    await admin?.end();
+    for (const s of schemas) await dropSchema(url!, s);
+  });
+  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
+    p.then(
+      () => 'resolved',
+      (e: unknown) => (isUpshiftError(e) ? e.code : e),
+    );
+  const org = asOrgId('org-a');
+  const cmd = (i: number, orgId: OrgId = org) => ({
+    jobId: newJobId(i), orgId, analyzer: 'noop', input: i, priority: 0, maxAttempts: 1,
+    idempotencyKey: null, requestHash: null, traceContext: null, now: i,
+  });
+
+  it('finds the migrations folder beside the sources', () => {
+    expect(migrationsDir().replace(/\\/g, '/')).toMatch(/src\/adapters\/store\/postgres\/migrations$/);
+    expect(loadMigrations().map((m) => m.name)).toContain('0001_init');
+  });
+
+  it('records migrations in the ledger once; concurrent migrate() from many processes is safe', async () => {
+    const schema = fresh();
+    const stores = Array.from({ length: 5 }, () => make(schema));
+    await expect(codeOf(stores[0]!.ping())).resolves.toBe('STORE_NOT_MIGRATED');
+    const results = await Promise.all(stores.map((s) => s.migrate()));
+    expect(results.flatMap((r) => r.applied)).toEqual(loadMigrations().map((m) => m.name));
+    const rows = (await admin.query(`SELECT version, name, checksum, applied_at FROM "${schema}".upshift_migrations ORDER BY version`)).rows;
+    expect(rows.map((r) => [r.version, r.name, r.checksum])).toEqual(loadMigrations().map((m) => [m.version, m.name, m.checksum]));
+    for (const s of stores) await s.ping();
+  });
+
+  it('refuses a database migrated by newer code, and an edited migration', async () => {
+    const schema = fresh();
+    await make(schema).migrate();
+    await admin.query(`INSERT INTO "${schema}".upshift_migrations (version, name, checksum, applied_at) VALUES (9999, '9999_future', 'x', 1)`);
+    const store = make(schema);
+    await expect(codeOf(store.migrate())).resolves.toBe('STORE_SCHEMA_TOO_NEW');
+    await expect(codeOf(store.ping())).resolves.toBe('STORE_SCHEMA_TOO_NEW');
+    await admin.query(`DELETE FROM "${schema}".upshift_migrations WHERE version = 9999`);
+    await admin.query(`UPDATE "${schema}".upshift_migrations SET checksum = 'tampered' WHERE version = 1`);
+    await expect(codeOf(make(schema).migrate())).resolves.toBe('STORE_CONFLICT');
+  });
+
+  it('STORE_NOT_MIGRATED before migrate, STORE_UNAVAILABLE after close and when the server is unreachable', async () => {
+    const store = make(fresh());
+    await expect(codeOf(store.getJob(org, newJobId(0)))).resolves.toBe('STORE_NOT_MIGRATED');
+    await expect(codeOf(store.submitJob(cmd(1)))).resolves.toBe('STORE_NOT_MIGRATED');
+    await store.migrate();
+    await store.close();
+    await expect(codeOf(store.getJob(org, newJobId(0)))).resolves.toBe('STORE_UNAVAILABLE');
+    await expect(codeOf(store.submitJob(cmd(1)))).resolves.toBe('STORE_UNAVAILABLE');
+    const nowhere = make(fresh(), { url: 'postgres://postgres@127.0.0.1:1/test' });
+    await expect(codeOf(nowhere.ping())).resolves.toBe('STORE_UNAVAILABLE');
+    await expect(codeOf(nowhere.submitJob(cmd(1)))).resolves.toBe('STORE_UNAVAILABLE');
+  });
+
+  it('a write pending at close() is committed before the pool closes', async () => {
+    const schema = fresh();
+    const store = make(schema);
+    await store.migrate();
+    const pending = store.submitJob(cmd(1));
+    await store.close();
+    const { job } = await pending;
+    expect((await make(schema).getJob(org, job.jobId))?.status).toBe('queued');
+  });
+
+  it('several store instances (processes) claiming concurrently never double-claim', async () => {
+    const schema = fresh();
+    const stores = Array.from({ length: 3 }, () => make(schema, { poolSize: 4 }));
+    await stores[0]!.migrate();
+    const N = 600;
+    for (let i = 0; i < N; i += 200) await Promise.all(Array.from({ length: 200 }, (_, k) => stores[(i + k) % 3]!.submitJob(cmd(i + k))));
+    const claimed: string[] = [];
+    await Promise.all(
+      stores.map(async (s, w) => {
+        for (;;) {
+          const batch = await Promise.all(Array.from({ length: 4 }, () => s.claimJobs({ orgId: org, limit: 7, workerId: `w${w}`, now: 10_000, leaseMs: 1000, analyzers: null })));
+          const ids = batch.flat().map((j) => j.jobId);
+          if (ids.length === 0) return;
+          claimed.push(...ids);
+        }
+      }),
+    );
+    expect(claimed).toHaveLength(N);
+    expect(new Set(claimed).size).toBe(N);
+  });
+
+  it('positions are commit-ordered across instances: a reader following "after P" never skips an event', async () => {
+    const schema = fresh();
+    const writers = Array.from({ length: 3 }, () => make(schema, { poolSize: 4 }));
+    await writers[0]!.migrate();
+    const orgs = ['o1', 'o2', 'o3'].map(asOrgId);
+    let done = false;
+    const seen: number[] = [];
+    const reader = (async () => {
+      const c = new pg.Client({ connectionString: url! });
+      await c.connect();
+      let after = 0;
+      try {
+        for (;;) {
+          const rows = (await c.query(`SELECT position FROM "${schema}".job_events WHERE position > $1 ORDER BY position`, [after])).rows;
+          for (const r of rows) seen.push(Number(r.position));
+          if (rows.length > 0) after = Number(rows.at(-1).position);
+          if (done && rows.length === 0) break;
+        }
+      } finally {
+        await c.end();
+      }
+    })();
+    await Promise.all(
+      writers.map(async (w, k) => {
+        for (let round = 0; round < 30; round++) {
+          await Promise.all(Array.from({ length: 1 + (round % 7) }, (_, i) => w.submitJob(cmd(round * 100 + i, orgs[(k + i) % 3]))));
+        }
+      }),
+    );
+    done = true;
+    await reader;
+    const all = (await admin.query(`SELECT position FROM "${schema}".job_events ORDER BY position`)).rows.map((r) => Number(r.position));
+    expect(seen).toEqual(all);
+  });
+
+  it('the claim uses the claim index and the loose index scan walks it', async () => {
+    const schema = fresh();
+    await make(schema).migrate();
+    await admin.query(`SET enable_seqscan = off`);
+    try {
+      const plan = async (text: string, values: unknown[]): Promise<string> =>
+        (await admin.query(`EXPLAIN ${text}`, values)).rows.map((r) => r['QUERY PLAN']).join('\n');
+      const sql = buildSql(schema);
+      expect(await plan(sql.claim, ['a', 1, null, 10, 't', 2, 'w'])).toMatch(/Index Scan using jobs_claim/);
+      expect(await plan(sql.readyOrgs, [1, null])).toMatch(/jobs_claim/);
+    } finally {
+      await admin.query(`RESET enable_seqscan`);
+    }
+  });
+});
