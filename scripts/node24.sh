@@ -10,7 +10,8 @@
 #      node >= 22, which npm skips under Node 20) with its prebuilt N-API binary, and the SQLite
 #      store loads it on Node >= 22 (src/adapters/store/sqlite/sqliteDriver.ts). The binary is
 #      the one users get: nothing is compiled, no headers are needed.
-#      --ignore-scripts skips the only install script, better-sqlite3 12's node-gyp build:
+#      --ignore-scripts skips the install scripts: npm's implicit `node-gyp rebuild` of 13
+#      (it compiles nothing when a prebuilt binary exists, ~1 s) and better-sqlite3 12's build:
 #      12 is the driver for Node 20 only (built against Node 24's headers it aborts the process
 #      with `Assertion failed: (env) != nullptr` when a statement is garbage-collected,
 #      WiseLibs/better-sqlite3#1515). Left unbuilt, any code that loads 12 on Node 24 fails
