@@ -4,6 +4,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { createInProcessEventFeed } from './adapters/feed/inProcessEventFeed.js';
+import { createHttpWebhookSender } from './adapters/notify/webhook/httpWebhookSender.js';
 import { createPostgresEventFeed } from './adapters/feed/postgresEventFeed.js';
 import { createPostgresJobStore } from './adapters/store/postgres/postgresJobStore.js';
 import { createSqliteJobStore } from './adapters/store/sqlite/sqliteJobStore.js';
@@ -14,6 +15,8 @@ import { closeDatasetProfilePool, createDatasetProfileAnalyzer, noopAnalyzer, sl
 import { AnalyzerRegistry } from './app/analyzerRegistry.js';
 import { ApiKeyService } from './app/apiKeys.js';
 import { JobService } from './app/jobService.js';
+import { NotificationDispatcher } from './app/notificationDispatcher.js';
+import { NotificationService } from './app/notificationService.js';
 import { runRetention, type RetentionOptions } from './app/retention.js';
 import { RetentionScheduler } from './app/retentionScheduler.js';
 import { WorkerRuntime } from './app/workerRuntime.js';
@@ -23,12 +26,16 @@ import { coerceError, UpshiftError } from './core/errors.js';
 import type { RetentionReport } from './core/retention.js';
 import { buildHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './ports/clock.js';
+import type { DeliveryStore } from './ports/deliveryStore.js';
 import type { EventFeed } from './ports/eventFeed.js';
 import type { JobStore } from './ports/jobStore.js';
 import type { Logger } from './ports/logger.js';
 import type { HttpMetrics, Metrics } from './ports/metrics.js';
 import type { RetentionStore } from './ports/retentionStore.js';
 import { noopTracer, type Tracer } from './ports/tracer.js';
+
+/** SPEC §4.1: a terminal job without its in-app notification after this long is a bug (metric). */
+const IN_APP_GRACE_MS = 10_000;
 
 /**
  * Composition root: the only place that picks adapters. Everything else receives ports.
@@ -58,6 +65,11 @@ export interface Upshift {
   /** This instance's metrics (own Prometheus registry), served at GET /metrics. */
   readonly metrics: Metrics & HttpMetrics;
   readonly tracer: Tracer;
+  /** The notification outbox, inbox and webhooks (same store as `store`). */
+  readonly deliveries: DeliveryStore;
+  readonly notifications: NotificationService;
+  /** Delivers the outbox; null with UPSHIFT_NOTIFICATIONS_ENABLED=false. */
+  readonly dispatcher: NotificationDispatcher | null;
   /**
    * Runs retention once on this instance's store, sharing its writer with the API (`now`
    * defaults to the clock). The scheduled runs (UPSHIFT_RETENTION_INTERVAL_MS) use the same path.
@@ -69,8 +81,8 @@ export interface Upshift {
   close(): Promise<void>;
 }
 
-/** Every store adapter implements the retention port beside JobStore (`upshift retention`, the scheduler). */
-export function createStore(config: Config): JobStore & RetentionStore {
+/** Every store adapter implements the retention and delivery ports beside JobStore. */
+export function createStore(config: Config): JobStore & RetentionStore & DeliveryStore {
   if (config.database.kind === 'sqlite') {
     if (config.database.file !== ':memory:') mkdirSync(dirname(config.database.file), { recursive: true });
     return createSqliteJobStore({ file: config.database.file });
@@ -187,6 +199,32 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       })
     : null;
 
+  // Notifications (SPEC §4.1): the outbox is written by the store; this process delivers it
+  // unless UPSHIFT_NOTIFICATIONS_ENABLED=false.
+  const nc = config.notifications;
+  const webhookSender = createHttpWebhookSender({ timeoutMs: nc.webhook.timeoutMs, allowPrivate: nc.webhook.allowPrivate });
+  let dispatcher: NotificationDispatcher | null = null;
+  const notifications = new NotificationService({ jobs: store, deliveries: store, sender: webhookSender, clock, onRedeliver: () => dispatcher?.poke() });
+  dispatcher = nc.enabled
+    ? new NotificationDispatcher({
+        store,
+        sender: webhookSender,
+        feed,
+        clock,
+        logger: logger.child({ component: 'notifications' }),
+        pollMs: nc.pollMs,
+        webhook: {
+          concurrency: nc.webhook.concurrency,
+          timeoutMs: nc.webhook.timeoutMs,
+          retryPeriodMs: nc.webhook.retryPeriodMs,
+          backoff: { baseMs: nc.webhook.backoffBaseMs, maxMs: nc.webhook.backoffMaxMs, jitter: 0.5 },
+        },
+        rateLimits: { inAppPerMinute: nc.inAppPerMinute, webhookPerMinute: nc.webhookPerMinute },
+        metrics,
+      })
+    : null;
+  metrics.setTerminalWithoutInAppProvider(() => store.countTerminalWithoutInApp(clock.now() - IN_APP_GRACE_MS));
+
   const readiness = async (): Promise<{ ok: boolean; checks: Record<string, string> }> => {
     try {
       await store.ping();
@@ -195,7 +233,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       return { ok: false, checks: { store: coerceError(e).message } };
     }
   };
-  const http = opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, config, logger, readiness, metrics, tracer });
+  const http = opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, config, logger, readiness, metrics, tracer, notifications });
 
   const rc = config.retention;
   const retentionDefaults = { batchSize: rc.batchSize, maxRowsPerBatch: rc.maxRowsPerBatch, pauseMs: rc.pauseMs };
@@ -226,6 +264,9 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
     logger,
     metrics,
     tracer,
+    deliveries: store,
+    notifications,
+    dispatcher,
     async runRetention(o) {
       try {
         const report = await runRetention({ store, clock }, { ...retentionDefaults, ...o, now: o.now ?? clock.now() });
@@ -239,6 +280,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
     async start() {
       worker?.start();
       retention?.start();
+      dispatcher?.start();
       if (!http) return null;
       return http.listen({ host: config.host, port: config.port });
     },
@@ -248,6 +290,10 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       await http?.close();
       await worker?.stop(w.shutdownGraceMs);
       await retention?.stop();
+      // After the workers: their last terminal writes are in the outbox; what is not delivered
+      // now is delivered by the next process (nothing is lost, webhooks keep their ids).
+      await dispatcher?.stop(Math.min(w.shutdownGraceMs, nc.webhook.timeoutMs));
+      webhookSender.close();
       offTransitions();
       metrics.close();
       await feed.close();

@@ -46,6 +46,22 @@ export interface Config {
     readonly maxRowsPerBatch: number;
     readonly pauseMs: number;
   };
+  /** Notification delivery (SPEC §4.1): the dispatcher of this process, rate limits, webhooks. */
+  readonly notifications: {
+    readonly enabled: boolean;
+    readonly pollMs: number;
+    /** Deliveries per minute per org and channel kind; 0 = unlimited. Over the limit: delayed. */
+    readonly inAppPerMinute: number;
+    readonly webhookPerMinute: number;
+    readonly webhook: {
+      readonly timeoutMs: number;
+      readonly retryPeriodMs: number;
+      readonly backoffBaseMs: number;
+      readonly backoffMaxMs: number;
+      readonly concurrency: number;
+      readonly allowPrivate: boolean;
+    };
+  };
   readonly analyzerModules: readonly string[];
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** OpenTelemetry traces: on when enabled and an OTLP endpoint is set (docs/configuration.md). */
@@ -87,6 +103,16 @@ export const CONFIG_KEYS = {
   UPSHIFT_RETENTION_BATCH_SIZE: '500',
   UPSHIFT_RETENTION_MAX_ROWS_PER_BATCH: '1000',
   UPSHIFT_RETENTION_PAUSE_MS: '5',
+  UPSHIFT_NOTIFICATIONS_ENABLED: 'true',
+  UPSHIFT_NOTIFICATIONS_POLL_MS: '1000',
+  UPSHIFT_NOTIFICATIONS_IN_APP_RATE_PER_MINUTE: '0',
+  UPSHIFT_NOTIFICATIONS_WEBHOOK_RATE_PER_MINUTE: '0',
+  UPSHIFT_WEBHOOK_TIMEOUT_MS: '10000',
+  UPSHIFT_WEBHOOK_RETRY_PERIOD_MS: '86400000',
+  UPSHIFT_WEBHOOK_BACKOFF_BASE_MS: '5000',
+  UPSHIFT_WEBHOOK_BACKOFF_MAX_MS: '3600000',
+  UPSHIFT_WEBHOOK_CONCURRENCY: '32',
+  UPSHIFT_WEBHOOK_ALLOW_PRIVATE: 'false',
   UPSHIFT_ANALYZERS: '',
   UPSHIFT_LOG_LEVEL: 'info',
   UPSHIFT_OTEL_ENABLED: 'true',
@@ -175,6 +201,20 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
       batchSize: int('UPSHIFT_RETENTION_BATCH_SIZE', 1, 100_000),
       maxRowsPerBatch: int('UPSHIFT_RETENTION_MAX_ROWS_PER_BATCH', 1, 1_000_000),
       pauseMs: int('UPSHIFT_RETENTION_PAUSE_MS', 0, 60_000),
+    },
+    notifications: {
+      enabled: bool('UPSHIFT_NOTIFICATIONS_ENABLED'),
+      pollMs: int('UPSHIFT_NOTIFICATIONS_POLL_MS', 10, 600_000),
+      inAppPerMinute: int('UPSHIFT_NOTIFICATIONS_IN_APP_RATE_PER_MINUTE', 0, 100_000_000),
+      webhookPerMinute: int('UPSHIFT_NOTIFICATIONS_WEBHOOK_RATE_PER_MINUTE', 0, 100_000_000),
+      webhook: {
+        timeoutMs: int('UPSHIFT_WEBHOOK_TIMEOUT_MS', 100, 600_000),
+        retryPeriodMs: int('UPSHIFT_WEBHOOK_RETRY_PERIOD_MS', 0, 31_536_000_000),
+        backoffBaseMs: int('UPSHIFT_WEBHOOK_BACKOFF_BASE_MS', 1, 86_400_000),
+        backoffMaxMs: int('UPSHIFT_WEBHOOK_BACKOFF_MAX_MS', 1, 86_400_000),
+        concurrency: int('UPSHIFT_WEBHOOK_CONCURRENCY', 1, 10_000),
+        allowPrivate: bool('UPSHIFT_WEBHOOK_ALLOW_PRIVATE'),
+      },
     },
     analyzerModules: get('UPSHIFT_ANALYZERS').split(',').map((s) => s.trim()).filter(Boolean).map((p) => resolve(p)),
     logLevel: oneOf('UPSHIFT_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),

@@ -29,6 +29,12 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.f
   JOB_NOT_TERMINAL: 409,
   RESULT_NOT_FOUND: 404,
   RESULT_GONE: 410,
+  NOTIFICATION_NOT_FOUND: 404,
+  WEBHOOK_NOT_FOUND: 404,
+  WEBHOOK_DELIVERY_NOT_FOUND: 404,
+  // The request is well-formed, but the URL it names cannot be accepted as a target.
+  WEBHOOK_URL_INVALID: 422,
+  WEBHOOK_URL_FORBIDDEN: 422,
   IDEMPOTENCY_CONFLICT: 409,
   ANALYZER_NOT_FOUND: 422,
   ANALYZER_INPUT_INVALID: 422,

@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { AnalyzerRegistry } from '../app/analyzerRegistry.js';
 import type { ApiKeyService } from '../app/apiKeys.js';
 import type { JobService } from '../app/jobService.js';
+import type { NotificationService } from '../app/notificationService.js';
 import type { Config } from '../config/config.js';
 import { UpshiftError } from '../core/errors.js';
 import type { Logger } from '../ports/logger.js';
@@ -14,10 +15,12 @@ import type { Readiness, RouteContext } from './context.js';
 import { requestPath, sendProblem } from './problem.js';
 import { jobRoutes } from './routes/jobs.js';
 import { legacyRoutes } from './routes/legacy.js';
+import { notificationRoutes } from './routes/notifications.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { opsRoutes } from './routes/ops.js';
 import { resultRoutes } from './routes/results.js';
 import { registerUploadParsers, submitRoutes } from './routes/submit.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { UPLOAD_CONTENT_TYPES } from './schemas.js';
 import { OpenRequests } from './sse.js';
 import { installTelemetryHooks } from './telemetry.js';
@@ -34,6 +37,8 @@ export interface HttpDeps {
   metrics?: HttpMetrics;
   /** Server spans per request; absent → no spans (an incoming traceparent still reaches the job). */
   tracer?: Tracer;
+  /** Notification and webhook routes (docs/notifications.md); absent → not served. */
+  notifications?: NotificationService;
 }
 
 /** Requests slower than this are logged (except streams and sync waits, slow by design). */
@@ -113,6 +118,8 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         { name: 'results', description: 'results and permalinks' },
         { name: 'legacy', description: 'the synchronous POST /analyze contract' },
         { name: 'ops', description: 'health and readiness' },
+        { name: 'notifications', description: 'in-app notifications: per job and the tenant inbox' },
+        { name: 'webhooks', description: 'webhook endpoints and their deliveries (Standard Webhooks)' },
       ],
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'API key `upk_…` (auth mode api-key)' } } },
       ...(config.auth.mode === 'api-key' && { security: [{ apiKey: [] }] }),
@@ -125,6 +132,10 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   if (deps.metrics) metricsRoutes(app, deps.metrics);
   jobRoutes(app, ctx);
   resultRoutes(app, ctx);
+  if (deps.notifications) {
+    notificationRoutes(app, deps.notifications);
+    webhookRoutes(app, deps.notifications);
+  }
   // Raw-stream parsers only where uploads are accepted; elsewhere those types answer 415.
   await app.register(async (scope) => {
     registerUploadParsers(scope);

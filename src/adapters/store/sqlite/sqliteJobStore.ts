@@ -1,10 +1,12 @@
 import type Database from 'better-sqlite3';
 import { UpshiftError } from '../../../core/errors.js';
 import type { JobId, OrgId, ResultId } from '../../../core/ids.js';
+import type { DeliveryStore } from '../../../ports/deliveryStore.js';
 import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
 import type { RetentionStore } from '../../../ports/retentionStore.js';
 import { jobRowOf, jobRowsOf, toApiKey, toClaimedJob, toEvent, toJob, toRemovedResult, toResult } from './rowMapping.js';
 import { loadSqliteDriver } from './sqliteDriver.js';
+import { createSqliteDeliveryMethods } from './sqliteDeliveryStore.js';
 import { readAsync, toStoreError } from './sqliteErrors.js';
 import { GroupCommit, type CommitListener, type WriteOp } from './sqliteGroupCommit.js';
 import { recoverExpiredLeasesOp, requestCancelOp, submitOp } from './sqliteJobWrites.js';
@@ -33,7 +35,7 @@ const NO_CURSOR = '~';
  * the same connection, which never has a transaction open between event-loop turns, so
  * reads see exactly the committed state.
  */
-export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & RetentionStore {
+export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & RetentionStore & DeliveryStore {
   const migrations = loadMigrations();
   const db = openDatabase(opts);
   const listeners = new Set<CommitListener>();
@@ -69,6 +71,11 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & Re
   return {
     kind: 'sqlite',
     ...retention,
+    // The notification outbox/inbox/webhooks share this connection and group commit.
+    ...createSqliteDeliveryMethods({
+      read: (fn) => readAsync(() => fn(q().delivery)),
+      write: (fn) => write((qs) => () => fn(qs.delivery)),
+    }),
 
     migrate() {
       return readAsync(() => {

@@ -1,11 +1,12 @@
 import { UpshiftError } from '../../../core/errors.js';
-import type { JobEvent, JobEventType } from '../../../core/events.js';
+import { isTerminalEvent, type JobEvent, type JobEventType } from '../../../core/events.js';
 import { asJobId, asOrgId, type JobId, type OrgId } from '../../../core/ids.js';
 import type { Job, JobError, Json } from '../../../core/job.js';
 import { assertTransition, isTerminal } from '../../../core/jobState.js';
 import type { SubmitJobCommand } from '../../../ports/jobStore.js';
 import { jobRowOf, jobRowsOf, toJob, toJson, type JobRow } from './rowMapping.js';
 import type { WriteOp } from './sqliteGroupCommit.js';
+import { writeOutbox } from './sqliteOutbox.js';
 import type { Queries } from './sqliteQueries.js';
 
 /**
@@ -16,9 +17,14 @@ import type { Queries } from './sqliteQueries.js';
  * computed in JS from the row just read instead of being re-read from SQLite.
  */
 
-/** Appends the job's next event (after.last_event_seq, already reserved by the caller's UPDATE). */
+/**
+ * Appends the job's next event (after.last_event_seq, already reserved by the caller's UPDATE).
+ * A terminal event also writes the job's notification outbox entries: every terminal path
+ * passes here, inside the transaction of its state change.
+ */
 export function appendEvent(q: Queries, events: JobEvent[], after: JobRow, type: JobEventType, payload: Json, now: number): void {
   const { lastInsertRowid } = q.insertEvent.run(after.job_id, after.last_event_seq, after.org_id, type, after.status, toJson(payload), now);
+  if (isTerminalEvent(type)) writeOutbox(q.delivery, after, now);
   events.push({
     jobId: asJobId(after.job_id),
     orgId: asOrgId(after.org_id),

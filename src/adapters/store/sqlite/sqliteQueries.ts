@@ -1,5 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { JOB_COLUMN_LIST, type ApiKeyRow, type EventRow, type RemovedResultRow, type ResultRow } from './rowMapping.js';
+import { prepareDeliveryQueries, type DeliveryQueries } from './sqliteDeliveryQueries.js';
 
 // Every statement the SQLite store runs, prepared once per connection. Values are always
 // bound. Queries on `status = 'queued' | 'running'` spell the literal so SQLite can use the
@@ -159,6 +160,8 @@ export interface Queries {
   revokeApiKey: S<[number, string]>;
   listApiKeys: S<[], ApiKeyRow>;
   listApiKeysByOrg: S<[string], ApiKeyRow>;
+  /** Outbox, inbox and webhook statements (sqliteDeliveryQueries.ts). */
+  delivery: DeliveryQueries;
 }
 
 /** Every statement's SQL by name (tests check the query plans of the hot ones). */
@@ -168,5 +171,5 @@ export function prepareQueries(db: Database): Queries {
   const out: Record<string, Statement<unknown[]>> = {};
   for (const [name, sql] of Object.entries(RAW_JOB_SQL)) out[name] = db.prepare(sql).raw(true);
   for (const [name, sql] of Object.entries(SQL)) out[name] = db.prepare(sql);
-  return out as unknown as Queries;
+  return { ...(out as unknown as Omit<Queries, 'delivery'>), delivery: prepareDeliveryQueries(db) };
 }
