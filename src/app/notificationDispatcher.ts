@@ -40,9 +40,13 @@ export interface NotificationDispatcherOptions {
 }
 
 const DEFAULT_IN_APP_BATCH = 500;
-const DEFAULT_IN_APP_LEASE_MS = 30_000;
-/** Claim lease beyond the send timeout: room for the write of the outcome. */
-const WEBHOOK_LEASE_SLACK_MS = 30_000;
+/** Completing a batch takes milliseconds; a lease that runs out early only costs an idempotent repeat. */
+const DEFAULT_IN_APP_LEASE_MS = 5_000;
+/**
+ * A webhook claim outlives the attempt (the sender's timeout) with room for writing the
+ * outcome. It is also how long an attempt cut short by a crash waits before it is retried.
+ */
+const webhookLeaseMs = (timeoutMs: number): number => 2 * timeoutMs + 1_000;
 
 /**
  * Delivers the notification outbox, off the request path: one loop claims `in_app` entries
@@ -132,7 +136,7 @@ export class NotificationDispatcher {
     const free = this.o.webhook.concurrency - this.inFlight.size;
     if (free <= 0) return false;
     const now = this.o.clock.now();
-    const entries = await this.o.store.claimOutbox({ kind: 'webhook', now, limit: free, leaseMs: this.o.webhook.timeoutMs + WEBHOOK_LEASE_SLACK_MS });
+    const entries = await this.o.store.claimOutbox({ kind: 'webhook', now, limit: free, leaseMs: webhookLeaseMs(this.o.webhook.timeoutMs) });
     let started = 0;
     const defers: Promise<unknown>[] = [];
     for (const entry of entries) {
