@@ -1,7 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { loadSqliteDriver } from '../../src/adapters/store/sqlite/sqliteDriver.js';
+
+// The driver users get on this Node (better-sqlite3 12 on Node 20, 13 on Node >= 22).
+const Database = loadSqliteDriver();
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DELIVERY_QUERY_SQL } from '../../src/adapters/store/sqlite/sqliteDeliveryQueries.js';
 import { createSqliteJobStore } from '../../src/adapters/store/sqlite/sqliteJobStore.js';
