@@ -37,10 +37,15 @@ const types: pg.CustomTypesConfig = {
     oid === 20 && format !== 'binary' ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
+/**
+ * Pipeline mode: queries queued on one client are written without waiting for the previous
+ * reply, so a transaction's fire-and-forget statements (BEGIN, role switch) cost no round trip.
+ */
 export function createPool(url: string, max: number, applicationName: string): pg.Pool {
   return new pg.Pool({
     connectionString: url,
     max,
+    pipeline: true,
     types,
     application_name: applicationName,
     connectionTimeoutMillis: 10_000,

@@ -39,12 +39,16 @@ export interface Op<I, T> {
 export type CommitListener = (events: readonly JobEvent[]) => void;
 
 /**
- * One open transaction of the batch. Tracks the role and org it runs as, so consecutive
- * statements of one tenant pay for `set_config` once.
+ * One open transaction of the batch. The pool runs in pipeline mode, so statements whose
+ * result nobody waits for (BEGIN, the role/org switch) are written to the wire at once and
+ * cost no round trip of their own; if one of them fails, the next awaited statement reports
+ * that root error instead of "current transaction is aborted". Tracks the role and org it runs
+ * as, so consecutive statements of one tenant switch once.
  */
 export class Tx {
   private role: 'app' | 'internal' | null = null;
   private org: string | null = null;
+  private firstError: unknown = undefined;
   readonly events: PendingEvent[] = [];
 
   constructor(
@@ -53,25 +57,45 @@ export class Tx {
     readonly sql: PgSql,
   ) {}
 
+  /** Sends without waiting; a failure surfaces at the next awaited statement. */
+  send(config: string | pg.QueryConfig): void {
+    this.client.query(config).catch((e: unknown) => {
+      this.firstError ??= e;
+    });
+  }
+
   /** Tenant-bound: SET LOCAL ROLE <app> + the org setting every RLS policy reads. */
-  async asTenant(org: string): Promise<void> {
+  asTenant(org: string): void {
     if (this.role === 'app' && this.org === org) return;
-    await this.client.query({ name: this.sql.names.setTenant, text: this.sql.setTenant, values: [this.names.appRole, org] });
+    this.send({ name: this.sql.names.setTenant, text: this.sql.setTenant, values: [this.names.appRole, org] });
     this.role = 'app';
     this.org = org;
   }
 
   /** Cross-tenant internals (lease recovery): SET LOCAL ROLE <internal>, no org. */
-  async asInternal(): Promise<void> {
+  asInternal(): void {
     if (this.role === 'internal') return;
-    await this.client.query({ name: this.sql.names.setInternal, text: this.sql.setInternal, values: [this.names.internalRole] });
+    this.send({ name: this.sql.names.setInternal, text: this.sql.setInternal, values: [this.names.internalRole] });
     this.role = 'internal';
     this.org = null;
   }
 
   async query<R extends pg.QueryResultRow>(name: keyof PgSql['names'], values: unknown[]): Promise<R[]> {
-    const r = await this.client.query<R>({ name: this.sql.names[name], text: this.sql[name], values });
-    return r.rows;
+    try {
+      const r = await this.client.query<R>({ name: this.sql.names[name], text: this.sql[name], values });
+      return r.rows;
+    } catch (e) {
+      throw this.firstError ?? e;
+    }
+  }
+
+  /** Raw statement (savepoints); waits. */
+  async exec(text: string): Promise<void> {
+    try {
+      await this.client.query(text);
+    } catch (e) {
+      throw this.firstError ?? e;
+    }
   }
 
   emit(e: PendingEvent): void {
@@ -82,52 +106,70 @@ export class Tx {
   forget(): void {
     this.role = null;
     this.org = null;
+    this.firstError = undefined;
   }
 
   /**
-   * Appends every event of the transaction. Positions are assigned only here, under a
-   * transaction-level advisory lock held until COMMIT: the transaction that gets position P
-   * is visible before any other can take the lock and get P+1, so positions are commit order
-   * (see docs/postgres.md). Inserted per org as the application role, so RLS checks them too.
+   * Appends every event of the transaction and commits. Positions are assigned only here,
+   * under a transaction-level advisory lock taken by the insert itself and held until COMMIT:
+   * the transaction that gets position P is visible before any other can take the lock and
+   * get P+1, so positions are commit order (see docs/postgres.md). The insert (per org, as the
+   * application role, so RLS checks it too) and COMMIT are pipelined: the lock is held for
+   * the insert plus the commit, with no client round trip in between.
    */
-  async appendEvents(): Promise<JobEvent[]> {
+  async appendEventsAndCommit(): Promise<JobEvent[]> {
     const byOrg = new Map<string, PendingEvent[]>();
     for (const e of this.events) {
       const list = byOrg.get(e.orgId);
       if (list) list.push(e);
       else byOrg.set(e.orgId, [e]);
     }
-    const out: JobEvent[] = [];
-    let first = true;
+    const inserts: Array<{ evs: PendingEvent[]; rows: Promise<pg.QueryResult<{ position: number; job_id: string; event_seq: number }>> }> = [];
     for (const [org, evs] of byOrg) {
-      if (first) {
-        await this.client.query({ name: this.sql.names.positionLock, text: this.sql.positionLock, values: [`upshift.positions.${this.names.schema}`, this.names.appRole, org] });
-        this.role = 'app';
-        this.org = org;
-        first = false;
-      } else {
-        await this.asTenant(org);
-      }
-      const rows = await this.query<{ position: number; job_id: string; event_seq: number }>('insertEvents', [
-        evs.map((e) => e.jobId),
-        evs.map((e) => e.eventSeq),
-        evs.map((e) => e.orgId),
-        evs.map((e) => e.type),
-        evs.map((e) => e.status),
-        evs.map((e) => JSON.stringify(e.payload) ?? 'null'),
-        evs.map((e) => e.occurredAt),
-      ]);
-      const pos = new Map(rows.map((r) => [`${r.job_id}:${r.event_seq}`, r.position]));
+      this.asTenant(org);
+      const rows = this.client.query<{ position: number; job_id: string; event_seq: number }>({
+        name: this.sql.names.insertEvents,
+        text: this.sql.insertEvents,
+        values: [
+          evs.map((e) => e.jobId),
+          evs.map((e) => e.eventSeq),
+          evs.map((e) => e.orgId),
+          evs.map((e) => e.type),
+          evs.map((e) => e.status),
+          evs.map((e) => JSON.stringify(e.payload) ?? 'null'),
+          evs.map((e) => e.occurredAt),
+          `upshift.positions.${this.names.schema}`,
+          this.names.channel,
+        ],
+      });
+      inserts.push({ evs, rows });
+    }
+    const commit = this.client.query('COMMIT');
+    const settled = await Promise.allSettled([...inserts.map((i) => i.rows), commit]);
+    for (const r of settled) if (r.status === 'rejected') throw this.firstError ?? r.reason;
+    // After a failed statement PostgreSQL answers COMMIT with ROLLBACK.
+    const done = settled.at(-1) as PromiseFulfilledResult<pg.QueryResult>;
+    if (this.firstError !== undefined || done.value.command !== 'COMMIT') throw this.firstError ?? new UpshiftError('STORE_UNAVAILABLE', 'the transaction was rolled back');
+    const out: JobEvent[] = [];
+    for (let k = 0; k < inserts.length; k++) {
+      const { evs } = inserts[k] as (typeof inserts)[number];
+      const res = (settled[k] as PromiseFulfilledResult<pg.QueryResult<{ position: number; job_id: string; event_seq: number }>>).value;
+      const pos = new Map(res.rows.map((r) => [`${r.job_id}:${r.event_seq}`, r.position]));
       for (const e of evs) {
         const position = pos.get(`${e.jobId}:${e.eventSeq}`);
         if (position === undefined) throw new UpshiftError('INTERNAL', `event ${e.jobId}#${e.eventSeq} got no position`);
         out.push({ jobId: asJobId(e.jobId), orgId: asOrgId(e.orgId), eventSeq: e.eventSeq, type: e.type, status: e.status, payload: e.payload, occurredAt: e.occurredAt, position });
       }
     }
-    out.sort((a, b) => a.position - b.position);
-    const last = out.at(-1);
-    if (last) await this.client.query({ name: this.sql.names.notify, text: this.sql.notify, values: [this.names.channel, String(last.position)] });
-    return out;
+    return out.sort((a, b) => a.position - b.position);
+  }
+
+  /** COMMIT without events; throws if PostgreSQL rolled back instead. */
+  async commit(): Promise<void> {
+    const r = await this.client.query('COMMIT').catch((e: unknown) => {
+      throw this.firstError ?? e;
+    });
+    if (this.firstError !== undefined || r.command !== 'COMMIT') throw this.firstError ?? new UpshiftError('STORE_UNAVAILABLE', 'the transaction was rolled back');
   }
 }
 
@@ -295,7 +337,7 @@ export class PgGroupCommit {
   private async runOnce(client: pg.PoolClient, groups: readonly Group[], failed: DirtyFailure | null): Promise<{ outcomes: Map<Pending, Outcome<unknown>>; events: JobEvent[] }> {
     const tx = new Tx(client, this.names, this.sql);
     const outcomes = new Map<Pending, Outcome<unknown>>();
-    await client.query('BEGIN');
+    tx.send('BEGIN');
     for (let gi = 0; gi < groups.length; gi++) {
       const g = groups[gi] as Group;
       const exec = (g.items[0] as Pending).op.exec;
@@ -316,23 +358,24 @@ export class PgGroupCommit {
       }
       for (const p of g.items) {
         const mark = tx.events.length;
-        await client.query('SAVEPOINT op');
+        await tx.exec('SAVEPOINT op');
         try {
           const [out] = await exec(tx, [p.op.input]);
-          await client.query('RELEASE SAVEPOINT op');
+          await tx.exec('RELEASE SAVEPOINT op');
           outcomes.set(p, out ?? { ok: false, error: new UpshiftError('INTERNAL', 'missing outcome') });
         } catch (e) {
           if (isConnectionError(e) || isRetryable(e)) throw e;
-          await client.query('ROLLBACK TO SAVEPOINT op');
-          await client.query('RELEASE SAVEPOINT op');
-          tx.events.length = mark;
           tx.forget();
+          await tx.exec('ROLLBACK TO SAVEPOINT op');
+          await tx.exec('RELEASE SAVEPOINT op');
+          tx.events.length = mark;
           outcomes.set(p, { ok: false, error: e });
         }
       }
     }
-    const events = tx.events.length > 0 ? await tx.appendEvents() : [];
-    await client.query('COMMIT');
+    let events: JobEvent[] = [];
+    if (tx.events.length > 0) events = await tx.appendEventsAndCommit();
+    else await tx.commit();
     return { outcomes, events };
   }
 }

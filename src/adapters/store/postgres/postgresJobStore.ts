@@ -28,6 +28,8 @@ export interface PostgresJobStoreOptions {
   readonly maxOpsPerTransaction?: number;
   /** Called when an onCommitted listener throws (listeners are isolated from each other). */
   readonly onListenerError?: (e: unknown) => void;
+  /** application_name of the pool's connections (pg_stat_activity). Default `upshift-store`. */
+  readonly applicationName?: string;
 }
 
 /** Sorts after every job id: the "no cursor" bound of listJobs. */
@@ -44,7 +46,7 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
   const names = resolveNames(opts);
   const sql = buildSql(names.schema);
   const migrations = loadMigrations();
-  const pool = createPool(opts.url, Math.max(2, opts.poolSize ?? 10), 'upshift-store');
+  const pool = createPool(opts.url, Math.max(2, opts.poolSize ?? 10), opts.applicationName ?? 'upshift-store');
   // An idle client's error (server restart) must not crash the process; the pool drops it.
   pool.on('error', () => undefined);
   const listeners = new Set<CommitListener>();
@@ -153,10 +155,8 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
       analyzers !== null && analyzers.length === 0
         ? Promise.resolve([])
         : internalRead(async (q) => {
-            const rows = await q<{ org_id: string }>('readyOrgs', [now, analyzers === null ? null : [...analyzers]]);
-            if (rows.length === 0) return [];
-            const running = new Map((await q<{ org_id: string; n: number }>('runningCounts', [rows.map((r) => r.org_id)])).map((r) => [r.org_id, r.n]));
-            return rows.map((r) => ({ orgId: r.org_id, running: running.get(r.org_id) ?? 0 }));
+            const rows = await q<{ org_id: string; running: number }>('readyOrgs', [now, analyzers === null ? null : [...analyzers]]);
+            return rows.map((r) => ({ orgId: r.org_id, running: r.running }));
           }),
 
     listStaleCancels: (olderThan, limit) =>
@@ -208,18 +208,31 @@ async function read<T>(pool: pg.Pool, names: PgNames, sql: PgSql, org: string | 
     throw toStoreError(e);
   }
   let broken = false;
+  // Pipelined: BEGIN and the role/org switch go out with the first query, no round trip each.
+  let firstError: unknown;
+  const send = (config: string | pg.QueryConfig): void => {
+    client.query(config).catch((e: unknown) => {
+      firstError ??= e;
+    });
+  };
   try {
-    await client.query('BEGIN');
-    if (org === null) await client.query({ name: sql.names.setInternal, text: sql.setInternal, values: [names.internalRole] });
-    else await client.query({ name: sql.names.setTenant, text: sql.setTenant, values: [names.appRole, org] });
-    const q: Query = async (name, values) => (await client.query({ name: sql.names[name], text: sql[name], values })).rows;
+    send('BEGIN');
+    if (org === null) send({ name: sql.names.setInternal, text: sql.setInternal, values: [names.internalRole] });
+    else send({ name: sql.names.setTenant, text: sql.setTenant, values: [names.appRole, org] });
+    const q: Query = async (name, values) => {
+      try {
+        return (await client.query({ name: sql.names[name], text: sql[name], values })).rows;
+      } catch (e) {
+        throw firstError ?? e;
+      }
+    };
     const out = await run(q);
     await client.query('COMMIT');
     return out;
   } catch (e) {
     broken = isConnectionError(e);
     if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
-    throw toStoreError(e);
+    throw toStoreError(firstError ?? e);
   } finally {
     client.release(broken);
   }

@@ -20,7 +20,7 @@ export function submitOp(cmd: SubmitJobCommand): Op<SubmitJobCommand, { job: Job
 async function execSubmits(tx: Parameters<Op<SubmitJobCommand, unknown>['exec']>[0], cmds: readonly SubmitJobCommand[]): Promise<Array<Outcome<{ job: Job; created: boolean }>>> {
   assertTransition('new', 'queued', 'submit');
   const org = (cmds[0] as SubmitJobCommand).orgId;
-  await tx.asTenant(org);
+  tx.asTenant(org);
   const runAt = (c: SubmitJobCommand): number => c.runAt ?? c.now;
   // ON CONFLICT on the idempotency index only: a same-key submit (in this statement, or
   // committed/in flight elsewhere — the insert waits for it) is skipped and resolved below.
@@ -85,7 +85,7 @@ export function claimOp(cmd: ClaimCommand): Op<ClaimCommand, ClaimedJob[]> {
       if (cmd.limit <= 0 || (cmd.analyzers !== null && cmd.analyzers.length === 0)) return [{ ok: true, value: [] }];
       // The statement selects only queued rows and moves them to running.
       assertTransition('queued', 'running', 'claim');
-      await tx.asTenant(cmd.orgId);
+      tx.asTenant(cmd.orgId);
       // One random draw per claim, suffixed per job: unique and unguessable tokens.
       const rows = await tx.query<JobRow>('claim', [
         cmd.orgId,
@@ -117,7 +117,7 @@ export function recoverOp(now: number, limit: number, retryAt: (job: Job) => num
     input: null,
     exec: async (tx) => {
       if (limit <= 0) return [{ ok: true, value: [] }];
-      await tx.asInternal();
+      tx.asInternal();
       const rows = await tx.query<JobRow>('expiredLeases', [now, Math.floor(limit)]);
       const plans: Array<{ row: JobRow; runAt: number | null }> = [];
       try {
@@ -153,7 +153,7 @@ export function createApiKeyOp(record: ApiKeyRecord): Op<ApiKeyRecord, void> {
     input: record,
     exec: async (tx, [r]) => {
       const rec = r as ApiKeyRecord;
-      await tx.asTenant(rec.orgId);
+      tx.asTenant(rec.orgId);
       await tx.query('insertApiKey', [rec.keyId, rec.orgId, rec.hash, rec.label, rec.createdAt, rec.revokedAt]);
       return [{ ok: true, value: undefined }];
     },
@@ -167,7 +167,7 @@ export function revokeApiKeyOp(keyId: string, now: number): Op<null, boolean> {
     jobs: [],
     input: null,
     exec: async (tx) => {
-      await tx.asInternal();
+      tx.asInternal();
       const rows = await tx.query('revokeApiKey', [keyId, now]);
       return [{ ok: true, value: rows.length > 0 }];
     },

@@ -38,13 +38,17 @@ const holds = (row: JobRow | undefined, lease: LeaseRef): row is JobRow =>
   row !== undefined && row.status === 'running' && row.attempt === lease.attempt && row.lease_token === lease.leaseToken && row.org_id === lease.orgId;
 
 export async function lockRows(tx: Tx, org: string, jobIds: readonly string[]): Promise<Map<string, JobRow>> {
-  await tx.asTenant(org);
+  tx.asTenant(org);
   const rows = await tx.query<JobRow>('lockJobs', [org, [...new Set(jobIds)]]);
   return new Map(rows.map((r) => [r.job_id, r]));
 }
 
+type Completion = Mutation & { kind: 'finish'; outcome: { status: 'completed' } };
+const isCompletion = (m: Mutation): m is Completion => m.kind === 'finish' && m.outcome.status === 'completed';
+
 async function execMutations(tx: Tx, muts: readonly Mutation[]): Promise<Array<Outcome<unknown>>> {
   const org = orgOf(muts[0] as Mutation);
+  if (muts.every(isCompletion) && new Set(muts.map(jobOf)).size === muts.length) return completeMany(tx, org, muts as readonly Completion[]);
   const rows = await lockRows(tx, org, muts.map(jobOf));
   const changed = new Set<string>();
   const results: NewResult[] = [];
@@ -120,6 +124,28 @@ async function execMutations(tx: Tx, muts: readonly Mutation[]): Promise<Array<O
   await writeBack(tx, [...changed].map((id) => rows.get(id) as JobRow));
   await insertResults(tx, results);
   return outs;
+}
+
+/** Plain completions of distinct jobs: one statement, no separate lock/read round trip. */
+async function completeMany(tx: Tx, org: string, muts: readonly Completion[]): Promise<Array<Outcome<unknown>>> {
+  assertTransition('running', 'completed', 'analyzer_returned');
+  tx.asTenant(org);
+  const rows = await tx.query<JobRow>('completeJobs', [
+    org,
+    muts.map((m) => m.lease.jobId),
+    muts.map((m) => m.lease.attempt),
+    muts.map((m) => m.lease.leaseToken),
+    muts.map((m) => m.outcome.resultId),
+    muts.map((m) => m.now),
+    muts.map((m) => JSON.stringify(m.outcome.payload) ?? 'null'),
+  ]);
+  const won = new Map(rows.map((r) => [r.job_id, r]));
+  return muts.map((m): Outcome<unknown> => {
+    const row = won.get(m.lease.jobId);
+    if (!row) return { ok: false, error: leaseLost(m.lease) };
+    emitEvent(tx, row, 'job.completed', { result_id: m.outcome.resultId, attempt: row.attempt }, m.now);
+    return { ok: true, value: toJob(row) };
+  });
 }
 
 function finish(tx: Tx, row: JobRow, outcome: FinishOutcome, now: number, results: NewResult[]): JobRow {

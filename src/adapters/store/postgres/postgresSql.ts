@@ -21,11 +21,19 @@ export function buildSql(schema: string) {
     // One round trip: role and org are both GUCs, set for this transaction only.
     setTenant: `SELECT set_config('role', $1, true), set_config('upshift.org_id', $2, true)`,
     setInternal: `SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`,
-    positionLock: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), set_config('role', $2, true), set_config('upshift.org_id', $3, true)`,
-    notify: `SELECT pg_notify($1, $2)`,
-    insertEvents: `INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
-      SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bigint[])
-      RETURNING position, job_id, event_seq`,
+    // The position lock is taken by the first statement that appends events and held until
+    // COMMIT. MATERIALIZED + the cross join make it run before the first row is produced, so
+    // before the first identity value is drawn. NOTIFY carries only the newest position.
+    insertEvents: `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended($8, 0)) AS held),
+      ins AS (
+        INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
+        SELECT u.job_id, u.event_seq, u.org_id, u.type, u.status, u.payload, u.occurred_at
+        FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bigint[])
+          AS u(job_id, event_seq, org_id, type, status, payload, occurred_at)
+          CROSS JOIN lock
+        RETURNING position, job_id, event_seq),
+      note AS (SELECT pg_notify($9, MAX(position)::text) AS sent FROM ins)
+      SELECT ins.position, ins.job_id, ins.event_seq FROM ins CROSS JOIN note`,
 
     insertJobs: `INSERT INTO ${s}.jobs (job_id, org_id, analyzer, input, status, attempt, max_attempts, priority,
         idempotency_key, request_hash, created_at, run_at, trace_context, last_event_seq)
@@ -47,6 +55,20 @@ export function buildSql(schema: string) {
         worker_id = $7, started_at = $2, last_event_seq = j.last_event_seq + 1
       FROM picked WHERE j.org_id = picked.org_id AND j.job_id = picked.job_id
       RETURNING ${JJ}`,
+
+    // The hot path of finishJob: a group of plain completions is one fenced UPDATE (compare-
+    // and-set on running + attempt + lease token) that also inserts the final results.
+    completeJobs: `WITH u AS (
+        UPDATE ${s}.jobs j SET status = 'completed', result_id = i.result_id, finished_at = i.now, progress_fraction = 1,
+          error = NULL, lease_token = NULL, lease_expires_at = NULL, last_event_seq = j.last_event_seq + 1
+        FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[]) AS i(job_id, attempt, token, result_id, now)
+        WHERE j.org_id = $1 AND j.job_id = i.job_id AND j.status = 'running' AND j.attempt = i.attempt AND j.lease_token = i.token
+        RETURNING ${JJ}),
+      r AS (
+        INSERT INTO ${s}.job_results (result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at)
+        SELECT u.result_id, u.job_id, u.org_id, 'final', NULL, u.partial_count + 1, p.payload, u.finished_at
+        FROM u JOIN unnest($2::text[], $7::jsonb[]) AS p(job_id, payload) ON p.job_id = u.job_id)
+      SELECT ${jobCols('u')} FROM u`,
 
     // Writers lock and read the rows, decide in JS (core transition table), then write back.
     lockJobs: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND job_id = ANY($2::text[]) ORDER BY job_id FOR UPDATE`,
@@ -95,8 +117,8 @@ export function buildSql(schema: string) {
         SELECT (SELECT j.org_id FROM ${s}.jobs j WHERE j.status = 'queued' AND j.org_id > r.org_id AND j.run_at <= $1
                   AND ($2::text[] IS NULL OR j.analyzer = ANY($2::text[])) ORDER BY j.org_id LIMIT 1)
         FROM ready r WHERE r.org_id IS NOT NULL)
-      SELECT org_id FROM ready WHERE org_id IS NOT NULL`,
-    runningCounts: `SELECT org_id, COUNT(*)::int AS n FROM ${s}.jobs WHERE status = 'running' AND org_id = ANY($1::text[]) GROUP BY org_id`,
+      SELECT r.org_id, (SELECT COUNT(*) FROM ${s}.jobs c WHERE c.status = 'running' AND c.org_id = r.org_id)::int AS running
+      FROM ready r WHERE r.org_id IS NOT NULL`,
     staleCancels: `SELECT ${J} FROM ${s}.jobs WHERE status = 'running' AND cancel_requested_at IS NOT NULL AND cancel_requested_at < $1
       ORDER BY cancel_requested_at, job_id LIMIT $2`,
     queueStats: `SELECT (SELECT COUNT(*) FROM ${s}.jobs WHERE status = 'queued')::int AS queued,
