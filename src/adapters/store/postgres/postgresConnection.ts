@@ -57,3 +57,25 @@ export function createPool(url: string, max: number, applicationName: string): p
 export function createClient(url: string, applicationName: string): pg.Client {
   return new pg.Client({ connectionString: url, types, application_name: applicationName, connectionTimeoutMillis: 10_000, keepAlive: true });
 }
+
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
+/**
+ * Pipelined statements sent in one synchronous run (BEGIN, role switch, the statement) leave
+ * in one write instead of one syscall each: the socket is corked until the next tick. Uses the
+ * client's socket (`connection.stream`, not part of pg's typed API); without one it is a no-op.
+ */
+export function corkUntilNextTick(client: pg.ClientBase): void {
+  const holder = client as unknown as { connection?: { stream?: Partial<Corkable> }; __upshiftCorked?: boolean };
+  const stream = holder.connection?.stream;
+  if (holder.__upshiftCorked || typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') return;
+  holder.__upshiftCorked = true;
+  stream.cork();
+  process.nextTick(() => {
+    holder.__upshiftCorked = false;
+    (stream as Corkable).uncork();
+  });
+}

@@ -4,7 +4,7 @@ import type { JobEvent, JobEventType } from '../../../core/events.js';
 import { asJobId, asOrgId } from '../../../core/ids.js';
 import type { Json } from '../../../core/job.js';
 import type { JobStatus } from '../../../core/jobState.js';
-import type { PgNames } from './postgresConnection.js';
+import { corkUntilNextTick, type PgNames } from './postgresConnection.js';
 import { isConnectionError, isRetryable, toStoreError } from './postgresErrors.js';
 import type { PgSql } from './postgresSql.js';
 
@@ -59,6 +59,7 @@ export class Tx {
 
   /** Sends without waiting; a failure surfaces at the next awaited statement. */
   send(config: string | pg.QueryConfig): void {
+    corkUntilNextTick(this.client);
     this.client.query(config).catch((e: unknown) => {
       this.firstError ??= e;
     });
@@ -82,6 +83,7 @@ export class Tx {
 
   async query<R extends pg.QueryResultRow>(name: keyof PgSql['names'], values: unknown[]): Promise<R[]> {
     try {
+      corkUntilNextTick(this.client);
       const r = await this.client.query<R>({ name: this.sql.names[name], text: this.sql[name], values });
       return r.rows;
     } catch (e) {
@@ -125,6 +127,7 @@ export class Tx {
       else byOrg.set(e.orgId, [e]);
     }
     const inserts: Array<{ evs: PendingEvent[]; rows: Promise<pg.QueryResult<{ position: number; job_id: string; event_seq: number }>> }> = [];
+    corkUntilNextTick(this.client);
     for (const [org, evs] of byOrg) {
       this.asTenant(org);
       const rows = this.client.query<{ position: number; job_id: string; event_seq: number }>({

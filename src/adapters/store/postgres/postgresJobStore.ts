@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { UpshiftError } from '../../../core/errors.js';
 import type { JobEvent } from '../../../core/events.js';
 import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
-import { createPool, resolveNames, type PgNames } from './postgresConnection.js';
+import { corkUntilNextTick, createPool, resolveNames, type PgNames } from './postgresConnection.js';
 import { isConnectionError, toStoreError } from './postgresErrors.js';
 import { PgGroupCommit, type CommitListener, type Op } from './postgresGroupCommit.js';
 import { claimOp, createApiKeyOp, recoverOp, revokeApiKeyOp, submitOp } from './postgresJobWrites.js';
@@ -211,6 +211,7 @@ async function read<T>(pool: pg.Pool, names: PgNames, sql: PgSql, org: string | 
   // Pipelined: BEGIN and the role/org switch go out with the first query, no round trip each.
   let firstError: unknown;
   const send = (config: string | pg.QueryConfig): void => {
+    corkUntilNextTick(client);
     client.query(config).catch((e: unknown) => {
       firstError ??= e;
     });
@@ -227,6 +228,7 @@ async function read<T>(pool: pg.Pool, names: PgNames, sql: PgSql, org: string | 
       }
     };
     const out = await run(q);
+    corkUntilNextTick(client);
     await client.query('COMMIT');
     return out;
   } catch (e) {
