@@ -219,312 +219,328 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const jobs = plan({ jobs: o.jobs, seed: o.seed, sleepMinMs: o.sleepMinMs, sleepMaxMs: o.sleepMaxMs, longSleepMs: o.longSleepMs });
 
   // ---- the server, killed and restarted under the clients' feet ----
-  let port = await freePort();
-  let server = await startServer(root, env, port);
-  let up: Promise<void> = Promise.resolve();
-  let kills = 0;
-  let restarts = 0;
-  const allServers: Server[] = [server];
+  const allServers: Server[] = [];
+  try {
+    let port = await freePort();
+    let server = await startServer(root, env, port);
+    allServers.push(server);
+    let up: Promise<void> = Promise.resolve();
+    let kills = 0;
+    let restarts = 0;
 
-  const Database = loadSqliteDriver();
-  let reader: BetterSqlite3.Database | undefined;
-  const db = (): BetterSqlite3.Database => (reader ??= new Database(dbFile, { readonly: true, fileMustExist: true }));
+    const Database = loadSqliteDriver();
+    let reader: BetterSqlite3.Database | undefined;
+    const db = (): BetterSqlite3.Database => (reader ??= new Database(dbFile, { readonly: true, fileMustExist: true }));
 
-  const checkDeadline = (what: string): void => {
-    if (Date.now() > deadline) throw new Error(`chaos: timed out after ${o.timeoutMs} ms (${what})`);
-  };
+    const checkDeadline = (what: string): void => {
+      if (Date.now() > deadline) throw new Error(`chaos: timed out after ${o.timeoutMs} ms (${what})`);
+    };
 
-  /** One HTTP call that survives kills: retried (after the restart) on network errors and 5xx. */
-  async function call<T>(method: string, path: string, org: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; attempts: number; replayed: boolean }> {
-    for (let attempts = 1; ; attempts++) {
-      checkDeadline(`${method} ${path}`);
-      await up;
-      const url = server.url;
-      try {
-        const r = await fetch(url + path, {
-          method,
-          headers: { 'x-org-id': org, ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
-          ...(body !== undefined && { body: JSON.stringify(body) }),
-          signal: AbortSignal.timeout(15_000),
-        });
-        const text = await r.text();
-        if (r.status >= 500) throw new Error(`HTTP ${r.status}: ${text}`);
-        return { status: r.status, body: (text ? JSON.parse(text) : null) as T, attempts, replayed: r.headers.get('idempotent-replayed') === 'true' };
-      } catch {
-        await sleep(20 + Math.floor(Math.random() * 80));
-      }
-    }
-  }
-
-  // ---- submitters ----
-  const ids = new Map<number, string>(); // plan index -> job id
-  const idemViolations: string[] = [];
-  let ambiguousUnkeyed = 0;
-  let cancelsBefore = 0;
-  let cancelsRunning = 0;
-  const runningCandidates = new Map<string, Planned>();
-  let submitted = 0;
-
-  async function submitOne(p: Planned): Promise<void> {
-    const headers = p.key ? { 'idempotency-key': p.key } : undefined;
-    const body = { analyzer: 'sleep', input: p.input, ...(p.maxAttempts !== undefined && { max_attempts: p.maxAttempts }), ...(p.priority !== undefined && { priority: p.priority }) };
-    const first = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
-    if (first.status !== 202) throw new Error(`submit ${p.i}: HTTP ${first.status} ${JSON.stringify(first.body)}`);
-    if (!p.key && first.attempts > 1) ambiguousUnkeyed++;
-    ids.set(p.i, first.body.job_id);
-    if (p.key) {
-      const again = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
-      // A replay answers 202 with the same job and `Idempotent-Replayed: true`.
-      if (again.status !== 202 || !again.replayed || again.body.job_id !== first.body.job_id) {
-        idemViolations.push(`${p.key}: first ${first.body.job_id}, resubmit HTTP ${again.status} replayed=${again.replayed} ${again.body.job_id}`);
-      }
-    }
-    submitted++;
-    if (p.cancel === 'before-start') {
-      cancelsBefore++;
-      await call('POST', `/analyze/jobs/${first.body.job_id}/cancel`, p.org);
-    } else if (p.cancel === 'while-running') {
-      runningCandidates.set(first.body.job_id, p);
-    }
-  }
-
-  let next = 0;
-  const submitters = Array.from({ length: o.submitConcurrency }, async () => {
-    for (;;) {
-      const p = jobs[next++];
-      if (!p) return;
-      await submitOne(p);
-    }
-  });
-  const submitting = Promise.all(submitters);
-  let submitDone = false;
-  let submitError: unknown;
-  void submitting.then(
-    () => (submitDone = true),
-    (e: unknown) => (submitError = e),
-  );
-
-  // ---- cancels of running jobs: watch the candidates in the store, cancel once running ----
-  let stopWatch = false;
-  const watcher = (async () => {
-    while (!stopWatch) {
-      const batch = [...runningCandidates.keys()];
-      if (batch.length > 0) {
-        const rows = db()
-          .prepare(`SELECT job_id, status FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))`)
-          .all(JSON.stringify(batch)) as { job_id: string; status: string }[];
-        for (const row of rows) {
-          const p = runningCandidates.get(row.job_id);
-          if (!p) continue;
-          if (row.status === 'running') {
-            runningCandidates.delete(row.job_id);
-            cancelsRunning++;
-            void call('POST', `/analyze/jobs/${row.job_id}/cancel`, p.org);
-          } else if ((TERMINAL as readonly string[]).includes(row.status)) {
-            runningCandidates.delete(row.job_id);
-          }
+    /** One HTTP call that survives kills: retried (after the restart) on network errors and 5xx. */
+    async function call<T>(method: string, path: string, org: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; attempts: number; replayed: boolean }> {
+      for (let attempts = 1; ; attempts++) {
+        checkDeadline(`${method} ${path}`);
+        await up;
+        const url = server.url;
+        try {
+          const r = await fetch(url + path, {
+            method,
+            headers: { 'x-org-id': org, ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+            ...(body !== undefined && { body: JSON.stringify(body) }),
+            signal: AbortSignal.timeout(15_000),
+          });
+          const text = await r.text();
+          if (r.status >= 500) throw new Error(`HTTP ${r.status}: ${text}`);
+          return { status: r.status, body: (text ? JSON.parse(text) : null) as T, attempts, replayed: r.headers.get('idempotent-replayed') === 'true' };
+        } catch {
+          await sleep(20 + Math.floor(Math.random() * 80));
         }
       }
+    }
+
+    // ---- submitters ----
+    const ids = new Map<number, string>(); // plan index -> job id
+    const idemViolations: string[] = [];
+    let ambiguousUnkeyed = 0;
+    let cancelsBefore = 0;
+    let cancelsRunning = 0;
+    const runningCandidates = new Map<string, Planned>();
+    let submitted = 0;
+
+    async function submitOne(p: Planned): Promise<void> {
+      const headers = p.key ? { 'idempotency-key': p.key } : undefined;
+      const body = { analyzer: 'sleep', input: p.input, ...(p.maxAttempts !== undefined && { max_attempts: p.maxAttempts }), ...(p.priority !== undefined && { priority: p.priority }) };
+      const first = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
+      if (first.status !== 202) throw new Error(`submit ${p.i}: HTTP ${first.status} ${JSON.stringify(first.body)}`);
+      if (!p.key && first.attempts > 1) ambiguousUnkeyed++;
+      ids.set(p.i, first.body.job_id);
+      if (p.key) {
+        const again = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
+        // A replay answers 202 with the same job and `Idempotent-Replayed: true`.
+        if (again.status !== 202 || !again.replayed || again.body.job_id !== first.body.job_id) {
+          idemViolations.push(`${p.key}: first ${first.body.job_id}, resubmit HTTP ${again.status} replayed=${again.replayed} ${again.body.job_id}`);
+        }
+      }
+      submitted++;
+      if (p.cancel === 'before-start') {
+        cancelsBefore++;
+        await call('POST', `/analyze/jobs/${first.body.job_id}/cancel`, p.org);
+      } else if (p.cancel === 'while-running') {
+        runningCandidates.set(first.body.job_id, p);
+      }
+    }
+
+    let next = 0;
+    const submitters = Array.from({ length: o.submitConcurrency }, async () => {
+      for (;;) {
+        const p = jobs[next++];
+        if (!p) return;
+        await submitOne(p);
+      }
+    });
+    const submitting = Promise.all(submitters);
+    let submitDone = false;
+    let submitError: unknown;
+    void submitting.then(
+      () => (submitDone = true),
+      (e: unknown) => (submitError = e),
+    );
+
+    // ---- cancels of running jobs: watch the candidates in the store, cancel once running ----
+    let stopWatch = false;
+    const watcher = (async () => {
+      while (!stopWatch) {
+        const batch = [...runningCandidates.keys()];
+        if (batch.length > 0) {
+          let rows: { job_id: string; status: string }[] = [];
+          try {
+            rows = db()
+              .prepare(`SELECT job_id, status FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))`)
+              .all(JSON.stringify(batch)) as { job_id: string; status: string }[];
+          } catch {
+            // SQLITE_BUSY while a restarted server recovers the WAL: next round.
+          }
+          for (const row of rows) {
+            const p = runningCandidates.get(row.job_id);
+            if (!p) continue;
+            if (row.status === 'running') {
+              runningCandidates.delete(row.job_id);
+              cancelsRunning++;
+              void call('POST', `/analyze/jobs/${row.job_id}/cancel`, p.org).catch(() => undefined);
+            } else if ((TERMINAL as readonly string[]).includes(row.status)) {
+              runningCandidates.delete(row.job_id);
+            }
+          }
+        }
+        await sleep(50);
+      }
+    })();
+
+    // ---- progress: 0..1 over submission (40 %) and completion (60 %) ----
+    const counts = (): { total: number; terminal: number; byStatus: Record<string, number> } => {
+      const rows = db().prepare(`SELECT status, count(*) AS n FROM jobs GROUP BY status`).all() as { status: string; n: number }[];
+      const byStatus: Record<string, number> = {};
+      let total = 0;
+      let terminal = 0;
+      for (const r of rows) {
+        byStatus[r.status] = r.n;
+        total += r.n;
+        if ((TERMINAL as readonly string[]).includes(r.status)) terminal += r.n;
+      }
+      return { total, terminal, byStatus };
+    };
+
+    // ---- the killer ----
+    const thresholds = Array.from({ length: o.kills }, () => 0.02 + rnd() * 0.83).sort((a, b) => a - b);
+    const jitters = thresholds.map(() => Math.floor(rnd() * 250));
+    let lastLog = 0;
+    const tProcessing = Date.now();
+    for (;;) {
+      checkDeadline('waiting for every job to be terminal');
+      if (submitError !== undefined) throw submitError;
+      let c: ReturnType<typeof counts>;
+      try {
+        c = counts();
+      } catch {
+        // SQLITE_BUSY while a restarted server recovers the WAL: next round.
+        await sleep(50);
+        continue;
+      }
+      const progress = 0.4 * (submitted / o.jobs) + 0.6 * Math.min(1, c.terminal / o.jobs);
+      if (Date.now() - lastLog > 5_000) {
+        lastLog = Date.now();
+        o.log(`chaos: ${((Date.now() - t0) / 1000).toFixed(1)} s, submitted ${submitted}/${o.jobs}, terminal ${c.terminal}/${c.total}, kills ${kills}/${o.kills}`);
+      }
+      const threshold = thresholds[kills];
+      if (threshold !== undefined && (progress >= threshold || (submitDone && c.terminal >= c.total))) {
+        await sleep(jitters[kills] ?? 0);
+        let release: () => void = () => undefined;
+        up = new Promise<void>((r) => (release = r));
+        const victim = server;
+        victim.child.kill('SIGKILL');
+        await victim.exited;
+        kills++;
+        try {
+          server = await startServer(root, env, port);
+        } catch {
+          // The port was taken meanwhile: another one.
+          port = await freePort();
+          server = await startServer(root, env, port);
+        }
+        allServers.push(server);
+        restarts++;
+        release();
+        continue;
+      }
+      if (kills >= o.kills && submitDone && c.total > 0 && c.terminal === c.total) break;
       await sleep(50);
     }
-  })();
+    await submitting;
+    stopWatch = true;
+    await watcher;
+    const processingMs = Date.now() - tProcessing;
 
-  // ---- progress: 0..1 over submission (40 %) and completion (60 %) ----
-  const counts = (): { total: number; terminal: number; byStatus: Record<string, number> } => {
-    const rows = db().prepare(`SELECT status, count(*) AS n FROM jobs GROUP BY status`).all() as { status: string; n: number }[];
-    const byStatus: Record<string, number> = {};
-    let total = 0;
-    let terminal = 0;
-    for (const r of rows) {
-      byStatus[r.status] = r.n;
-      total += r.n;
-      if ((TERMINAL as readonly string[]).includes(r.status)) terminal += r.n;
+    // ---- the dispatcher drains: one in-app notification per terminal job ----
+    const tDrain = Date.now();
+    const drainDeadline = Math.min(deadline, tDrain + o.drainTimeoutMs);
+    for (;;) {
+      const missing = (
+        db()
+          .prepare(
+            `SELECT count(*) AS n FROM jobs j WHERE j.status IN ('completed','failed','canceled')
+               AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = j.job_id AND n.channel = 'in_app')`,
+          )
+          .get() as { n: number }
+      ).n;
+      if (missing === 0 || Date.now() > drainDeadline) break;
+      await sleep(100);
     }
-    return { total, terminal, byStatus };
-  };
+    const drainMs = Date.now() - tDrain;
 
-  // ---- the killer ----
-  const thresholds = Array.from({ length: o.kills }, () => 0.02 + rnd() * 0.83).sort((a, b) => a - b);
-  const jitters = thresholds.map(() => Math.floor(rnd() * 250));
-  let lastLog = 0;
-  const tProcessing = Date.now();
-  for (;;) {
-    checkDeadline('waiting for every job to be terminal');
-    if (submitError !== undefined) throw submitError;
-    const c = counts();
-    const progress = 0.4 * (submitted / o.jobs) + 0.6 * Math.min(1, c.terminal / o.jobs);
-    if (Date.now() - lastLog > 5_000) {
-      lastLog = Date.now();
-      o.log(`chaos: ${((Date.now() - t0) / 1000).toFixed(1)} s, submitted ${submitted}/${o.jobs}, terminal ${c.terminal}/${c.total}, kills ${kills}/${o.kills}`);
+    server.child.kill('SIGTERM');
+    const stopped = await Promise.race([server.exited, sleep(15_000).then(() => 'timeout' as const)]);
+    if (stopped === 'timeout') {
+      server.child.kill('SIGKILL');
+      await server.exited;
     }
-    const threshold = thresholds[kills];
-    if (threshold !== undefined && (progress >= threshold || (submitDone && c.terminal >= c.total))) {
-      await sleep(jitters[kills] ?? 0);
-      let release: () => void = () => undefined;
-      up = new Promise<void>((r) => (release = r));
-      const victim = server;
-      victim.child.kill('SIGKILL');
-      await victim.exited;
-      kills++;
-      try {
-        server = await startServer(root, env, port);
-      } catch {
-        // The port was taken meanwhile: another one.
-        port = await freePort();
-        server = await startServer(root, env, port);
+    reader?.close();
+    reader = undefined;
+
+    // ---- invariants, from the store ----
+    const ro = new Database(dbFile, { readonly: true, fileMustExist: true });
+    try {
+      const invariants: Violation[] = [];
+      const check = (name: string, sql: string, params: unknown[] = []): void => {
+        const rows = ro.prepare(sql).all(...params) as { v: string }[];
+        invariants.push({ name, count: rows.length, examples: rows.slice(0, 5).map((r) => r.v) });
+      };
+      check('every job terminal', `SELECT job_id || ' ' || status AS v FROM jobs WHERE status NOT IN ('completed','failed','canceled')`);
+      check(
+        'event_seq gap-free 1..n (= last_event_seq)',
+        `SELECT j.job_id || ' count=' || ifnull(e.c, 0) || ' min=' || ifnull(e.mn, 0) || ' max=' || ifnull(e.mx, 0) || ' last=' || j.last_event_seq AS v
+           FROM jobs j LEFT JOIN (SELECT job_id, count(*) AS c, min(event_seq) AS mn, max(event_seq) AS mx FROM job_events GROUP BY job_id) e
+             ON e.job_id = j.job_id
+          WHERE e.c IS NULL OR e.mn <> 1 OR e.mx <> e.c OR e.mx <> j.last_event_seq`,
+      );
+      check(
+        'at most one terminal event per job',
+        `SELECT job_id || ' ' || count(*) AS v FROM job_events WHERE type IN ('job.completed','job.failed','job.canceled')
+          GROUP BY job_id HAVING count(*) > 1`,
+      );
+      check(
+        'terminal event matches job status and is the last event',
+        `SELECT j.job_id || ' status=' || j.status || ' terminal=' || ifnull(t.type, '-') AS v
+           FROM jobs j LEFT JOIN job_events t
+             ON t.job_id = j.job_id AND t.type IN ('job.completed','job.failed','job.canceled')
+          WHERE j.status IN ('completed','failed','canceled')
+            AND (t.type IS NULL OR t.type <> 'job.' || j.status OR t.event_seq <> j.last_event_seq)`,
+      );
+      check(
+        'partial chunk keys unique per job',
+        `SELECT job_id || ' ' || chunk_key || ' x' || count(*) AS v FROM job_results WHERE kind = 'partial'
+          GROUP BY job_id, chunk_key HAVING count(*) > 1`,
+      );
+      check(
+        'partial results = job.partial events (= partial_count)',
+        `SELECT j.job_id || ' results=' || ifnull(r.n, 0) || ' events=' || ifnull(e.n, 0) || ' partial_count=' || j.partial_count AS v
+           FROM jobs j
+           LEFT JOIN (SELECT job_id, count(*) AS n FROM job_results WHERE kind = 'partial' GROUP BY job_id) r ON r.job_id = j.job_id
+           LEFT JOIN (SELECT job_id, count(*) AS n FROM job_events WHERE type = 'job.partial' GROUP BY job_id) e ON e.job_id = j.job_id
+          WHERE ifnull(r.n, 0) <> ifnull(e.n, 0) OR ifnull(r.n, 0) <> j.partial_count`,
+      );
+      check(
+        'completed: every step-1..K partial and one final result (= result_id)',
+        `SELECT j.job_id || ' steps=' || json_extract(j.input, '$.steps') || ' partials=' || ifnull(p.n, 0) || ' finals=' || ifnull(f.n, 0) AS v
+           FROM jobs j
+           LEFT JOIN (SELECT job_id, count(*) AS n FROM job_results WHERE kind = 'partial' GROUP BY job_id) p ON p.job_id = j.job_id
+           LEFT JOIN (SELECT job_id, count(*) AS n, max(result_id) AS rid FROM job_results WHERE kind = 'final' GROUP BY job_id) f ON f.job_id = j.job_id
+          WHERE j.status = 'completed'
+            AND (ifnull(p.n, 0) <> json_extract(j.input, '$.steps') OR ifnull(f.n, 0) <> 1 OR f.rid IS NOT j.result_id
+                 OR EXISTS (SELECT 1 FROM job_results x WHERE x.job_id = j.job_id AND x.kind = 'partial'
+                             AND (x.chunk_key NOT LIKE 'step-%' OR CAST(substr(x.chunk_key, 6) AS INTEGER) NOT BETWEEN 1 AND json_extract(j.input, '$.steps'))))`,
+      );
+      check(
+        'not completed: no final result',
+        `SELECT j.job_id || ' ' || j.status AS v FROM jobs j WHERE j.status <> 'completed'
+            AND EXISTS (SELECT 1 FROM job_results r WHERE r.job_id = j.job_id AND r.kind = 'final')`,
+      );
+      check(
+        'exactly one in-app notification per terminal job (type matches)',
+        `SELECT j.job_id || ' ' || j.status || ' notifications=' || count(n.notification_id) AS v
+           FROM jobs j LEFT JOIN notifications n ON n.job_id = j.job_id AND n.channel = 'in_app'
+          WHERE j.status IN ('completed','failed','canceled')
+          GROUP BY j.job_id
+         HAVING count(n.notification_id) <> 1 OR max(n.type) <> 'async.job.' || j.status`,
+      );
+      check('no notification for a non-terminal job', `SELECT n.job_id AS v FROM notifications n JOIN jobs j ON j.job_id = n.job_id WHERE j.status NOT IN ('completed','failed','canceled')`);
+      check(
+        'canceled before start: no result row',
+        `SELECT j.job_id AS v FROM jobs j WHERE j.status = 'canceled'
+            AND NOT EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')
+            AND EXISTS (SELECT 1 FROM job_results r WHERE r.job_id = j.job_id)`,
+      );
+      // Idempotency: every keyed plan entry is exactly one job in the store, the one both submits answered.
+      const keyed = jobs.filter((p) => p.key !== null);
+      const byKey = ro.prepare(`SELECT job_id FROM jobs WHERE org_id = ? AND idempotency_key = ?`);
+      const idem = [...idemViolations];
+      for (const p of keyed) {
+        const rows = byKey.all(p.org, p.key) as { job_id: string }[];
+        if (rows.length !== 1 || rows[0]?.job_id !== ids.get(p.i)) idem.push(`${p.key}: store has ${rows.map((r) => r.job_id).join(',') || 'none'}, client saw ${ids.get(p.i)}`);
       }
-      allServers.push(server);
-      restarts++;
-      release();
-      continue;
+      invariants.push({ name: 'idempotent resubmit created no second job', count: idem.length, examples: idem.slice(0, 5) });
+      // Every job the clients were answered is in the store.
+      const exists = ro.prepare(`SELECT 1 FROM jobs WHERE job_id = ?`);
+      const lost = [...ids.values()].filter((id) => exists.get(id) === undefined);
+      invariants.push({ name: 'every accepted job is in the store', count: lost.length, examples: lost.slice(0, 5) });
+
+      const byStatus: Record<string, number> = {};
+      for (const r of ro.prepare(`SELECT status, count(*) AS n FROM jobs GROUP BY status`).all() as { status: string; n: number }[]) byStatus[r.status] = r.n;
+      const one = (sql: string): number => (ro.prepare(sql).get() as { n: number }).n;
+      const report: ChaosReport = {
+        seed: o.seed,
+        kills,
+        restarts,
+        jobsSubmitted: ids.size,
+        jobsInStore: one(`SELECT count(*) AS n FROM jobs`),
+        byStatus,
+        keyedSubmits: keyed.length,
+        cancelsBeforeStartRequested: cancelsBefore,
+        cancelsWhileRunningRequested: cancelsRunning,
+        canceledBeforeStart: one(`SELECT count(*) AS n FROM jobs j WHERE status = 'canceled' AND NOT EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')`),
+        canceledAfterStart: one(`SELECT count(*) AS n FROM jobs j WHERE status = 'canceled' AND EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')`),
+        retriedAttempts: one(`SELECT ifnull(sum(attempt - 1), 0) AS n FROM jobs`),
+        ambiguousUnkeyedSubmits: ambiguousUnkeyed,
+        invariants,
+        durationMs: Date.now() - t0,
+        processingMs,
+        drainMs,
+        dbFile,
+      };
+      return report;
+    } finally {
+      ro.close();
     }
-    if (kills >= o.kills && submitDone && c.total > 0 && c.terminal === c.total) break;
-    await sleep(50);
-  }
-  await submitting;
-  stopWatch = true;
-  await watcher;
-  const processingMs = Date.now() - tProcessing;
-
-  // ---- the dispatcher drains: one in-app notification per terminal job ----
-  const tDrain = Date.now();
-  const drainDeadline = Math.min(deadline, tDrain + o.drainTimeoutMs);
-  for (;;) {
-    const missing = (
-      db()
-        .prepare(
-          `SELECT count(*) AS n FROM jobs j WHERE j.status IN ('completed','failed','canceled')
-             AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = j.job_id AND n.channel = 'in_app')`,
-        )
-        .get() as { n: number }
-    ).n;
-    if (missing === 0 || Date.now() > drainDeadline) break;
-    await sleep(100);
-  }
-  const drainMs = Date.now() - tDrain;
-
-  server.child.kill('SIGTERM');
-  const stopped = await Promise.race([server.exited, sleep(15_000).then(() => 'timeout' as const)]);
-  if (stopped === 'timeout') {
-    server.child.kill('SIGKILL');
-    await server.exited;
-  }
-  reader?.close();
-  reader = undefined;
-
-  // ---- invariants, from the store ----
-  const ro = new Database(dbFile, { readonly: true, fileMustExist: true });
-  try {
-    const invariants: Violation[] = [];
-    const check = (name: string, sql: string, params: unknown[] = []): void => {
-      const rows = ro.prepare(sql).all(...params) as { v: string }[];
-      invariants.push({ name, count: rows.length, examples: rows.slice(0, 5).map((r) => r.v) });
-    };
-    check('every job terminal', `SELECT job_id || ' ' || status AS v FROM jobs WHERE status NOT IN ('completed','failed','canceled')`);
-    check(
-      'event_seq gap-free 1..n (= last_event_seq)',
-      `SELECT j.job_id || ' count=' || ifnull(e.c, 0) || ' min=' || ifnull(e.mn, 0) || ' max=' || ifnull(e.mx, 0) || ' last=' || j.last_event_seq AS v
-         FROM jobs j LEFT JOIN (SELECT job_id, count(*) AS c, min(event_seq) AS mn, max(event_seq) AS mx FROM job_events GROUP BY job_id) e
-           ON e.job_id = j.job_id
-        WHERE e.c IS NULL OR e.mn <> 1 OR e.mx <> e.c OR e.mx <> j.last_event_seq`,
-    );
-    check(
-      'at most one terminal event per job',
-      `SELECT job_id || ' ' || count(*) AS v FROM job_events WHERE type IN ('job.completed','job.failed','job.canceled')
-        GROUP BY job_id HAVING count(*) > 1`,
-    );
-    check(
-      'terminal event matches job status and is the last event',
-      `SELECT j.job_id || ' status=' || j.status || ' terminal=' || ifnull(t.type, '-') AS v
-         FROM jobs j LEFT JOIN job_events t
-           ON t.job_id = j.job_id AND t.type IN ('job.completed','job.failed','job.canceled')
-        WHERE j.status IN ('completed','failed','canceled')
-          AND (t.type IS NULL OR t.type <> 'job.' || j.status OR t.event_seq <> j.last_event_seq)`,
-    );
-    check(
-      'partial chunk keys unique per job',
-      `SELECT job_id || ' ' || chunk_key || ' x' || count(*) AS v FROM job_results WHERE kind = 'partial'
-        GROUP BY job_id, chunk_key HAVING count(*) > 1`,
-    );
-    check(
-      'partial results = job.partial events (= partial_count)',
-      `SELECT j.job_id || ' results=' || ifnull(r.n, 0) || ' events=' || ifnull(e.n, 0) || ' partial_count=' || j.partial_count AS v
-         FROM jobs j
-         LEFT JOIN (SELECT job_id, count(*) AS n FROM job_results WHERE kind = 'partial' GROUP BY job_id) r ON r.job_id = j.job_id
-         LEFT JOIN (SELECT job_id, count(*) AS n FROM job_events WHERE type = 'job.partial' GROUP BY job_id) e ON e.job_id = j.job_id
-        WHERE ifnull(r.n, 0) <> ifnull(e.n, 0) OR ifnull(r.n, 0) <> j.partial_count`,
-    );
-    check(
-      'completed: every step-1..K partial and one final result (= result_id)',
-      `SELECT j.job_id || ' steps=' || json_extract(j.input, '$.steps') || ' partials=' || ifnull(p.n, 0) || ' finals=' || ifnull(f.n, 0) AS v
-         FROM jobs j
-         LEFT JOIN (SELECT job_id, count(*) AS n FROM job_results WHERE kind = 'partial' GROUP BY job_id) p ON p.job_id = j.job_id
-         LEFT JOIN (SELECT job_id, count(*) AS n, max(result_id) AS rid FROM job_results WHERE kind = 'final' GROUP BY job_id) f ON f.job_id = j.job_id
-        WHERE j.status = 'completed'
-          AND (ifnull(p.n, 0) <> json_extract(j.input, '$.steps') OR ifnull(f.n, 0) <> 1 OR f.rid IS NOT j.result_id
-               OR EXISTS (SELECT 1 FROM job_results x WHERE x.job_id = j.job_id AND x.kind = 'partial'
-                           AND (x.chunk_key NOT LIKE 'step-%' OR CAST(substr(x.chunk_key, 6) AS INTEGER) NOT BETWEEN 1 AND json_extract(j.input, '$.steps'))))`,
-    );
-    check(
-      'not completed: no final result',
-      `SELECT j.job_id || ' ' || j.status AS v FROM jobs j WHERE j.status <> 'completed'
-          AND EXISTS (SELECT 1 FROM job_results r WHERE r.job_id = j.job_id AND r.kind = 'final')`,
-    );
-    check(
-      'exactly one in-app notification per terminal job (type matches)',
-      `SELECT j.job_id || ' ' || j.status || ' notifications=' || count(n.notification_id) AS v
-         FROM jobs j LEFT JOIN notifications n ON n.job_id = j.job_id AND n.channel = 'in_app'
-        WHERE j.status IN ('completed','failed','canceled')
-        GROUP BY j.job_id
-       HAVING count(n.notification_id) <> 1 OR max(n.type) <> 'async.job.' || j.status`,
-    );
-    check('no notification for a non-terminal job', `SELECT n.job_id AS v FROM notifications n JOIN jobs j ON j.job_id = n.job_id WHERE j.status NOT IN ('completed','failed','canceled')`);
-    check(
-      'canceled before start: no result row',
-      `SELECT j.job_id AS v FROM jobs j WHERE j.status = 'canceled'
-          AND NOT EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')
-          AND EXISTS (SELECT 1 FROM job_results r WHERE r.job_id = j.job_id)`,
-    );
-    // Idempotency: every keyed plan entry is exactly one job in the store, the one both submits answered.
-    const keyed = jobs.filter((p) => p.key !== null);
-    const byKey = ro.prepare(`SELECT job_id FROM jobs WHERE org_id = ? AND idempotency_key = ?`);
-    const idem = [...idemViolations];
-    for (const p of keyed) {
-      const rows = byKey.all(p.org, p.key) as { job_id: string }[];
-      if (rows.length !== 1 || rows[0]?.job_id !== ids.get(p.i)) idem.push(`${p.key}: store has ${rows.map((r) => r.job_id).join(',') || 'none'}, client saw ${ids.get(p.i)}`);
-    }
-    invariants.push({ name: 'idempotent resubmit created no second job', count: idem.length, examples: idem.slice(0, 5) });
-    // Every job the clients were answered is in the store.
-    const exists = ro.prepare(`SELECT 1 FROM jobs WHERE job_id = ?`);
-    const lost = [...ids.values()].filter((id) => exists.get(id) === undefined);
-    invariants.push({ name: 'every accepted job is in the store', count: lost.length, examples: lost.slice(0, 5) });
-
-    const byStatus: Record<string, number> = {};
-    for (const r of ro.prepare(`SELECT status, count(*) AS n FROM jobs GROUP BY status`).all() as { status: string; n: number }[]) byStatus[r.status] = r.n;
-    const one = (sql: string): number => (ro.prepare(sql).get() as { n: number }).n;
-    const report: ChaosReport = {
-      seed: o.seed,
-      kills,
-      restarts,
-      jobsSubmitted: ids.size,
-      jobsInStore: one(`SELECT count(*) AS n FROM jobs`),
-      byStatus,
-      keyedSubmits: keyed.length,
-      cancelsBeforeStartRequested: cancelsBefore,
-      cancelsWhileRunningRequested: cancelsRunning,
-      canceledBeforeStart: one(`SELECT count(*) AS n FROM jobs j WHERE status = 'canceled' AND NOT EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')`),
-      canceledAfterStart: one(`SELECT count(*) AS n FROM jobs j WHERE status = 'canceled' AND EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')`),
-      retriedAttempts: one(`SELECT ifnull(sum(attempt - 1), 0) AS n FROM jobs`),
-      ambiguousUnkeyedSubmits: ambiguousUnkeyed,
-      invariants,
-      durationMs: Date.now() - t0,
-      processingMs,
-      drainMs,
-      dbFile,
-    };
-    return report;
   } finally {
-    ro.close();
     for (const s of allServers) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
     if (!o.keepDir) rmSync(dir, { recursive: true, force: true });
   }
