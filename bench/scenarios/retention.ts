@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { loadSqliteDriver } from '../../src/adapters/store/sqlite/sqliteDriver.js';
 import { createSqliteJobStore } from '../../src/adapters/store/sqlite/sqliteJobStore.js';
@@ -109,7 +110,16 @@ const url = (await up.start()) as string;
 const sample = Array.from({ length: 2000 }, (_, i) => jobIds[Math.floor((i * jobIds.length) / 2000)] as string);
 const load: LoadConfig = { url, org, paths: sample.map((id) => `/analyze/jobs/${id}`), ratePerSecond: Number(rateArg), connections: 16 };
 const worker = new Worker(new URL('./httpLoadWorker.js', import.meta.url), { workerData: load });
-const phase = (p: string) => worker.postMessage({ phase: p });
+// The server thread's own stalls (event-loop delay), per phase: separates blocking in this
+// process from network and scheduling noise seen by the load generator.
+const loopDelay: Record<string, IntervalHistogram> = {};
+let currentLoop = null as IntervalHistogram | null;
+const phase = (p: string) => {
+  worker.postMessage({ phase: p });
+  currentLoop?.disable();
+  currentLoop = loopDelay[p] = monitorEventLoopDelay({ resolution: 1 });
+  currentLoop.enable();
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // --- 3. phases --------------------------------------------------------------------------
@@ -126,6 +136,7 @@ const live = await up.runRetention({ ...ttl, now, dryRun: false });
 phase('after');
 await sleep(1000);
 const second = await up.runRetention({ ...ttl, now, dryRun: false });
+currentLoop?.disable();
 worker.postMessage({ cmd: 'stop' });
 const result = await new Promise<{ samples: Record<string, number[]>; errors: number; statuses: Record<string, number> }>((resolve) => worker.once('message', resolve));
 await worker.terminate();
@@ -146,6 +157,10 @@ emit('GET job p50 during live retention', percentile(during, 50), 'ms', { sample
 emit('GET job p99 during live retention', percentile(during, 99), 'ms', { samples: during.length });
 emit('GET job max during live retention', during[during.length - 1] ?? NaN, 'ms');
 emit('GET job p99 during dry run', percentile(dryLat, 99), 'ms', { samples: dryLat.length });
+const eld = (p: string, q: number) => (loopDelay[p]?.percentile(q) ?? NaN) / 1e6;
+emit('server event-loop delay p99 idle', eld('idle', 99), 'ms');
+emit('server event-loop delay p99 during live retention', eld('live', 99), 'ms');
+emit('server event-loop delay max during live retention', (loopDelay.live?.max ?? NaN) / 1e6, 'ms');
 emit('p99 ratio live/idle (target <= 2)', percentile(during, 99) / percentile(idle, 99), 'x', extra);
 emit('dry-run events delete_count', dry.events.delete_count, 'rows');
 emit('live events deleted', live.events.delete_count, 'rows');

@@ -12,9 +12,9 @@ export interface RetentionOptions {
   readonly eventsTtlMs: number;
   /** Count only: the store is read, never written. */
   readonly dryRun: boolean;
-  /** Jobs examined per scan page and at most per delete transaction. Default 500. */
+  /** Jobs examined per scan page and at most per delete transaction. Default 200. */
   readonly batchSize?: number;
-  /** Rows (results + events) deleted at most per transaction. Default 1000. */
+  /** Rows (results + events) deleted at most per transaction. Default 250. */
   readonly maxRowsPerBatch?: number;
   /** Pause between two store calls, so the API sharing the store gets its turn. Default 5 ms. */
   readonly pauseMs?: number;
@@ -30,7 +30,7 @@ export interface RetentionDeps {
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
-export const RETENTION_DEFAULTS = { batchSize: 500, maxRowsPerBatch: 1000, pauseMs: 5 } as const;
+export const RETENTION_DEFAULTS = { batchSize: 200, maxRowsPerBatch: 250, pauseMs: 5 } as const;
 
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => (ms > 0 ? setTimeout(resolve, ms) : setImmediate(resolve)));
 

@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SqliteCheckpointer } from '../../src/adapters/store/sqlite/sqliteCheckpointer.js';
 import { loadSqliteDriver } from '../../src/adapters/store/sqlite/sqliteDriver.js';
 import { createSqliteJobStore } from '../../src/adapters/store/sqlite/sqliteJobStore.js';
 import { retentionStoreContract } from '../contracts/retentionStore.contract.js';
@@ -31,4 +32,32 @@ retentionStoreContract('sqlite', async () => {
     },
     fingerprint: async () => JSON.stringify(sqliteFingerprint(file)),
   };
+});
+
+describe('SqliteCheckpointer', () => {
+  it('backfills the WAL into the database file from its worker thread', async () => {
+    const file = join(dir, `checkpointer-${process.pid}.db`);
+    const Database = loadSqliteDriver();
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('wal_autocheckpoint = 0'); // only the checkpointer may move pages into the file
+    db.exec('CREATE TABLE t (x BLOB)');
+    const insert = db.prepare('INSERT INTO t (x) VALUES (?)');
+    db.transaction(() => {
+      for (let i = 0; i < 500; i++) insert.run(Buffer.alloc(4000, i % 256));
+    })();
+    const before = statSync(file).size;
+    expect(statSync(`${file}-wal`).size).toBeGreaterThan(2_000_000);
+    const checkpointer = new SqliteCheckpointer(file, 10, 5_000);
+    try {
+      checkpointer.touch();
+      const deadline = Date.now() + 10_000;
+      while (statSync(file).size < before + 2_000_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(statSync(file).size).toBeGreaterThan(before + 2_000_000);
+    } finally {
+      await checkpointer.close();
+      db.close();
+    }
+    checkpointer.touch(); // closed: never starts again
+  });
 });

@@ -62,6 +62,7 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & Re
   // Retention shares this connection and writer (see sqliteRetention.ts).
   const retention = createSqliteRetention({
     db,
+    file: opts.file,
     enqueue: (op) => writer.enqueue(op),
     assertOpen: () => {
       if (closed) throw new UpshiftError('STORE_UNAVAILABLE', 'the SQLite store is closed');
@@ -102,7 +103,7 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & Re
         listeners.clear();
         db.close();
       }
-      return Promise.resolve();
+      return retention.close();
     },
 
     submitJob: (cmd) => write((q) => submitOp(q, cmd)),

@@ -2,6 +2,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import { asJobId, asOrgId } from '../../../core/ids.js';
 import { isTerminal, type JobStatus, type TerminalStatus } from '../../../core/jobState.js';
 import type { JobKey, PurgeCommand, PurgeOutcome, RetentionStore, TerminalJobPage, TerminalJobStats } from '../../../ports/retentionStore.js';
+import { SqliteCheckpointer } from './sqliteCheckpointer.js';
 import { readAsync, toStoreError } from './sqliteErrors.js';
 import type { WriteOp } from './sqliteGroupCommit.js';
 
@@ -47,14 +48,19 @@ interface RetentionQueries {
 
 export interface SqliteRetentionDeps {
   readonly db: Database;
+  /** The database file (for the checkpointer's own connection). */
+  readonly file: string;
   /** Queues a write op on the store's group-commit writer. */
   readonly enqueue: <T>(op: WriteOp<T>) => Promise<T>;
   /** Throws STORE_UNAVAILABLE once the store is closed. */
   readonly assertOpen: () => void;
 }
 
-export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore {
+/** The retention port plus `close()`, which the store calls from its own close(). */
+export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore & { close(): Promise<void> } {
   let prepared: RetentionQueries | null = null;
+  // Deletes dirty many pages: keep their WAL checkpoints off the event loop (see SqliteCheckpointer).
+  const checkpointer = new SqliteCheckpointer(deps.file);
   /** Prepared lazily: the tables exist only after migrate(). */
   const q = (): RetentionQueries => {
     deps.assertOpen();
@@ -101,8 +107,11 @@ export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore
       } catch (e) {
         return Promise.reject(toStoreError(e));
       }
+      checkpointer.touch();
       return deps.enqueue((): PurgeOutcome => purge(qs, cmd));
     },
+
+    close: () => checkpointer.close(),
   };
 }
 
