@@ -50,6 +50,8 @@ export interface Summary {
   readonly min: number;
   readonly max: number;
   readonly runs: number;
+  /** Runs that hit their time bound before every job finished (value = what was counted). */
+  readonly incompleteRuns?: number;
 }
 
 export function summarise(all: Measurement[]): Summary[] {
@@ -61,31 +63,71 @@ export function summarise(all: Measurement[]): Summary[] {
   return [...groups.values()].map((ms) => {
     const v = ms.map((m) => m.value);
     const first = ms[0] as Measurement;
-    return { system: first.system, metric: first.metric, unit: first.unit, median: median(v), min: Math.min(...v), max: Math.max(...v), runs: v.length };
+    const incompleteRuns = ms.filter((m) => Number(m.extra?.incomplete ?? 0) > 0).length;
+    return { system: first.system, metric: first.metric, unit: first.unit, median: median(v), min: Math.min(...v), max: Math.max(...v), runs: v.length, ...(incompleteRuns ? { incompleteRuns } : {}) };
   });
 }
 
 export function machineInfo(): Record<string, string | number> {
-  return { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', mem_gib: Math.round(totalmem() / 2 ** 30), load1: loadavg()[0] ?? 0 };
+  const [l1 = 0, l5 = 0, l15 = 0] = loadavg();
+  return { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', mem_gib: Math.round(totalmem() / 2 ** 30), load1: l1, load5: l5, load15: l15 };
 }
 
-export function writeReport(scenario: string, summaries: Summary[], command: string): string {
+export interface Ratio {
+  readonly metric: string;
+  readonly peer: string;
+  readonly base: number;
+  readonly peerValue: number;
+  readonly unit: string;
+  /** base / peer, both medians of the same run. */
+  readonly ratio: number;
+  readonly peerIncomplete: boolean;
+}
+
+/** Ratios `base`/peer for every metric both measured, from the medians of one run. */
+export function ratios(summaries: Summary[], base: string): Ratio[] {
+  const out: Ratio[] = [];
+  for (const b of summaries.filter((s) => s.system === base)) {
+    for (const p of summaries.filter((s) => s.system !== base && s.metric === b.metric)) {
+      out.push({ metric: b.metric, peer: p.system, base: b.median, peerValue: p.median, unit: b.unit, ratio: b.median / p.median, peerIncomplete: (p.incompleteRuns ?? 0) > 0 });
+    }
+  }
+  return out;
+}
+
+export function writeReport(scenario: string, summaries: Summary[], command: string, base?: string, failures: string[] = [], loadAtStart?: number[]): string {
   const dir = join(here, '..', '..', 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const info = machineInfo();
-  writeFileSync(join(dir, `${scenario}-${stamp}.json`), JSON.stringify({ scenario, command, machine: info, summaries }, null, 2));
+  writeFileSync(join(dir, `${scenario}-${stamp}.json`), JSON.stringify({ scenario, command, machine: info, load_at_start: loadAtStart, summaries, ratios: base ? ratios(summaries, base) : [], failures }, null, 2));
   const fmt = (n: number) => (Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(2));
-  const md = [
+  const lines = [
     `### ${scenario} — ${new Date().toISOString()}`,
     '',
-    `Command: \`${command}\` · Node ${info.node} · ${info.cpus} cores (${info.cpu_model}) · load ${Number(info.load1).toFixed(2)}`,
+    `Command: \`${command}\` · Node ${info.node} · ${info.cpus} cores (${info.cpu_model}) · load ${Number(info.load1).toFixed(2)} / ${Number(info.load5).toFixed(2)} / ${Number(info.load15).toFixed(2)} (1/5/15 min, at the end)${loadAtStart ? `; at the start ${loadAtStart.map((l) => l.toFixed(2)).join(' / ')}` : ''}`,
     '',
     '| system | metric | median | min – max | runs |',
     '|---|---|---:|---|---:|',
-    ...summaries.map((s) => `| ${s.system} | ${s.metric} | ${fmt(s.median)} ${s.unit} | ${fmt(s.min)} – ${fmt(s.max)} | ${s.runs} |`),
+    ...summaries.map((s) => `| ${s.system} | ${s.metric} | ${fmt(s.median)} ${s.unit}${s.incompleteRuns ? ' †' : ''} | ${fmt(s.min)} – ${fmt(s.max)} | ${s.runs}${s.incompleteRuns ? ` (${s.incompleteRuns} hit the time bound)` : ''} |`),
     '',
-  ].join('\n');
+  ];
+  if (summaries.some((s) => s.incompleteRuns)) {
+    lines.push('† at least one run hit its time bound before all jobs finished: throughput = jobs completed / elapsed; latency percentiles count unfinished jobs at their age when the run stopped (a lower bound).', '');
+  }
+  const rs = base ? ratios(summaries, base) : [];
+  if (rs.length) {
+    lines.push(
+      `Ratios ${base} / peer (medians of this run; for jobs/s higher is better for ${base}, for ms lower is better):`,
+      '',
+      `| metric | peer | ${base} | peer | ratio |`,
+      '|---|---|---:|---:|---:|',
+      ...rs.map((r) => `| ${r.metric} | ${r.peer} | ${fmt(r.base)} ${r.unit} | ${fmt(r.peerValue)} ${r.unit}${r.peerIncomplete ? ' †' : ''} | ${r.ratio.toFixed(2)}× |`),
+      '',
+    );
+  }
+  if (failures.length) lines.push('Failed measurements (not in the table):', '', ...failures.map((f) => `- ${f}`), '');
+  const md = lines.join('\n');
   writeFileSync(join(dir, `${scenario}-${stamp}.md`), md);
   return md;
 }

@@ -1,11 +1,54 @@
+import { loadavg } from 'node:os';
 import { runChild, summarise, writeReport, type Measurement } from './harness.js';
 
 /**
  * `npm run bench -- <scenario> [--quick] [--reps N]`. Every measurement runs in a fresh
- * process; systems are interleaved per repetition; the report gives medians with min–max.
+ * process; systems are interleaved per repetition (A B C A B C …); the report gives medians with
+ * min–max and, for the comparative scenarios, ratios Upshift / peer from the same run.
  */
-const scenarios: Record<string, (reps: number, quick: boolean) => Promise<Measurement[]>> = {
-  async lifecycle(reps, quick) {
+interface Context {
+  readonly reps: number;
+  readonly quick: boolean;
+  /** Measurements that failed (exit code, time bound of the child); reported, not hidden. */
+  readonly failures: string[];
+}
+
+interface System {
+  readonly name: string;
+  readonly script: string;
+  readonly env: Record<string, string>;
+}
+
+const UPSHIFT = 'upshift-embedded';
+/** Upshift embedded and every peer, defaults and tuned (see bench/scenarios/*.ts for what "tuned" sets). */
+const systems: System[] = [
+  { name: UPSHIFT, script: 'scenarios/upshiftLifecycle.js', env: {} },
+  { name: 'bullmq-no-persistence', script: 'scenarios/bullmq.js', env: {} },
+  { name: 'bullmq-aof-everysec', script: 'scenarios/bullmq.js', env: { BENCH_BULLMQ_AOF: '1' } },
+  { name: 'graphile-worker-default', script: 'scenarios/graphileWorker.js', env: {} },
+  { name: 'graphile-worker-tuned', script: 'scenarios/graphileWorker.js', env: { BENCH_GW_TUNED: '1' } },
+  { name: 'pg-boss-default', script: 'scenarios/pgBoss.js', env: {} },
+  { name: 'pg-boss-tuned', script: 'scenarios/pgBoss.js', env: { BENCH_PGBOSS_TUNED: '1' } },
+];
+
+/** In-scenario time bound (the scenario reports what it counted), and the hard kill after it. */
+const deadlineS = (quick: boolean) => (quick ? 20 : 60);
+
+async function measure(ctx: Context, sys: System, args: string[]): Promise<Measurement[]> {
+  const deadline = deadlineS(ctx.quick);
+  const label = `${sys.name} ${args.join(' ')}`;
+  process.stderr.write(`[bench] ${new Date().toISOString().slice(11, 19)} ${label} (load ${loadavg()[0]?.toFixed(2)})\n`);
+  try {
+    return await runChild(sys.script, args, { ...sys.env, BENCH_DEADLINE_S: String(deadline) }, (deadline + 60) * 1000);
+  } catch (e) {
+    ctx.failures.push(`${label}: ${(e as Error).message}`);
+    process.stderr.write(`[bench] FAILED ${label}: ${(e as Error).message}\n`);
+    return [];
+  }
+}
+
+const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
+  async lifecycle({ reps, quick }) {
     const n = quick ? '5000' : '20000';
     const seconds = quick ? '3' : '10';
     const out: Measurement[] = [];
@@ -15,19 +58,39 @@ const scenarios: Record<string, (reps: number, quick: boolean) => Promise<Measur
     }
     return out;
   },
+  /** N noop jobs pre-enqueued, time to process all, at concurrency 10 and 50; every system interleaved. */
+  async process(ctx) {
+    const n = ctx.quick ? '5000' : '20000';
+    const out: Measurement[] = [];
+    for (let i = 0; i < ctx.reps; i++) {
+      for (const c of ['10', '50']) for (const sys of systems) out.push(...(await measure(ctx, sys, ['throughput', n, c])));
+    }
+    return out;
+  },
+  /** Open-loop producer at 500/s and 200/s: add→start and add→done p50/p95/p99; every system interleaved. */
+  async latency(ctx) {
+    const seconds = ctx.quick ? '3' : '10';
+    const out: Measurement[] = [];
+    for (let i = 0; i < ctx.reps; i++) {
+      for (const rate of ['500', '200']) for (const sys of systems) out.push(...(await measure(ctx, sys, ['latency', rate, seconds])));
+    }
+    return out;
+  },
   // Retention under API load (bench/scenarios/retention.ts): >= 1,000,000 eligible events.
-  async retention(reps, quick) {
+  async retention({ reps, quick }) {
     const out: Measurement[] = [];
     for (let i = 0; i < reps; i++) out.push(...(await runChild('scenarios/retention.js', quick ? ['200000', '500', '4'] : ['1000000', '500', '10'], {}, 900_000)));
     return out;
   },
 };
 
+const comparative = new Set(['process', 'latency']);
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
   const repsIdx = args.indexOf('--reps');
-  const reps = repsIdx >= 0 ? Number(args[repsIdx + 1]) : quick ? 1 : 3;
+  const reps = repsIdx >= 0 ? Number(args[repsIdx + 1]) : 3;
   const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--reps');
   const wanted = names.length === 0 || names.includes('all') ? Object.keys(scenarios) : names;
   for (const name of wanted) {
@@ -36,8 +99,11 @@ async function main(): Promise<void> {
       console.error(`unknown scenario "${name}"; known: ${Object.keys(scenarios).join(', ')}, all`);
       process.exit(2);
     }
-    const summaries = summarise(await scenario(reps, quick));
-    console.log(writeReport(name, summaries, `npm run bench -- ${args.join(' ')}`));
+    // --quick without --reps: the comparative scenarios keep >= 3 repetitions (they are bounded), the others run once.
+    const ctx: Context = { reps: repsIdx >= 0 ? reps : quick && !comparative.has(name) ? 1 : 3, quick, failures: [] };
+    const loadAtStart = loadavg();
+    const summaries = summarise(await scenario(ctx));
+    console.log(writeReport(name, summaries, `npm run bench -- ${args.join(' ')}`, comparative.has(name) ? UPSHIFT : undefined, ctx.failures, loadAtStart));
   }
 }
 

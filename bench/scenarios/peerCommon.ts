@@ -1,0 +1,102 @@
+import { percentile } from '../harness.js';
+
+/**
+ * Shared driver for the peer scenarios (bullmq.ts, pgBoss.ts, graphileWorker.ts), same CLI shape
+ * as upshiftLifecycle.ts:
+ *   throughput <N> <concurrency>: N noop jobs pre-enqueued, then time until all are processed.
+ *   latency <rate/s> <seconds>: open-loop producer; add→start and add→done p50/p95/p99.
+ * Every run is bounded (BENCH_DEADLINE_S, default 120 s): on expiry the scenario reports what it
+ * counted (throughput = completed / elapsed, latency with unfinished jobs counted at the deadline)
+ * and marks the line with extra.incomplete.
+ */
+export interface Peer {
+  /** Enqueue jobs {i} in bulk (throughput pre-fill). */
+  addBulk(items: number[]): Promise<void>;
+  /** Enqueue one job {i} (latency producer). */
+  addOne(i: number): Promise<void>;
+  /** Start workers; call onStart(i) when the handler runs, onDone(i) once completion is recorded. */
+  start(concurrency: number, onStart: (i: number) => void, onDone: (i: number) => void): Promise<void>;
+  /** Optional: wait until the store agrees every job is completed (e.g. batched completions flushed). */
+  settle?(deadline: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const deadlineSeconds = Number(process.env.BENCH_DEADLINE_S ?? '120');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function drive(system: string, make: () => Promise<Peer>): Promise<void> {
+  const [mode = 'throughput', a = '20000', b = '50'] = process.argv.slice(2);
+  const started = performance.now();
+  const deadline = started + deadlineSeconds * 1000;
+  const emit = (metric: string, value: number, unit: string, extra?: Record<string, number | string>) =>
+    process.stdout.write(JSON.stringify({ system, metric, value, unit, extra }) + '\n');
+  const hardStop = setTimeout(() => {
+    process.stderr.write(`${system}: hard stop after ${deadlineSeconds + 30}s\n`);
+    process.exit(3);
+  }, (deadlineSeconds + 30) * 1000);
+  hardStop.unref();
+  const peer = await make();
+  try {
+    if (mode === 'throughput') {
+      const n = Number(a);
+      const c = Number(b);
+      for (let i = 0; i < n; i += 1000) await peer.addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => i + k));
+      let done = 0;
+      let resolveDone!: () => void;
+      const finished = new Promise<void>((r) => (resolveDone = r));
+      const t0 = performance.now();
+      await peer.start(c, () => {}, () => {
+        if (++done === n) resolveDone();
+      });
+      const limit = Math.max(1000, deadline - performance.now());
+      await Promise.race([finished, sleep(limit)]);
+      if (done >= n && peer.settle) await peer.settle(deadline);
+      const seconds = (performance.now() - t0) / 1000;
+      const extra = done < n ? { incomplete: n - done, completed: done } : undefined;
+      emit(`process noop c=${c} (N=${n})`, done / seconds, 'jobs/s', extra);
+    } else {
+      const rate = Number(a);
+      const seconds = Number(b);
+      const total = rate * seconds;
+      const addedAt = new Float64Array(total).fill(NaN);
+      const toStart: number[] = [];
+      const toDone: number[] = [];
+      await peer.start(50, (i) => {
+        const t = addedAt[i];
+        if (t !== undefined && !Number.isNaN(t)) toStart.push(performance.now() - t);
+      }, (i) => {
+        const t = addedAt[i];
+        if (t !== undefined && !Number.isNaN(t)) toDone.push(performance.now() - t);
+      });
+      const t0 = performance.now();
+      const pending: Promise<unknown>[] = [];
+      for (let i = 0; i < total; i++) {
+        const due = t0 + (i * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 1) await sleep(wait);
+        addedAt[i] = performance.now();
+        pending.push(peer.addOne(i));
+      }
+      await Promise.all(pending);
+      const end = Math.min(deadline, performance.now() + 10_000);
+      while (toDone.length < total && performance.now() < end) await sleep(20);
+      const now = performance.now();
+      // Unfinished jobs count with the ages of the newest jobs when we stopped waiting (a lower bound).
+      const fill = (xs: number[]) => {
+        const out = [...xs];
+        for (let i = total - 1; out.length < total && i >= 0; i--) out.push(now - (addedAt[i] as number));
+        return out.sort((x, y) => x - y);
+      };
+      const s = fill(toStart);
+      const d = fill(toDone);
+      const extra = toDone.length < total ? { incomplete: total - toDone.length, completed: toDone.length } : undefined;
+      for (const p of [50, 95, 99]) {
+        emit(`add→start p${p} @${rate}/s`, percentile(s, p), 'ms', toStart.length < total ? { incomplete: total - toStart.length } : undefined);
+        emit(`add→done p${p} @${rate}/s`, percentile(d, p), 'ms', extra);
+      }
+    }
+  } finally {
+    await peer.close();
+  }
+  process.exit(0);
+}
