@@ -111,6 +111,9 @@ describe('GET /metrics (worker + API process)', () => {
   it('exports the metrics other features feed once they report', async () => {
     const before = await scrape(server);
     expect(value(before.samples, 'upshift_retention_last_exit_code')).toBeUndefined();
+    expect(value(before.samples, 'upshift_retention_deleted_total', { kind: 'results' })).toBe(0);
+    expect(value(before.samples, 'upshift_retention_runs_total', { mode: 'live', outcome: 'failure' })).toBe(0);
+    expect(value(before.samples, 'upshift_notifications_delivered_total', { channel: 'webhook', status: 'delivered' })).toBe(0);
     // The composition root wires this gauge to the store's notification outbox: nothing pending.
     expect(value(before.samples, 'upshift_terminal_jobs_without_in_app_notification')).toBe(0);
 

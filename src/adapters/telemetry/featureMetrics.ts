@@ -7,25 +7,28 @@ export interface FeatureMetrics extends Omit<Metrics, 'retentionRun'> {
 }
 
 /**
- * Metrics that retention and notification delivery feed through the `Metrics` port. The
- * gauges are registered on first use: an instance that never ran retention exports no
- * "last exit code 0 at 1970", and one without notifications no "0 jobs missing one".
+ * Metrics that retention and notification delivery feed through the `Metrics` port. Counters
+ * start at 0; the gauges are registered on first use: an instance that never ran retention
+ * exports no "last exit code 0 at 1970", and one without notifications no "0 jobs missing one".
  */
 export function createFeatureMetrics(registry: Registry, cacheMs: number, onProviderError: () => void): FeatureMetrics {
   const registers = [registry];
 
+  // Counters exist from the start at 0, so rate()/increase() see the first run's increment.
   const retentionDeleted = new Counter({
     name: 'upshift_retention_deleted_total',
     help: 'Rows deleted by live retention runs, by kind (results, events).',
     labelNames: ['kind'] as const,
-    registers: [],
+    registers,
   });
+  for (const kind of ['results', 'events']) retentionDeleted.inc({ kind }, 0);
   const retentionRuns = new Counter({
     name: 'upshift_retention_runs_total',
     help: 'Finished retention runs by mode (live, dry_run) and outcome (success, failure).',
     labelNames: ['mode', 'outcome'] as const,
-    registers: [],
+    registers,
   });
+  for (const mode of ['live', 'dry_run']) for (const outcome of ['success', 'failure']) retentionRuns.inc({ mode, outcome }, 0);
   const retentionExitCode = new Gauge({
     name: 'upshift_retention_last_exit_code',
     help: 'Exit code of the last retention run (0 = success).',
@@ -44,6 +47,8 @@ export function createFeatureMetrics(registry: Registry, cacheMs: number, onProv
     labelNames: ['channel', 'status'] as const,
     registers,
   });
+  // The SPEC's delivery states; other statuses appear on first use.
+  for (const channel of ['in_app', 'webhook']) for (const status of ['delivered', 'failed']) delivered.inc({ channel, status }, 0);
 
   let provider: (() => Promise<number>) | null = null;
   const withoutInApp = new Gauge({
@@ -64,11 +69,8 @@ export function createFeatureMetrics(registry: Registry, cacheMs: number, onProv
     retentionRun(report, exitCode, nowMs) {
       if (!retentionRegistered) {
         retentionRegistered = true;
-        registry.registerMetric(retentionDeleted);
-        registry.registerMetric(retentionRuns);
         registry.registerMetric(retentionExitCode);
         registry.registerMetric(retentionLastRun);
-        for (const kind of ['results', 'events']) retentionDeleted.inc({ kind }, 0);
       }
       // A failed live run may still have deleted some batches: its report says how many.
       if (report !== null && !report.dry_run) {
