@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findPromtool, promtool } from '../helpers/promtool.js';
 import { apiClient, eventually, startTestServer, type TestServer } from '../helpers/server.js';
@@ -138,6 +139,14 @@ describe('GET /metrics (worker + API process)', () => {
     expect(value(samples, 'upshift_notifications_delivered_total', { channel: 'in_app', status: 'delivered' })).toBeGreaterThanOrEqual(inAppBefore + 1);
     expect(value(samples, 'upshift_notifications_delivered_total', { channel: 'webhook', status: 'failed' })).toBe(1);
     expect(value(samples, 'upshift_terminal_jobs_without_in_app_notification')).toBe(2);
+  });
+
+  it('docs/metrics.md lists exactly the exported upshift_* families with their types', async () => {
+    const { text } = await scrape(server);
+    const exported = Object.fromEntries([...text.matchAll(/^# TYPE (upshift_\w+) (\w+)$/gm)].map((m) => [m[1]!, m[2]!]));
+    const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
+    const documented = Object.fromEntries([...doc.matchAll(/^\| `(upshift_[a-z_]+)` \| (\w+) \|/gm)].map((m) => [m[1]!, m[2]!]));
+    expect(documented).toEqual(exported);
   });
 
   it('leaves out the default gauges promtool rejects, keeps the rest of the process metrics', async () => {
