@@ -50,6 +50,8 @@ export interface ChaosReport {
   readonly seed: number;
   readonly kills: number;
   readonly restarts: number;
+  /** Jobs `running` in the store at the moments of the kills, summed over the kills. */
+  readonly runningAtKills: number;
   readonly jobsSubmitted: number;
   readonly jobsInStore: number;
   readonly byStatus: Record<string, number>;
@@ -227,6 +229,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     let up: Promise<void> = Promise.resolve();
     let kills = 0;
     let restarts = 0;
+    let runningAtKills = 0;
 
     const Database = loadSqliteDriver();
     let reader: BetterSqlite3.Database | undefined;
@@ -377,6 +380,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         let release: () => void = () => undefined;
         up = new Promise<void>((r) => (release = r));
         const victim = server;
+        runningAtKills += c.byStatus.running ?? 0;
         victim.child.kill('SIGKILL');
         await victim.exited;
         kills++;
@@ -520,6 +524,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         seed: o.seed,
         kills,
         restarts,
+        runningAtKills,
         jobsSubmitted: ids.size,
         jobsInStore: one(`SELECT count(*) AS n FROM jobs`),
         byStatus,
@@ -553,7 +558,7 @@ export function violations(r: ChaosReport): number {
 export function formatReport(r: ChaosReport): string {
   const rows: [string, string][] = [
     ['seed', String(r.seed)],
-    ['kills (SIGKILL + restart)', `${r.kills} (${r.restarts} restarts)`],
+    ['kills (SIGKILL + restart)', `${r.kills} (${r.restarts} restarts; ${r.runningAtKills} jobs `running` in the store at the kills, summed)`],
     ['jobs submitted (answered)', String(r.jobsSubmitted)],
     ['jobs in store', `${r.jobsInStore} (${r.ambiguousUnkeyedSubmits} unkeyed submits retried after a kill)`],
     ...TERMINAL.map((s): [string, string] => [`  ${s}`, String(r.byStatus[s] ?? 0)]),
