@@ -558,7 +558,7 @@ export function violations(r: ChaosReport): number {
 export function formatReport(r: ChaosReport): string {
   const rows: [string, string][] = [
     ['seed', String(r.seed)],
-    ['kills (SIGKILL + restart)', `${r.kills} (${r.restarts} restarts; ${r.runningAtKills} jobs `running` in the store at the kills, summed)`],
+    ['kills (SIGKILL + restart)', `${r.kills} (${r.restarts} restarts; ${r.runningAtKills} jobs running in the store at the kills, summed)`],
     ['jobs submitted (answered)', String(r.jobsSubmitted)],
     ['jobs in store', `${r.jobsInStore} (${r.ambiguousUnkeyedSubmits} unkeyed submits retried after a kill)`],
     ...TERMINAL.map((s): [string, string] => [`  ${s}`, String(r.byStatus[s] ?? 0)]),
