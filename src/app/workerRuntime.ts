@@ -246,7 +246,7 @@ export class WorkerRuntime {
       clearTimeout(timeout);
     }
     let settledAs: FinishOutcome['status'] | 'lease_lost' = outcome === null ? 'lease_lost' : outcome.status;
-    endAttemptSpan(span, outcome);
+    if (this.tracer.enabled) endAttemptSpan(span, outcome);
     if (outcome !== null) {
       const fin = this.span('upshift.finalize', job);
       try {
