@@ -220,16 +220,24 @@ async function read<T>(pool: pg.Pool, names: PgNames, sql: PgSql, org: string | 
     send('BEGIN');
     if (org === null) send({ name: sql.names.setInternal, text: sql.setInternal, values: [names.internalRole] });
     else send({ name: sql.names.setTenant, text: sql.setTenant, values: [names.appRole, org] });
+    // Every read is one statement: BEGIN, the role switch, the statement and COMMIT leave in
+    // one write and come back in one round trip.
+    let commit: Promise<pg.QueryResult> | null = null;
     const q: Query = async (name, values) => {
+      if (commit !== null) throw new UpshiftError('INTERNAL', 'a read transaction runs exactly one statement');
+      corkUntilNextTick(client);
+      const rows = client.query({ name: sql.names[name], text: sql[name], values });
+      commit = client.query('COMMIT');
+      commit.catch(() => undefined);
       try {
-        return (await client.query({ name: sql.names[name], text: sql[name], values })).rows;
+        return (await rows).rows;
       } catch (e) {
         throw firstError ?? e;
       }
     };
     const out = await run(q);
-    corkUntilNextTick(client);
-    await client.query('COMMIT');
+    const done = (commit as Promise<pg.QueryResult> | null) ?? client.query('COMMIT');
+    if ((await done).command !== 'COMMIT') throw firstError ?? new UpshiftError('STORE_UNAVAILABLE', 'the read transaction was rolled back');
     return out;
   } catch (e) {
     broken = isConnectionError(e);
