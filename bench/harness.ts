@@ -122,7 +122,7 @@ export function writeReport(scenario: string, summaries: Summary[], command: str
       '',
       `| metric | peer | ${base} | peer | ratio |`,
       '|---|---|---:|---:|---:|',
-      ...rs.map((r) => `| ${r.metric} | ${r.peer} | ${fmt(r.base)} ${r.unit} | ${fmt(r.peerValue)} ${r.unit}${r.peerIncomplete ? ' †' : ''} | ${r.ratio.toFixed(2)}× |`),
+      ...rs.map((r) => `| ${r.metric} | ${r.peer} | ${fmt(r.base)} ${r.unit} | ${fmt(r.peerValue)} ${r.unit}${r.peerIncomplete ? ' †' : ''} | ${r.ratio >= 0.1 ? r.ratio.toFixed(2) : r.ratio.toPrecision(2)}× |`),
       '',
     );
   }
