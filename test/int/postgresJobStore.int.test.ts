@@ -177,7 +177,7 @@ describe.skipIf(!url)('PostgreSQL specifics', () => {
       const plan = async (text: string, values: unknown[]): Promise<string> =>
         (await admin.query(`EXPLAIN ${text}`, values)).rows.map((r) => r['QUERY PLAN']).join('\n');
       const sql = buildSql(schema);
-      expect(await plan(sql.claim, ['a', 1, null, 10, 't', 2, 'w'])).toMatch(/Index Scan using jobs_claim/);
+      expect(await plan(sql.claim, ['a', 1, null, 10, 't', 2, 'w', 'k', 'c'])).toMatch(/Index Scan using jobs_claim/);
       expect(await plan(sql.readyOrgs, [1, null])).toMatch(/jobs_claim/);
     } finally {
       await admin.query(`RESET enable_seqscan`);

@@ -50,6 +50,11 @@ export class Tx {
   private org: string | null = null;
   private firstError: unknown = undefined;
   readonly events: PendingEvent[] = [];
+  /** Events a statement already inserted itself (with positions). */
+  readonly written: JobEvent[] = [];
+  /** Set by the batch for the last group: its final statement may pipeline COMMIT behind it. */
+  mayCommitAfterLast = false;
+  private commitSent: Promise<pg.QueryResult> | null = null;
 
   constructor(
     readonly client: pg.PoolClient,
@@ -81,14 +86,33 @@ export class Tx {
     this.org = null;
   }
 
-  async query<R extends pg.QueryResultRow>(name: keyof PgSql['names'], values: unknown[]): Promise<R[]> {
+  /**
+   * Runs a statement and waits for its rows. `last`: the op issues nothing after it; if it is
+   * the batch's last statement and no events are pending, COMMIT goes out right behind it.
+   */
+  async query<R extends pg.QueryResultRow>(name: keyof PgSql['names'], values: unknown[], last = false): Promise<R[]> {
+    if (this.commitSent) throw new UpshiftError('INTERNAL', 'statement after COMMIT was sent');
     try {
       corkUntilNextTick(this.client);
-      const r = await this.client.query<R>({ name: this.sql.names[name], text: this.sql[name], values });
-      return r.rows;
+      const r = this.client.query<R>({ name: this.sql.names[name], text: this.sql[name], values });
+      if (last && this.mayCommitAfterLast && this.events.length === 0) {
+        this.commitSent = this.client.query('COMMIT');
+        this.commitSent.catch(() => undefined);
+      }
+      return (await r).rows;
     } catch (e) {
       throw this.firstError ?? e;
     }
+  }
+
+  /** Arguments of statements that append events themselves: position lock key, channel. */
+  positionArgs(): [string, string] {
+    return [`upshift.positions.${this.names.schema}`, this.names.channel];
+  }
+
+  /** Whether COMMIT was already pipelined behind the last statement. */
+  get committing(): boolean {
+    return this.commitSent !== null;
   }
 
   /** Raw statement (savepoints); waits. */
@@ -167,9 +191,9 @@ export class Tx {
     return out.sort((a, b) => a.position - b.position);
   }
 
-  /** COMMIT without events; throws if PostgreSQL rolled back instead. */
+  /** COMMIT without pending events (or the one already pipelined); throws if PostgreSQL rolled back instead. */
   async commit(): Promise<void> {
-    const r = await this.client.query('COMMIT').catch((e: unknown) => {
+    const r = await (this.commitSent ?? this.client.query('COMMIT')).catch((e: unknown) => {
       throw this.firstError ?? e;
     });
     if (this.firstError !== undefined || r.command !== 'COMMIT') throw this.firstError ?? new UpshiftError('STORE_UNAVAILABLE', 'the transaction was rolled back');
@@ -346,6 +370,7 @@ export class PgGroupCommit {
       const exec = (g.items[0] as Pending).op.exec;
       if (failed === null) {
         let outs: Array<Outcome<unknown>>;
+        tx.mayCommitAfterLast = gi === groups.length - 1;
         try {
           outs = await exec(tx, g.items.map((p) => p.op.input));
         } catch (e) {
@@ -361,6 +386,7 @@ export class PgGroupCommit {
       }
       for (const p of g.items) {
         const mark = tx.events.length;
+        const markWritten = tx.written.length;
         await tx.exec('SAVEPOINT op');
         try {
           const [out] = await exec(tx, [p.op.input]);
@@ -372,13 +398,16 @@ export class PgGroupCommit {
           await tx.exec('ROLLBACK TO SAVEPOINT op');
           await tx.exec('RELEASE SAVEPOINT op');
           tx.events.length = mark;
+          tx.written.length = markWritten;
           outcomes.set(p, { ok: false, error: e });
         }
       }
     }
     let events: JobEvent[] = [];
+    if (tx.committing && tx.events.length > 0) throw new UpshiftError('INTERNAL', 'events emitted after COMMIT was sent');
     if (tx.events.length > 0) events = await tx.appendEventsAndCommit();
     else await tx.commit();
+    if (tx.written.length > 0) events = [...tx.written, ...events].sort((a, b) => a.position - b.position);
     return { outcomes, events };
   }
 }

@@ -1,5 +1,5 @@
 import { UpshiftError } from '../../../core/errors.js';
-import { newToken } from '../../../core/ids.js';
+import { asJobId, asOrgId, newToken } from '../../../core/ids.js';
 import type { ClaimedJob, Job, JobError } from '../../../core/job.js';
 import { assertTransition } from '../../../core/jobState.js';
 import type { ApiKeyRecord, ClaimCommand, SubmitJobCommand } from '../../../ports/jobStore.js';
@@ -87,17 +87,18 @@ export function claimOp(cmd: ClaimCommand): Op<ClaimCommand, ClaimedJob[]> {
       assertTransition('queued', 'running', 'claim');
       tx.asTenant(cmd.orgId);
       // One random draw per claim, suffixed per job: unique and unguessable tokens.
-      const rows = await tx.query<JobRow>('claim', [
-        cmd.orgId,
-        cmd.now,
-        cmd.analyzers === null ? null : [...cmd.analyzers],
-        Math.floor(cmd.limit),
-        newToken('lse_'),
-        cmd.now + cmd.leaseMs,
-        cmd.workerId,
-      ]);
+      const rows = await tx.query<JobRow & { event_position: number }>(
+        'claim',
+        [cmd.orgId, cmd.now, cmd.analyzers === null ? null : [...cmd.analyzers], Math.floor(cmd.limit), newToken('lse_'), cmd.now + cmd.leaseMs, cmd.workerId, ...tx.positionArgs()],
+        true,
+      );
       rows.sort(claimOrder);
-      for (const row of rows) emitEvent(tx, row, 'job.started', { attempt: row.attempt, worker_id: cmd.workerId }, cmd.now);
+      for (const row of rows) {
+        tx.written.push({
+          jobId: asJobId(row.job_id), orgId: asOrgId(row.org_id), eventSeq: row.last_event_seq, type: 'job.started', status: 'running',
+          payload: { attempt: row.attempt, worker_id: cmd.workerId }, occurredAt: cmd.now, position: row.event_position,
+        });
+      }
       return [{ ok: true, value: rows.map(toClaimedJob) }];
     },
   };

@@ -130,21 +130,30 @@ async function execMutations(tx: Tx, muts: readonly Mutation[]): Promise<Array<O
 async function completeMany(tx: Tx, org: string, muts: readonly Completion[]): Promise<Array<Outcome<unknown>>> {
   assertTransition('running', 'completed', 'analyzer_returned');
   tx.asTenant(org);
-  const rows = await tx.query<JobRow>('completeJobs', [
-    org,
-    muts.map((m) => m.lease.jobId),
-    muts.map((m) => m.lease.attempt),
-    muts.map((m) => m.lease.leaseToken),
-    muts.map((m) => m.outcome.resultId),
-    muts.map((m) => m.now),
-    muts.map((m) => JSON.stringify(m.outcome.payload) ?? 'null'),
-  ]);
+  const rows = await tx.query<JobRow & { event_position: number }>(
+    'completeJobs',
+    [
+      org,
+      muts.map((m) => m.lease.jobId),
+      muts.map((m) => m.lease.attempt),
+      muts.map((m) => m.lease.leaseToken),
+      muts.map((m) => m.outcome.resultId),
+      muts.map((m) => m.now),
+      muts.map((m) => JSON.stringify(m.outcome.payload) ?? 'null'),
+      ...tx.positionArgs(),
+    ],
+    true,
+  );
   const won = new Map(rows.map((r) => [r.job_id, r]));
   return muts.map((m): Outcome<unknown> => {
     const row = won.get(m.lease.jobId);
     if (!row) return { ok: false, error: leaseLost(m.lease) };
-    emitEvent(tx, row, 'job.completed', { result_id: m.outcome.resultId, attempt: row.attempt }, m.now);
-    return { ok: true, value: toJob(row) };
+    tx.written.push({
+      jobId: asJobId(row.job_id), orgId: asOrgId(row.org_id), eventSeq: row.last_event_seq, type: 'job.completed', status: 'completed',
+      payload: { result_id: m.outcome.resultId, attempt: row.attempt }, occurredAt: m.now, position: row.event_position,
+    });
+    const { event_position: _, ...job } = row;
+    return { ok: true, value: toJob(job) };
   });
 }
 

@@ -45,19 +45,31 @@ export function buildSql(schema: string) {
       RETURNING job_id`,
     jobsByIdempotencyKey: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND idempotency_key = ANY($2::text[])`,
 
+    // Claim and completion are one statement each, job.started / job.completed included: the
+    // events are inserted in the statement, under the position lock (taken by the cross join
+    // before the first identity value, see insertEvents), so the batch can pipeline COMMIT
+    // right behind it. $8: position lock key, $9: NOTIFY channel. No NOTIFY when nothing moved.
     claim: `WITH picked AS (
         SELECT org_id, job_id FROM ${s}.jobs
         WHERE org_id = $1 AND status = 'queued' AND run_at <= $2 AND ($3::text[] IS NULL OR analyzer = ANY($3::text[]))
         ORDER BY priority DESC, run_at, job_id
         LIMIT $4
-        FOR UPDATE SKIP LOCKED)
-      UPDATE ${s}.jobs j SET status = 'running', lease_token = $5 || '.' || substr(j.job_id, 5), lease_expires_at = $6,
-        worker_id = $7, started_at = $2, last_event_seq = j.last_event_seq + 1
-      FROM picked WHERE j.org_id = picked.org_id AND j.job_id = picked.job_id
-      RETURNING ${JJ}`,
+        FOR UPDATE SKIP LOCKED),
+      u AS (
+        UPDATE ${s}.jobs j SET status = 'running', lease_token = $5 || '.' || substr(j.job_id, 5), lease_expires_at = $6,
+          worker_id = $7, started_at = $2, last_event_seq = j.last_event_seq + 1
+        FROM picked WHERE j.org_id = picked.org_id AND j.job_id = picked.job_id
+        RETURNING ${JJ}),
+      lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended($8, 0)) AS held),
+      ev AS (
+        INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
+        SELECT u.job_id, u.last_event_seq, u.org_id, 'job.started', 'running',
+          jsonb_build_object('attempt', u.attempt, 'worker_id', $7::text), $2::bigint
+        FROM u CROSS JOIN lock
+        RETURNING job_id, position),
+      note AS (SELECT pg_notify($9, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
+      SELECT ${jobCols('u')}, ev.position AS event_position FROM u JOIN ev ON ev.job_id = u.job_id CROSS JOIN note`,
 
-    // The hot path of finishJob: a group of plain completions is one fenced UPDATE (compare-
-    // and-set on running + attempt + lease token) that also inserts the final results.
     completeJobs: `WITH u AS (
         UPDATE ${s}.jobs j SET status = 'completed', result_id = i.result_id, finished_at = i.now, progress_fraction = 1,
           error = NULL, lease_token = NULL, lease_expires_at = NULL, last_event_seq = j.last_event_seq + 1
@@ -67,8 +79,16 @@ export function buildSql(schema: string) {
       r AS (
         INSERT INTO ${s}.job_results (result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at)
         SELECT u.result_id, u.job_id, u.org_id, 'final', NULL, u.partial_count + 1, p.payload, u.finished_at
-        FROM u JOIN unnest($2::text[], $7::jsonb[]) AS p(job_id, payload) ON p.job_id = u.job_id)
-      SELECT ${jobCols('u')} FROM u`,
+        FROM u JOIN unnest($2::text[], $7::jsonb[]) AS p(job_id, payload) ON p.job_id = u.job_id),
+      lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended($8, 0)) AS held),
+      ev AS (
+        INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
+        SELECT u.job_id, u.last_event_seq, u.org_id, 'job.completed', 'completed',
+          jsonb_build_object('result_id', u.result_id, 'attempt', u.attempt), u.finished_at
+        FROM u CROSS JOIN lock
+        RETURNING job_id, position),
+      note AS (SELECT pg_notify($9, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
+      SELECT ${jobCols('u')}, ev.position AS event_position FROM u JOIN ev ON ev.job_id = u.job_id CROSS JOIN note`,
 
     // Writers lock and read the rows, decide in JS (core transition table), then write back.
     lockJobs: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND job_id = ANY($2::text[]) ORDER BY job_id FOR UPDATE`,
