@@ -5,7 +5,7 @@ import { assertTransition } from '../../../core/jobState.js';
 import type { ApiKeyRecord, ClaimCommand, SubmitJobCommand } from '../../../ports/jobStore.js';
 import type { Op, Outcome } from './postgresGroupCommit.js';
 import { toClaimedJob, toJob, toJsonText, type JobRow } from './postgresRows.js';
-import { cancelRow, emitEvent, failRow, requeueRow, writeBack } from './postgresRowWrites.js';
+import { cancelRow, failRow, requeueRow, writeBack } from './postgresRowWrites.js';
 
 /**
  * Submits, claims, lease recovery and API key writes as group-commit ops. Submits of one org
@@ -24,23 +24,27 @@ async function execSubmits(tx: Parameters<Op<SubmitJobCommand, unknown>['exec']>
   const runAt = (c: SubmitJobCommand): number => c.runAt ?? c.now;
   // ON CONFLICT on the idempotency index only: a same-key submit (in this statement, or
   // committed/in flight elsewhere — the insert waits for it) is skipped and resolved below.
-  const inserted = new Set(
-    (
-      await tx.query<{ job_id: string }>('insertJobs', [
-        org,
-        cmds.map((c) => c.jobId),
-        cmds.map((c) => c.analyzer),
-        cmds.map((c) => toJsonText(c.input)),
-        cmds.map((c) => c.maxAttempts),
-        cmds.map((c) => c.priority),
-        cmds.map((c) => c.idempotencyKey),
-        cmds.map((c) => c.requestHash),
-        cmds.map((c) => c.now),
-        cmds.map(runAt),
-        cmds.map((c) => c.traceContext),
-      ])
-    ).map((r) => r.job_id),
+  const keyed = cmds.some((c) => c.idempotencyKey !== null);
+  const rows = await tx.query<{ job_id: string; position: number }>(
+    'insertJobs',
+    [
+      org,
+      cmds.map((c) => c.jobId),
+      cmds.map((c) => c.analyzer),
+      cmds.map((c) => toJsonText(c.input)),
+      cmds.map((c) => c.maxAttempts),
+      cmds.map((c) => c.priority),
+      cmds.map((c) => c.idempotencyKey),
+      cmds.map((c) => c.requestHash),
+      cmds.map((c) => c.now),
+      cmds.map(runAt),
+      cmds.map((c) => c.traceContext),
+      ...tx.positionArgs(),
+    ],
+    // Without idempotency keys nothing can be skipped, so no lookup follows.
+    !keyed,
   );
+  const inserted = new Map(rows.map((r) => [r.job_id, r.position]));
   const skipped = cmds.filter((c) => !inserted.has(c.jobId));
   const byKey = new Map<string, JobRow>();
   if (skipped.length > 0) {
@@ -66,7 +70,11 @@ async function execSubmits(tx: Parameters<Op<SubmitJobCommand, unknown>['exec']>
       created_at: c.now, run_at: runAt(c), started_at: null, finished_at: null, cancel_requested_at: null, result_id: null, partial_count: 0,
       error: null, trace_context: c.traceContext, lease_token: null, lease_expires_at: null, worker_id: null, last_event_seq: 1,
     };
-    emitEvent(tx, row, 'job.queued', { analyzer: c.analyzer, priority: c.priority, max_attempts: c.maxAttempts, run_at: row.run_at }, c.now);
+    tx.written.push({
+      jobId: asJobId(row.job_id), orgId: asOrgId(row.org_id), eventSeq: 1, type: 'job.queued', status: 'queued',
+      payload: { analyzer: c.analyzer, priority: c.priority, max_attempts: c.maxAttempts, run_at: row.run_at }, occurredAt: c.now,
+      position: inserted.get(c.jobId) as number,
+    });
     return { ok: true, value: { job: toJob(row), created: true } };
   });
 }

@@ -35,14 +35,27 @@ export function buildSql(schema: string) {
       note AS (SELECT pg_notify($9, MAX(position)::text) AS sent FROM ins)
       SELECT ins.position, ins.job_id, ins.event_seq FROM ins CROSS JOIN note`,
 
-    insertJobs: `INSERT INTO ${s}.jobs (job_id, org_id, analyzer, input, status, attempt, max_attempts, priority,
-        idempotency_key, request_hash, created_at, run_at, trace_context, last_event_seq)
-      SELECT u.job_id, $1, u.analyzer, u.input, 'queued', 1, u.max_attempts, u.priority, u.idempotency_key, u.request_hash,
-        u.created_at, u.run_at, u.trace_context, 1
-      FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[])
-        AS u(job_id, analyzer, input, max_attempts, priority, idempotency_key, request_hash, created_at, run_at, trace_context)
-      ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-      RETURNING job_id`,
+    // Submits of one org: the jobs and their job.queued events in one statement (events under
+    // the position lock, as in claim). Rows skipped by ON CONFLICT (same idempotency key) get no event.
+    insertJobs: `WITH ins AS (
+        INSERT INTO ${s}.jobs (job_id, org_id, analyzer, input, status, attempt, max_attempts, priority,
+          idempotency_key, request_hash, created_at, run_at, trace_context, last_event_seq)
+        SELECT u.job_id, $1, u.analyzer, u.input, 'queued', 1, u.max_attempts, u.priority, u.idempotency_key, u.request_hash,
+          u.created_at, u.run_at, u.trace_context, 1
+        FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[])
+          AS u(job_id, analyzer, input, max_attempts, priority, idempotency_key, request_hash, created_at, run_at, trace_context)
+        ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING job_id, org_id, analyzer, priority, max_attempts, run_at, created_at),
+      lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended($12, 0)) AS held),
+      ev AS (
+        INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
+        SELECT ins.job_id, 1, ins.org_id, 'job.queued', 'queued',
+          jsonb_build_object('analyzer', ins.analyzer, 'priority', ins.priority, 'max_attempts', ins.max_attempts, 'run_at', ins.run_at),
+          ins.created_at
+        FROM ins CROSS JOIN lock
+        RETURNING job_id, position),
+      note AS (SELECT pg_notify($13, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
+      SELECT ev.job_id, ev.position FROM ev CROSS JOIN note`,
     jobsByIdempotencyKey: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND idempotency_key = ANY($2::text[])`,
 
     // Claim and completion are one statement each, job.started / job.completed included: the
