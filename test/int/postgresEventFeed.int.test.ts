@@ -4,7 +4,12 @@ import { createPostgresEventFeed, type PostgresEventFeed } from '../../src/adapt
 import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
 import type { JobEvent } from '../../src/core/events.js';
 import { asOrgId, newJobId, newResultId } from '../../src/core/ids.js';
+import { noopAnalyzer, sleepAnalyzer } from '../../src/analyzers/index.js';
+import { AnalyzerRegistry } from '../../src/app/analyzerRegistry.js';
+import { WorkerRuntime } from '../../src/app/workerRuntime.js';
+import { systemClock } from '../../src/ports/clock.js';
 import type { JobStore } from '../../src/ports/jobStore.js';
+import { silentLogger } from '../../src/ports/logger.js';
 import { dropSchema, requirePostgres, testSchemaName } from '../helpers/services.js';
 
 const url = await requirePostgres();
@@ -90,5 +95,74 @@ describe.skipIf(!url)('PostgreSQL event feed (LISTEN/NOTIFY)', () => {
     await waitFor(() => got.length >= all.length);
     expect(got.map((e) => e.position)).toEqual(all);
     expect(errors.length).toBeGreaterThan(0);
+  });
+});
+
+/**
+ * Process A (a store, no worker) submits and cancels; process B (its own store, its own feed,
+ * a worker that never polls) runs the jobs: the NOTIFY feed is the wake-up and the cancel signal.
+ */
+describe.skipIf(!url)('PostgreSQL feed as cross-process worker wake-up and cancel signal', () => {
+  const schema = testSchemaName();
+  let api: JobStore;
+  let workerStore: JobStore;
+  let feed: PostgresEventFeed;
+  let worker: WorkerRuntime;
+  const org = asOrgId('org-w');
+
+  beforeAll(async () => {
+    api = createPostgresJobStore({ url: url!, schema, poolSize: 3 });
+    workerStore = createPostgresJobStore({ url: url!, schema, poolSize: 3 });
+    await api.migrate();
+    feed = createPostgresEventFeed({ url: url!, schema, pollMs: 60_000 });
+    await feed.ready();
+    const registry = new AnalyzerRegistry();
+    registry.register(noopAnalyzer);
+    registry.register(sleepAnalyzer);
+    worker = new WorkerRuntime({
+      store: workerStore, feed, registry, clock: systemClock, logger: silentLogger, workerId: 'wb', concurrency: 4,
+      leaseMs: 30_000, heartbeatMs: 10_000, pollMs: 60_000, cancelGraceMs: 1_000, defaultTimeoutMs: 60_000,
+      backoff: { baseMs: 1000, maxMs: 60_000, jitter: 0 }, fairness: { defaultWeight: 1, weights: {}, defaultMaxRunning: 0, maxRunning: {} },
+    });
+    worker.start();
+    // The worker's first claim round runs at start; give it time to go idle (it then sleeps 60 s).
+    await new Promise((r) => setTimeout(r, 200));
+  });
+  afterAll(async () => {
+    await worker?.stop(1_000);
+    await feed?.close();
+    await api?.close();
+    await workerStore?.close();
+    await dropSchema(url!, schema);
+  });
+
+  const submit = async (analyzer: string, input: unknown) =>
+    (await api.submitJob({ jobId: newJobId(Date.now()), orgId: org, analyzer, input: input as never, priority: 0, maxAttempts: 1, idempotencyKey: null, requestHash: null, traceContext: null, now: Date.now() })).job;
+
+  it('a job submitted by another process starts without polling', async () => {
+    const started = Date.now();
+    const job = await submit('noop', {});
+    let status = '';
+    for (;;) {
+      status = (await api.getJob(org, job.jobId))!.status;
+      if (status === 'completed' || Date.now() - started > 5_000) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(status).toBe('completed');
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('a cancel requested by another process aborts the running job', async () => {
+    const job = await submit('sleep', { ms: 30_000 });
+    for (let i = 0; i < 500 && (await api.getJob(org, job.jobId))!.status !== 'running'; i++) await new Promise((r) => setTimeout(r, 10));
+    const t = Date.now();
+    await api.requestCancel(org, job.jobId, Date.now());
+    let status = '';
+    for (let i = 0; i < 500 && status !== 'canceled'; i++) {
+      status = (await api.getJob(org, job.jobId))!.status;
+      if (status !== 'canceled') await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(status).toBe('canceled');
+    expect(Date.now() - t).toBeLessThan(5_000);
   });
 });
