@@ -147,10 +147,12 @@ describe.skipIf(!url)('PostgreSQL specifics', () => {
       let after = 0;
       try {
         for (;;) {
+          // Read `done` before the query: a query started after it sees every commit.
+          const writersDone = done;
           const rows = (await c.query(`SELECT position FROM "${schema}".job_events WHERE position > $1 ORDER BY position`, [after])).rows;
           for (const r of rows) seen.push(Number(r.position));
           if (rows.length > 0) after = Number(rows.at(-1).position);
-          if (done && rows.length === 0) break;
+          if (writersDone && rows.length === 0) break;
         }
       } finally {
         await c.end();
