@@ -123,3 +123,46 @@ describe.skipIf(!url)('PostgreSQL row-level security', () => {
     });
   });
 });
+
+/** Managed PostgreSQL gives no superuser: an owner with only CREATEROLE must be enough. */
+describe.skipIf(!url)('PostgreSQL store owned by a non-superuser', () => {
+  const owner = `upshift_t_owner_${process.pid}`;
+  const schema = testSchemaName();
+  let admin: pg.Client;
+
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: url! });
+    await admin.connect();
+    await admin.query(`CREATE ROLE ${owner} LOGIN CREATEROLE`);
+    await admin.query(`GRANT CREATE ON DATABASE ${admin.database ?? 'test'} TO ${owner}`);
+  });
+  afterAll(async () => {
+    await dropSchema(url!, schema);
+    await admin.query(`REVOKE CREATE ON DATABASE ${admin.database ?? 'test'} FROM ${owner}`).catch(() => undefined);
+    await admin.query(`DROP OWNED BY ${owner}`).catch(() => undefined);
+    await admin.query(`DROP ROLE IF EXISTS ${owner}`);
+    await admin.end();
+  });
+
+  it('migrates, and the whole job lifecycle works under RLS with FORCE on the owner', async () => {
+    const u = new URL(url!);
+    u.username = owner;
+    u.password = '';
+    const store = createPostgresJobStore({ url: u.toString(), schema });
+    try {
+      expect((await store.migrate()).applied).toContain('0001_init');
+      const org = asOrgId('org-o');
+      const { job } = await store.submitJob({ jobId: newJobId(1), orgId: org, analyzer: 'noop', input: {}, priority: 0, maxAttempts: 1, idempotencyKey: null, requestHash: null, traceContext: null, now: 1 });
+      expect(await store.readyOrgs(2, null)).toEqual([{ orgId: 'org-o', running: 0 }]);
+      const [claimed] = await store.claimJobs({ orgId: org, limit: 5, workerId: 'w', now: 2, leaseMs: 100, analyzers: null });
+      const done = await store.finishJob({ orgId: org, jobId: job.jobId, attempt: 1, leaseToken: claimed!.leaseToken }, { status: 'completed', resultId: newResultId(), payload: 1 }, 3);
+      expect(done.status).toBe('completed');
+      expect((await store.listEvents(org, job.jobId, 0, 10)).map((e) => e.type)).toEqual(['job.queued', 'job.started', 'job.completed']);
+      expect(await store.getJob(asOrgId('org-x'), job.jobId)).toBeUndefined();
+      const owned = await admin.query(`SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = $1::regclass`, [`"${schema}".jobs`]);
+      expect(owned.rows[0].owner).toBe(owner);
+    } finally {
+      await store.close();
+    }
+  });
+});
