@@ -3,7 +3,8 @@ import { asJobId, asOrgId, newResultId, type JobId, type OrgId } from '../../../
 import type { JobResult, Json, LeaseRef } from '../../../core/job.js';
 import { assertTransition, isTerminal } from '../../../core/jobState.js';
 import type { FinishOutcome, HeartbeatCommand, HeartbeatResult } from '../../../ports/jobStore.js';
-import type { Op, Outcome, Tx } from './postgresGroupCommit.js';
+import type { Op, Outcome } from './postgresGroupCommit.js';
+import type { Tx } from './postgresTx.js';
 import { toJob, toResult, type JobRow, type ResultRow } from './postgresRows.js';
 import { cancelRow, emitEvent, failRow, insertResults, requeueRow, writeBack, type NewResult } from './postgresRowWrites.js';
 

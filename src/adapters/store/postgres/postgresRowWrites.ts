@@ -1,6 +1,6 @@
 import type { JobEventType } from '../../../core/events.js';
 import type { JobError, Json } from '../../../core/job.js';
-import type { Tx } from './postgresGroupCommit.js';
+import type { Tx } from './postgresTx.js';
 import type { JobRow } from './postgresRows.js';
 
 /**
