@@ -35,7 +35,7 @@ retentionStoreContract('sqlite', async () => {
 });
 
 describe('SqliteCheckpointer', () => {
-  it('backfills the WAL into the database file from its worker thread', async () => {
+  it('backfills the WAL into the database file from its worker thread, so the next writer rewinds the WAL', async () => {
     const file = join(dir, `checkpointer-${process.pid}.db`);
     const Database = loadSqliteDriver();
     const db = new Database(file);
@@ -43,21 +43,34 @@ describe('SqliteCheckpointer', () => {
     db.pragma('wal_autocheckpoint = 0'); // only the checkpointer may move pages into the file
     db.exec('CREATE TABLE t (x BLOB)');
     const insert = db.prepare('INSERT INTO t (x) VALUES (?)');
-    db.transaction(() => {
-      for (let i = 0; i < 500; i++) insert.run(Buffer.alloc(4000, i % 256));
-    })();
+    const write = () =>
+      db.transaction(() => {
+        for (let i = 0; i < 500; i++) insert.run(Buffer.alloc(4000, i % 256));
+      })();
+    write();
     const before = statSync(file).size;
-    expect(statSync(`${file}-wal`).size).toBeGreaterThan(2_000_000);
-    const checkpointer = new SqliteCheckpointer(file, 10, 5_000);
+    const walSize = statSync(`${file}-wal`).size;
+    expect(walSize).toBeGreaterThan(2_000_000);
+    const checkpointer = new SqliteCheckpointer(file, 5_000);
     try {
-      checkpointer.touch();
-      const deadline = Date.now() + 10_000;
-      while (statSync(file).size < before + 2_000_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await checkpointer.checkpoint();
       expect(statSync(file).size).toBeGreaterThan(before + 2_000_000);
+      // The WAL was fully backfilled: the next write starts it over instead of appending.
+      write();
+      expect(statSync(`${file}-wal`).size).toBeLessThan(walSize * 1.2); // appending would double it
+      await checkpointer.checkpoint();
+      write();
+      expect(statSync(`${file}-wal`).size).toBeLessThan(walSize * 1.2); // appending would double it
     } finally {
       await checkpointer.close();
       db.close();
     }
-    checkpointer.touch(); // closed: never starts again
+    await checkpointer.checkpoint(); // closed: resolves at once, never starts again
+  });
+
+  it('resolves pending checkpoints when the worker cannot open the database', async () => {
+    const checkpointer = new SqliteCheckpointer(join(dir, 'missing', 'nope.db'), 5_000);
+    await checkpointer.checkpoint();
+    await checkpointer.close();
   });
 });

@@ -5,52 +5,79 @@ import { sqliteDriverPackage } from './sqliteDriver.js';
 /**
  * WAL checkpoints off the event loop, for write-heavy stretches like a retention run.
  *
- * Normally the connection that commits runs the checkpoint (every ~1000 WAL pages): it copies
- * the pages into the database file and fsyncs both files, synchronously, on the event-loop
- * thread — a stall of several milliseconds (tens on a busy disk) that API requests sharing the
- * thread wait through. Deleting a million rows dirties tens of thousands of pages, i.e. dozens
- * of such stalls. While active, this runs `PRAGMA wal_checkpoint(PASSIVE)` on its own
- * connection in a worker thread every `intervalMs`, so the WAL stays backfilled and the
- * commit-time checkpoint finds nothing left to copy or sync. PASSIVE never blocks readers or
- * writers and never waits for locks, so it cannot slow the store's own connection down.
+ * Normally the connection that commits runs the checkpoint (every `wal_autocheckpoint`
+ * pages): it copies the pages into the database file and fsyncs both files, synchronously,
+ * on the event-loop thread — a stall of tens of milliseconds that API requests sharing the
+ * thread wait through. Deleting a million rows dirties tens of thousands of pages, i.e. many
+ * such stalls. `checkpoint()` runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection in a
+ * worker thread and resolves when it is done; the event loop stays free meanwhile.
  *
- * `touch()` (re)starts it and keeps it alive until `idleMs` pass without another touch.
+ * Why the caller awaits it instead of a timer checkpointing in the background: SQLite rewinds
+ * the WAL only when a write transaction *begins* while the WAL is completely backfilled. With
+ * a background timer the store keeps writing during every checkpoint, the WAL never rewinds,
+ * grows to the auto-checkpoint size and the commit-time checkpoint runs on the event loop
+ * anyway. Awaited between two deletes, the next delete finds the WAL backfilled and rewinds
+ * it, so the WAL stays small and the commit-time checkpoint never fires. PASSIVE never blocks
+ * readers or writers and never waits for a lock. Best effort: if the worker fails, the
+ * commit-time checkpoint simply does the work as before.
  */
 export class SqliteCheckpointer {
   private worker: Worker | null = null;
+  private pending = new Map<number, () => void>();
+  private nextId = 1;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
 
   constructor(
     private readonly file: string,
-    private readonly intervalMs = 100,
+    /** Stop the worker (and its connection) after this long without a checkpoint request. */
     private readonly idleMs = 2_000,
   ) {}
 
-  touch(): void {
-    if (this.closed || this.file === ':memory:') return;
-    if (!this.worker) this.start();
+  /** Checkpoints the WAL in the worker thread; resolves when done (never rejects). */
+  checkpoint(): Promise<void> {
+    if (this.closed || this.file === ':memory:') return Promise.resolve();
+    const worker = this.worker ?? this.start();
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => void this.stop(), this.idleMs);
     this.idleTimer.unref();
+    const id = this.nextId++;
+    return new Promise<void>((resolve) => {
+      this.pending.set(id, resolve);
+      // Someone waits for an answer: keep the process alive until it comes.
+      worker.ref();
+      worker.postMessage(id);
+    });
   }
 
-  /** Stops the worker (a last checkpoint runs first) and refuses to start again. */
+  /** Stops the worker (after the checkpoints in flight) and refuses to start again. */
   async close(): Promise<void> {
     this.closed = true;
     await this.stop();
   }
 
-  private start(): void {
+  private start(): Worker {
     const driver = createRequire(import.meta.url).resolve(sqliteDriverPackage());
     // An inline (eval) worker: no separate file to find from src/ (tests) or dist/.
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, file: this.file, intervalMs: this.intervalMs } });
-    // Best effort: without it, the commit-time checkpoint simply does the work as before.
-    worker.on('error', () => {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, file: this.file } });
+    worker.on('message', (id: number) => this.settle(id));
+    const fail = (): void => {
       if (this.worker === worker) this.worker = null;
-    });
+      for (const id of [...this.pending.keys()]) this.settle(id);
+    };
+    worker.on('error', fail);
+    worker.on('exit', fail);
+    // An idle worker (no request pending) must not keep the process alive.
     worker.unref();
     this.worker = worker;
+    return worker;
+  }
+
+  private settle(id: number): void {
+    const resolve = this.pending.get(id);
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.worker?.unref();
+    resolve?.();
   }
 
   private async stop(): Promise<void> {
@@ -60,31 +87,25 @@ export class SqliteCheckpointer {
     this.worker = null;
     if (!worker) return;
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    // Unref'd while it runs; held now, so the process waits for its last checkpoint and close.
+    // Held now, so the process waits for the worker to close its connection.
     worker.ref();
     worker.postMessage('stop');
     await exited;
   }
 }
 
+/** Answers each numeric request with its id once the checkpoint ran; 'stop' closes and exits. */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
-let db;
-try {
-  db = new Database(workerData.file, { fileMustExist: true });
-  db.pragma('busy_timeout = 0');
-} catch {
-  process.exit(0);
-}
-const checkpoint = () => {
+const db = new Database(workerData.file, { fileMustExist: true });
+parentPort.on('message', (msg) => {
+  if (msg === 'stop') {
+    db.close();
+    parentPort.close();
+    return;
+  }
   try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {}
-};
-const timer = setInterval(checkpoint, workerData.intervalMs);
-parentPort.on('message', () => {
-  clearInterval(timer);
-  checkpoint();
-  db.close();
-  parentPort.close();
+  parentPort.postMessage(msg);
 });
 `;

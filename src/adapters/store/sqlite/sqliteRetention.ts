@@ -36,6 +36,8 @@ const SQL = {
     (SELECT position FROM job_events WHERE job_id = @job AND org_id = @org ORDER BY event_seq LIMIT @n)`,
 } as const;
 
+const CHECKPOINT_EVERY_MS = 50;
+
 type ScanRow = [org: string, job: string, status: JobStatus, finishedAt: number | null, results: number | null, events: number | null];
 
 interface RetentionQueries {
@@ -61,6 +63,7 @@ export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore
   let prepared: RetentionQueries | null = null;
   // Deletes dirty many pages: keep their WAL checkpoints off the event loop (see SqliteCheckpointer).
   const checkpointer = new SqliteCheckpointer(deps.file);
+  let lastCheckpoint = 0;
   /** Prepared lazily: the tables exist only after migrate(). */
   const q = (): RetentionQueries => {
     deps.assertOpen();
@@ -107,8 +110,15 @@ export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore
       } catch (e) {
         return Promise.reject(toStoreError(e));
       }
-      checkpointer.touch();
-      return deps.enqueue((): PurgeOutcome => purge(qs, cmd));
+      return deps.enqueue((): PurgeOutcome => purge(qs, cmd)).then(async (out) => {
+        // Every CHECKPOINT_EVERY_MS of deleting, before the next delete begins: a few hundred
+        // WAL pages per checkpoint, so the WAL rewinds and stays far below wal_autocheckpoint.
+        if (out.resultsDeleted + out.eventsDeleted > 0 && performance.now() - lastCheckpoint >= CHECKPOINT_EVERY_MS) {
+          await checkpointer.checkpoint();
+          lastCheckpoint = performance.now();
+        }
+        return out;
+      });
     },
 
     close: () => checkpointer.close(),
