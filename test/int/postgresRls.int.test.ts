@@ -54,7 +54,7 @@ describe.skipIf(!url)('PostgreSQL row-level security', () => {
   };
   const count = async (table: string, where = 'true', values: unknown[] = []): Promise<number> =>
     Number((await client.query(`SELECT count(*) AS n FROM "${schema}".${table} WHERE ${where}`, values)).rows[0].n);
-  const TABLES = ['jobs', 'job_events', 'job_results', 'removed_results', 'api_keys'];
+  const TABLES = ['jobs', 'job_events', 'job_results', 'removed_results', 'api_keys', 'webhook_endpoints', 'notification_outbox', 'notifications'];
 
   it('every tenant table has RLS enabled and forced, and is not owned by the application role', async () => {
     const r = await client.query(
@@ -121,6 +121,13 @@ describe.skipIf(!url)('PostgreSQL row-level security', () => {
       const err = await client.query(`DELETE FROM "${schema}".jobs`).then(() => null, (e: unknown) => e as { code?: string });
       expect(err?.code).toBe('42501');
     });
+    // Retention deletes events and results as the internal role; the application role never can.
+    for (const t of ['job_events', 'job_results', 'removed_results', 'notifications']) {
+      await asApp(A, async () => {
+        const err = await client.query(`DELETE FROM "${schema}".${t}`).then(() => null, (e: unknown) => e as { code?: string });
+        expect(err?.code, t).toBe('42501');
+      });
+    }
   });
 });
 
