@@ -72,6 +72,7 @@ describe.skipIf(!url)('PostgreSQL row-level security', () => {
   it('with no org setting the application role sees 0 rows in every tenant table', async () => {
     // The store wrote rows for both orgs (superuser view).
     expect(await count('jobs')).toBe(2);
+    expect(await count('notification_outbox')).toBe(1);
     await asApp(null, async () => {
       for (const t of TABLES) expect(await count(t), t).toBe(0);
     });

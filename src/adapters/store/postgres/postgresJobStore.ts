@@ -1,8 +1,10 @@
 import type pg from 'pg';
 import { UpshiftError } from '../../../core/errors.js';
 import type { JobEvent } from '../../../core/events.js';
+import type { DeliveryStore } from '../../../ports/deliveryStore.js';
 import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
 import { corkUntilNextTick, createPool, resolveNames, type PgNames } from './postgresConnection.js';
+import { createPostgresDeliveryMethods } from './postgresDeliveryStore.js';
 import { isConnectionError, toStoreError } from './postgresErrors.js';
 import { PgGroupCommit, type CommitListener, type Op } from './postgresGroupCommit.js';
 import { claimOp, createApiKeyOp, recoverOp, revokeApiKeyOp, submitOp } from './postgresJobWrites.js';
@@ -42,7 +44,7 @@ const LIST_BY_STATUS = { queued: 'listQueued', running: 'listRunning', completed
  * PgGroupCommit); reads run in short transactions on pooled connections, tenant reads as the
  * application role with the org setting, cross-tenant reads as the internal role.
  */
-export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore {
+export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore & DeliveryStore {
   const names = resolveNames(opts);
   const sql = buildSql(names.schema);
   const migrations = loadMigrations();
@@ -62,6 +64,7 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
   const internalRead = <T>(run: (q: Query) => Promise<T>): Promise<T> => read(pool, names, sql, null, run, () => closed);
 
   return {
+    ...createPostgresDeliveryMethods({ write, tenantRead, internalRead }),
     kind: 'postgres',
 
     async migrate() {

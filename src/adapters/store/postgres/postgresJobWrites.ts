@@ -5,6 +5,7 @@ import { assertTransition } from '../../../core/jobState.js';
 import type { ApiKeyRecord, ClaimCommand, SubmitJobCommand } from '../../../ports/jobStore.js';
 import type { Op, Outcome } from './postgresGroupCommit.js';
 import { toClaimedJob, toJob, toJsonText, type JobRow } from './postgresRows.js';
+import { writeOutbox } from './postgresOutbox.js';
 import { cancelRow, failRow, requeueRow, writeBack } from './postgresRowWrites.js';
 
 /**
@@ -150,6 +151,7 @@ export function recoverOp(now: number, limit: number, retryAt: (job: Job) => num
         return failRow(tx, row, LEASE_EXPIRED, now);
       });
       await writeBack(tx, after);
+      await writeOutbox(tx, after);
       return [{ ok: true, value: after.map(toJob) }];
     },
   };

@@ -2,10 +2,12 @@ import { UpshiftError } from '../../../core/errors.js';
 import { asJobId, asOrgId, newResultId, type JobId, type OrgId } from '../../../core/ids.js';
 import type { JobResult, Json, LeaseRef } from '../../../core/job.js';
 import { assertTransition, isTerminal } from '../../../core/jobState.js';
+import { IN_APP_CHANNEL, outboxEntryId } from '../../../core/notifications.js';
 import type { FinishOutcome, HeartbeatCommand, HeartbeatResult } from '../../../ports/jobStore.js';
 import type { Op, Outcome } from './postgresGroupCommit.js';
 import type { Tx } from './postgresTx.js';
 import { toJob, toResult, type JobRow, type ResultRow } from './postgresRows.js';
+import { writeOutbox } from './postgresOutbox.js';
 import { cancelRow, emitEvent, failRow, insertResults, requeueRow, writeBack, type NewResult } from './postgresRowWrites.js';
 
 /**
@@ -122,8 +124,12 @@ async function execMutations(tx: Tx, muts: readonly Mutation[]): Promise<Array<O
       throw e;
     }
   });
-  await writeBack(tx, [...changed].map((id) => rows.get(id) as JobRow));
+  const written = [...changed].map((id) => rows.get(id) as JobRow);
+  await writeBack(tx, written);
   await insertResults(tx, results);
+  // A row written back with a terminal status became terminal in this group (terminal rows
+  // never change again), so its outbox entries are due now, in this transaction.
+  await writeOutbox(tx, written);
   return outs;
 }
 
@@ -142,6 +148,8 @@ async function completeMany(tx: Tx, org: string, muts: readonly Completion[]): P
       muts.map((m) => m.now),
       muts.map((m) => JSON.stringify(m.outcome.payload) ?? 'null'),
       ...tx.positionArgs(),
+      muts.map((m) => outboxEntryId(m.lease.jobId, 'async.job.completed', IN_APP_CHANNEL)),
+      muts.map((m) => new Date(m.now).toISOString()),
     ],
     true,
   );

@@ -1,0 +1,132 @@
+import { asJobId, asOrgId } from '../../../core/ids.js';
+import type { Json } from '../../../core/job.js';
+import {
+  IN_APP_CHANNEL,
+  type ChannelKind,
+  type DeliveryStatus,
+  type InAppNotification,
+  type NotificationType,
+  type WebhookDelivery,
+  type WebhookEndpoint,
+} from '../../../core/notifications.js';
+import type { ClaimedEntry } from '../../../ports/deliveryStore.js';
+
+/**
+ * Outbox, inbox and endpoint rows as pg returns them (jsonb parsed, bigint as number, see
+ * postgresConnection) → domain objects. Rows come from our own writes: trusted.
+ */
+
+export interface OutboxRow {
+  entry_id: string;
+  org_id: string;
+  job_id: string;
+  type: string;
+  channel: string;
+  kind: string;
+  endpoint_id: string | null;
+  payload: Json;
+  occurred_at: number;
+  status: string;
+  attempts: number;
+  next_attempt_at: number;
+  lease_token: string | null;
+  first_attempt_at: number | null;
+  last_attempt_at: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
+}
+
+export type ClaimRow = Pick<
+  OutboxRow,
+  'entry_id' | 'org_id' | 'job_id' | 'type' | 'channel' | 'kind' | 'endpoint_id' | 'payload' | 'occurred_at' | 'attempts' | 'first_attempt_at'
+> & { lease_token: string; url: string | null; secret: string | null; enabled: boolean | null };
+
+export interface NotificationRow {
+  notification_id: string;
+  org_id: string;
+  job_id: string;
+  type: string;
+  channel: string;
+  payload: Json;
+  created_at: number;
+  read_at: number | null;
+}
+
+export interface EndpointRow {
+  endpoint_id: string;
+  org_id: string;
+  url: string;
+  description: string | null;
+  event_types: NotificationType[];
+  secret: string;
+  enabled: boolean;
+  created_at: number;
+  updated_at: number;
+}
+
+export function toNotification(r: NotificationRow): InAppNotification {
+  return {
+    notificationId: r.notification_id,
+    orgId: asOrgId(r.org_id),
+    jobId: asJobId(r.job_id),
+    type: r.type as NotificationType,
+    channel: IN_APP_CHANNEL,
+    payload: r.payload,
+    createdAt: r.created_at,
+    readAt: r.read_at,
+  };
+}
+
+export function toEndpoint(r: EndpointRow): WebhookEndpoint {
+  return {
+    endpointId: r.endpoint_id,
+    orgId: asOrgId(r.org_id),
+    url: r.url,
+    description: r.description,
+    eventTypes: r.event_types,
+    enabled: r.enabled,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export function toDelivery(r: OutboxRow): WebhookDelivery {
+  const status = r.status as DeliveryStatus;
+  return {
+    deliveryId: r.entry_id,
+    endpointId: r.endpoint_id ?? '',
+    orgId: asOrgId(r.org_id),
+    jobId: asJobId(r.job_id),
+    type: r.type as NotificationType,
+    status,
+    attempts: r.attempts,
+    lastStatusCode: r.last_status_code,
+    lastError: r.last_error,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    lastAttemptAt: r.last_attempt_at,
+    deliveredAt: r.delivered_at,
+    nextAttemptAt: status === 'pending' ? r.next_attempt_at : null,
+  };
+}
+
+export function toClaimedEntry(r: ClaimRow): ClaimedEntry {
+  return {
+    entryId: r.entry_id,
+    orgId: asOrgId(r.org_id),
+    jobId: asJobId(r.job_id),
+    type: r.type as NotificationType,
+    kind: r.kind as ChannelKind,
+    channel: r.channel,
+    endpointId: r.endpoint_id,
+    data: r.payload,
+    occurredAt: r.occurred_at,
+    attempts: r.attempts,
+    firstAttemptAt: r.first_attempt_at,
+    leaseToken: r.lease_token,
+    target: r.kind === 'webhook' && r.url !== null && r.secret !== null ? { url: r.url, secret: r.secret, enabled: r.enabled === true } : null,
+  };
+}

@@ -1,0 +1,90 @@
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
+import { buildSql } from '../../src/adapters/store/postgres/postgresSql.js';
+import { asOrgId, newJobId, newResultId, newToken } from '../../src/core/ids.js';
+import { outboxEntryId } from '../../src/core/notifications.js';
+import { deliveryStoreContract, type DeliveryTestStore } from '../contracts/deliveryStore.contract.js';
+import { dropSchema, requirePostgres, testSchemaName } from '../helpers/services.js';
+
+const url = await requirePostgres();
+
+describe.skipIf(!url)('PostgreSQL delivery store', () => {
+  // A fresh schema per test (the contract wants an empty store each time), dropped afterwards.
+  deliveryStoreContract('postgres', async () => {
+    const schema = testSchemaName();
+    const store = createPostgresJobStore({ url: url!, schema, poolSize: 4 });
+    return {
+      store,
+      cleanup: async () => {
+        await store.close();
+        await dropSchema(url!, schema);
+      },
+    };
+  });
+});
+
+describe.skipIf(!url)('PostgreSQL delivery specifics', () => {
+  const T0 = Date.UTC(2026, 0, 1);
+  const org = asOrgId('org-a');
+  const schema = testSchemaName();
+  let store: DeliveryTestStore;
+  let admin: pg.Client;
+  beforeAll(async () => {
+    store = createPostgresJobStore({ url: url!, schema, poolSize: 4 });
+    await store.migrate();
+    admin = new pg.Client({ connectionString: url! });
+    await admin.connect();
+  });
+  afterEach(async () => {
+    await admin.query(`RESET enable_seqscan`);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await admin?.end();
+    await dropSchema(url!, schema);
+  });
+
+  const completedJob = async (): Promise<string> => {
+    const { job } = await store.submitJob({ jobId: newJobId(T0), orgId: org, analyzer: 'noop', input: 1, priority: 0, maxAttempts: 1, idempotencyKey: null, requestHash: null, traceContext: null, now: T0 });
+    const [c] = await store.claimJobs({ orgId: org, limit: 1, workerId: 'w', now: T0, leaseMs: 1000, analyzers: null });
+    await store.finishJob({ orgId: org, jobId: c!.jobId, attempt: c!.attempt, leaseToken: c!.leaseToken }, { status: 'completed', resultId: newResultId(), payload: 1 }, T0);
+    return job.jobId;
+  };
+
+  it('the outbox rows commit with the completion, and a replayed insert adds nothing', async () => {
+    await store.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId: org, url: 'https://example.com/h', description: null, eventTypes: ['async.job.completed'], secret: 'whsec_eA==', now: T0 });
+    const jobId = await completedJob();
+    const rows = (await admin.query(`SELECT entry_id, channel, payload FROM "${schema}".notification_outbox WHERE job_id = $1 ORDER BY kind`, [jobId])).rows;
+    expect(rows.map((r) => r.channel)).toEqual(['in_app', expect.stringMatching(/^webhook:whe_/)]);
+    expect(rows[0].entry_id).toBe(outboxEntryId(jobId, 'async.job.completed', 'in_app'));
+    expect(rows[1].entry_id).toBe(outboxEntryId(jobId, 'async.job.completed', rows[1].channel));
+    expect(rows[0].payload).toEqual({ job_id: jobId, org_id: org, status: 'completed', analyzer: 'noop', result_id: expect.stringMatching(/^res_/), error: null, finished_at: new Date(T0).toISOString() });
+    // Replay the exact insert the generic terminal path runs: the dedupe key keeps it out,
+    // even under another entry id.
+    const sql = buildSql(schema);
+    await admin.query('BEGIN');
+    try {
+      for (const id of [rows[0].entry_id, 'msg_other']) {
+        const r = await admin.query(sql.insertOutbox, [[id], [org], [jobId], ['async.job.completed'], ['{}'], [T0], [T0]]);
+        expect(r.rowCount).toBe(0);
+      }
+    } finally {
+      await admin.query('ROLLBACK');
+    }
+    expect(Number((await admin.query(`SELECT count(*) AS n FROM "${schema}".notification_outbox WHERE job_id = $1`, [jobId])).rows[0].n)).toBe(2);
+  });
+
+  it('hot delivery statements use their indexes', async () => {
+    await admin.query(`SET enable_seqscan = off`);
+    const sql = buildSql(schema);
+    const plan = async (text: string, values: unknown[]): Promise<string> =>
+      (await admin.query(`EXPLAIN ${text}`, values)).rows.map((r) => r['QUERY PLAN']).join('\n');
+    expect(await plan(sql.claimOutbox, ['in_app', T0, 10, T0, 't'])).toMatch(/notification_outbox_due/);
+    expect(await plan(sql.pendingInAppBefore, [T0])).toMatch(/notification_outbox_due/);
+    expect(await plan(sql.inbox, [org, T0, '~', 10])).toMatch(/notifications_inbox/);
+    expect(await plan(sql.inboxUnread, [org, T0, '~', 10])).toMatch(/notifications_unread/);
+    expect(await plan(sql.deliveries, [org, 'whe_x', null, T0, '~', 10])).toMatch(/notification_outbox_endpoint/);
+    expect(await plan(sql.jobNotifications, [org, 'job_x', 'in_app', 10])).toMatch(/notifications_job_id_type_channel_key/);
+  });
+});
