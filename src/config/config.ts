@@ -8,7 +8,7 @@ import { UpshiftError } from '../core/errors.js';
 export interface Config {
   readonly host: string;
   readonly port: number;
-  readonly database: { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'postgres'; readonly url: string };
+  readonly database: { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'postgres'; readonly url: string; readonly schema: string };
   readonly dataDir: string;
   readonly auth: { readonly mode: 'trusted-header' | 'api-key'; readonly allowTrustedHeaderOnPublicBind: boolean };
   readonly worker: {
@@ -75,6 +75,7 @@ export const CONFIG_KEYS = {
   UPSHIFT_HOST: '127.0.0.1',
   UPSHIFT_PORT: '8080',
   UPSHIFT_DATABASE_URL: 'sqlite:./data/upshift.db',
+  UPSHIFT_DATABASE_SCHEMA: 'upshift',
   UPSHIFT_DATA_DIR: './data',
   UPSHIFT_AUTH_MODE: 'trusted-header',
   UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND: 'false',
@@ -163,7 +164,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
   const cfg: Config = {
     host,
     port,
-    database: parseDatabaseUrl(get('UPSHIFT_DATABASE_URL').trim()),
+    database: parseDatabaseUrl(get('UPSHIFT_DATABASE_URL').trim(), get('UPSHIFT_DATABASE_SCHEMA').trim()),
     dataDir,
     auth: {
       mode: oneOf('UPSHIFT_AUTH_MODE', ['trusted-header', 'api-key'] as const),
@@ -226,13 +227,16 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
   return deepFreeze(cfg);
 }
 
-export function parseDatabaseUrl(raw: string): Config['database'] {
+export function parseDatabaseUrl(raw: string, schema = 'upshift'): Config['database'] {
   if (raw.startsWith('sqlite:')) {
     const path = raw.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
     if (path === '') fail('UPSHIFT_DATABASE_URL', raw, 'sqlite:<path>');
     return { kind: 'sqlite', file: path === ':memory:' ? path : resolve(path) };
   }
-  if (/^postgres(ql)?:\/\//.test(raw)) return { kind: 'postgres', url: raw };
+  if (/^postgres(ql)?:\/\//.test(raw)) {
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) fail('UPSHIFT_DATABASE_SCHEMA', schema, 'a lower-case PostgreSQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)');
+    return { kind: 'postgres', url: raw, schema };
+  }
   return fail('UPSHIFT_DATABASE_URL', raw.replace(/\/\/[^@/]*@/, '//***@'), 'sqlite:<path> or postgres://…');
 }
 

@@ -72,7 +72,9 @@ describe('loadConfig layering', () => {
     expect(c.fairness.weights).toEqual({ acme: 3, globex: 0.5 });
     expect(c.fairness.maxRunning).toEqual({ acme: 2 });
     expect(c.worker.enabled).toBe(false);
-    expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u:p@db:5432/upshift' });
+    expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u:p@db:5432/upshift', schema: 'upshift' });
+    expect(loadConfig({}, { UPSHIFT_DATABASE_URL: 'postgres://db/x', UPSHIFT_DATABASE_SCHEMA: 'tenant_a' }).database).toEqual({ kind: 'postgres', url: 'postgres://db/x', schema: 'tenant_a' });
+    expect(() => loadConfig({}, { UPSHIFT_DATABASE_URL: 'postgres://db/x', UPSHIFT_DATABASE_SCHEMA: 'Bad-Name' })).toThrow(/UPSHIFT_DATABASE_SCHEMA/);
     expect(parseDatabaseUrl('sqlite::memory:')).toEqual({ kind: 'sqlite', file: ':memory:' });
     expect(parseDatabaseUrl('sqlite:///tmp/x.db')).toEqual({ kind: 'sqlite', file: '/tmp/x.db' });
   });
