@@ -61,7 +61,7 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
 
   const write = <I, T>(op: Op<I, T>): Promise<T> => (closed ? Promise.reject(closedError()) : writer.enqueue(op));
   const tenantRead = <T>(org: string, run: (q: Query) => Promise<T>): Promise<T> => read(pool, names, sql, org, run, () => closed);
-  const internalRead = <T>(run: (q: Query) => Promise<T>): Promise<T> => read(pool, names, sql, null, run, () => closed);
+  const internalRead = <T>(run: (q: Query) => Promise<T>, ordered = false): Promise<T> => read(pool, names, sql, null, run, () => closed, ordered);
 
   return {
     ...createPostgresDeliveryMethods({ write, tenantRead, internalRead }),
@@ -160,7 +160,7 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
         : internalRead(async (q) => {
             const rows = await q<{ org_id: string; running: number }>('readyOrgs', [now, analyzers === null ? null : [...analyzers]]);
             return rows.map((r) => ({ orgId: r.org_id, running: r.running }));
-          }),
+          }, true),
 
     listStaleCancels: (olderThan, limit) =>
       limit <= 0 ? Promise.resolve([]) : internalRead(async (q) => (await q<JobRow>('staleCancels', [olderThan, Math.floor(limit)])).map(toClaimedJob)),
@@ -202,7 +202,7 @@ type Query = <R extends pg.QueryResultRow>(name: keyof PgSql['names'], values: u
  * One short read transaction: as the application role bound to `org`, or (org null) as the
  * internal role. SET LOCAL semantics: nothing leaks to the next user of the connection.
  */
-async function read<T>(pool: pg.Pool, names: PgNames, sql: PgSql, org: string | null, run: (q: Query) => Promise<T>, isClosed: () => boolean): Promise<T> {
+async function read<T>(pool: pg.Pool, names: PgNames, sql: PgSql, org: string | null, run: (q: Query) => Promise<T>, isClosed: () => boolean, ordered = false): Promise<T> {
   if (isClosed()) throw closedError();
   let client: pg.PoolClient;
   try {
@@ -221,7 +221,10 @@ async function read<T>(pool: pg.Pool, names: PgNames, sql: PgSql, org: string | 
   };
   try {
     send('BEGIN');
-    if (org === null) send({ name: sql.names.setInternal, text: sql.setInternal, values: [names.internalRole] });
+    if (org === null) {
+      const setter = ordered ? 'setInternalOrdered' : 'setInternal';
+      send({ name: sql.names[setter], text: sql[setter], values: [names.internalRole] });
+    }
     else send({ name: sql.names.setTenant, text: sql.setTenant, values: [names.appRole, org] });
     // Every read is one statement: BEGIN, the role switch, the statement and COMMIT leave in
     // one write and come back in one round trip.

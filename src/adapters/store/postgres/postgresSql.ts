@@ -22,6 +22,11 @@ export function buildSql(schema: string) {
     // One round trip: role and org are both GUCs, set for this transaction only.
     setTenant: `SELECT set_config('role', $1, true), set_config('upshift.org_id', $2, true)`,
     setInternal: `SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`,
+    // readyOrgs walks jobs_claim in org order (one descent per org). Before the table has
+    // statistics (a fresh schema, or autovacuum behind) the planner estimates a handful of
+    // queued rows and prefers a bitmap scan of every queued row plus a sort: ~7 ms at 10,000
+    // queued instead of ~0.1 ms. Transaction-local, like the role.
+    setInternalOrdered: `SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true), set_config('enable_bitmapscan', 'off', true)`,
     // The position lock is taken by the first statement that appends events and held until
     // COMMIT. MATERIALIZED + the cross join make it run before the first row is produced, so
     // before the first identity value is drawn. NOTIFY carries only the newest position.
