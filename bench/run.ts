@@ -20,9 +20,11 @@ interface System {
 }
 
 const UPSHIFT = 'upshift-embedded';
+const UPSHIFT_PG = 'upshift-postgres';
 /** Upshift embedded and every peer, defaults and tuned (see bench/scenarios/*.ts for what "tuned" sets). */
 const systems: System[] = [
   { name: UPSHIFT, script: 'scenarios/upshiftLifecycle.js', env: {} },
+  { name: UPSHIFT_PG, script: 'scenarios/upshiftPostgres.js', env: {} },
   { name: 'bullmq-no-persistence', script: 'scenarios/bullmq.js', env: {} },
   { name: 'bullmq-aof-everysec', script: 'scenarios/bullmq.js', env: { BENCH_BULLMQ_AOF: '1' } },
   { name: 'graphile-worker-default', script: 'scenarios/graphileWorker.js', env: {} },
@@ -30,6 +32,8 @@ const systems: System[] = [
   { name: 'pg-boss-default', script: 'scenarios/pgBoss.js', env: {} },
   { name: 'pg-boss-tuned', script: 'scenarios/pgBoss.js', env: { BENCH_PGBOSS_TUNED: '1' } },
 ];
+
+const pgSystemNames = new Set([UPSHIFT_PG, 'graphile-worker-tuned', 'pg-boss-tuned']);
 
 /** In-scenario time bound (the scenario reports what it counted), and the hard kill after it. */
 const deadlineS = (quick: boolean) => (quick ? 20 : 60);
@@ -76,6 +80,23 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
     }
     return out;
   },
+  /**
+   * PostgreSQL mode against the PostgreSQL peers (issue 4's acceptance, issue 5's PostgreSQL
+   * targets): throughput (N = 20,000 noop pre-enqueued, c = 50) and add→start / add→done at
+   * 500/s and 200/s, Upshift PostgreSQL-only beside graphile-worker and pg-boss tuned,
+   * interleaved. Every run uses its own schema, dropped afterwards.
+   */
+  async pg(ctx) {
+    const n = ctx.quick ? '5000' : '20000';
+    const seconds = ctx.quick ? '3' : '10';
+    const pgSystems = systems.filter((s) => pgSystemNames.has(s.name));
+    const out: Measurement[] = [];
+    for (let i = 0; i < ctx.reps; i++) {
+      for (const sys of pgSystems) out.push(...(await measure(ctx, sys, ['throughput', n, '50'])));
+      for (const rate of ['500', '200']) for (const sys of pgSystems) out.push(...(await measure(ctx, sys, ['latency', rate, seconds])));
+    }
+    return out;
+  },
   // Retention under API load (bench/scenarios/retention.ts): >= 1,000,000 eligible events.
   async retention({ reps, quick }) {
     const out: Measurement[] = [];
@@ -84,7 +105,9 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
   },
 };
 
-const comparative = new Set(['process', 'latency']);
+const comparative = new Set(['process', 'latency', 'pg']);
+/** The system the ratios of a comparative scenario are computed for (default: Upshift embedded). */
+const ratioBase: Record<string, string> = { pg: UPSHIFT_PG };
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -103,7 +126,7 @@ async function main(): Promise<void> {
     const ctx: Context = { reps: repsIdx >= 0 ? reps : quick && !comparative.has(name) ? 1 : 3, quick, failures: [] };
     const loadAtStart = loadavg();
     const summaries = summarise(await scenario(ctx));
-    console.log(writeReport(name, summaries, `npm run bench -- ${args.join(' ')}`, comparative.has(name) ? UPSHIFT : undefined, ctx.failures, loadAtStart));
+    console.log(writeReport(name, summaries, `npm run bench -- ${args.join(' ')}`, comparative.has(name) ? (ratioBase[name] ?? UPSHIFT) : undefined, ctx.failures, loadAtStart));
   }
 }
 
