@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ident } from './postgresConnection.js';
 import { buildDeliverySql, outboxInsertFrom } from './postgresDeliverySql.js';
+import { buildRetentionSql } from './postgresRetentionSql.js';
 import { jobCols } from './postgresRows.js';
 
 /**
@@ -181,6 +182,7 @@ export function buildSql(schema: string) {
     listApiKeysByOrg: `SELECT key_id, org_id, hash, label, created_at, revoked_at FROM ${s}.api_keys WHERE org_id = $1 ORDER BY created_at, key_id`,
 
     ...buildDeliverySql(s),
+    ...buildRetentionSql(s),
   };
   type Key = keyof typeof text;
   // Prepared statement names are per connection; the schema is part of the name because one
