@@ -87,21 +87,7 @@ export function createStore(config: Config): JobStore & RetentionStore & Deliver
     if (config.database.file !== ':memory:') mkdirSync(dirname(config.database.file), { recursive: true });
     return createSqliteJobStore({ file: config.database.file });
   }
-  return withPendingPorts(createPostgresJobStore({ url: config.database.url, schema: config.database.schema }));
-}
-
-/**
- * The PostgreSQL adapter implements JobStore; the ports added beside it since (retention,
- * notifications) land on PostgreSQL in their own changes. Until then their methods reject
- * with STORE_UNAVAILABLE naming the method, instead of the process refusing to start.
- */
-function withPendingPorts<T extends object>(store: JobStore): T {
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop in target || typeof prop === 'symbol' || prop === 'then') return Reflect.get(target, prop, receiver) as unknown;
-      return () => Promise.reject(new UpshiftError('STORE_UNAVAILABLE', `${prop} is not implemented by the PostgreSQL store yet`));
-    },
-  }) as unknown as T;
+  return createPostgresJobStore({ url: config.database.url, schema: config.database.schema });
 }
 
 export async function loadAnalyzerModules(paths: readonly string[]): Promise<Analyzer<never, unknown>[]> {
