@@ -6,32 +6,50 @@ import type { Analyzer } from '../../src/core/analyzer.js';
 import type { Logger } from '../../src/ports/logger.js';
 import type { Tracer } from '../../src/ports/tracer.js';
 import { createUpshift, type Upshift } from '../../src/main.js';
+import { dropSchema, POSTGRES_TEST_URL, testSchemaName } from './services.js';
+
+/**
+ * The store the HTTP suites run on: SQLite files by default; PostgreSQL (a fresh schema per
+ * server, dropped on close) in the `e2e-postgres` vitest project, which sets
+ * UPSHIFT_TEST_STORE=postgres for the same test files (see vitest.config.ts).
+ */
+export const TEST_STORE: 'sqlite' | 'postgres' = process.env.UPSHIFT_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
 
 export interface TestServer {
   /** The whole composition (service, apiKeys, http, …). */
   readonly app: Upshift;
   /** Base URL of the server on a loopback port, no trailing slash. */
   readonly url: string;
-  /** Temp dir holding the SQLite file and the data dir (`<dir>/data`). */
+  /** Temp dir holding the SQLite file (SQLite runs) and the data dir (`<dir>/data`). */
   readonly dir: string;
+  /** PostgreSQL runs: the server's own schema (dropped by close()); null on SQLite. */
+  readonly schema: string | null;
   close(): Promise<void>;
 }
 
 /**
- * An Upshift on a temp SQLite file, listening on 127.0.0.1 with an ephemeral port, tuned for
- * fast tests (short poll, silent logs). `overrides` are config keys as in the environment.
+ * An Upshift on a temp SQLite file (or its own PostgreSQL schema, see TEST_STORE), listening
+ * on 127.0.0.1 with an ephemeral port, tuned for fast tests (short poll, silent logs).
+ * `overrides` are config keys as in the environment.
  */
 export async function startTestServer(
   overrides: Partial<Record<ConfigKey, string>> = {},
   opts: { analyzers?: readonly Analyzer<never, unknown>[]; tracer?: Tracer; logger?: Logger } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-http-'));
+  const schema = TEST_STORE === 'postgres' ? testSchemaName() : null;
+  const store: Partial<Record<ConfigKey, string>> =
+    schema === null ? { UPSHIFT_DATABASE_URL: `sqlite:${join(dir, 'upshift.db')}` } : { UPSHIFT_DATABASE_URL: POSTGRES_TEST_URL, UPSHIFT_DATABASE_SCHEMA: schema };
+  const cleanup = async (): Promise<void> => {
+    rmSync(dir, { recursive: true, force: true });
+    if (schema !== null) await dropSchema(POSTGRES_TEST_URL, schema);
+  };
   const config = loadConfig(
     {},
     {
       UPSHIFT_HOST: '127.0.0.1',
       UPSHIFT_PORT: '0',
-      UPSHIFT_DATABASE_URL: `sqlite:${join(dir, 'upshift.db')}`,
+      ...store,
       UPSHIFT_DATA_DIR: join(dir, 'data'),
       UPSHIFT_POLL_MS: '20',
       UPSHIFT_LOG_LEVEL: 'silent',
@@ -42,13 +60,19 @@ export async function startTestServer(
       ...overrides,
     },
   );
-  const app = await createUpshift({ config, ...(opts.analyzers && { analyzers: opts.analyzers }), ...(opts.tracer && { tracer: opts.tracer }), ...(opts.logger && { logger: opts.logger }) });
+  let app: Upshift;
+  try {
+    app = await createUpshift({ config, ...(opts.analyzers && { analyzers: opts.analyzers }), ...(opts.tracer && { tracer: opts.tracer }), ...(opts.logger && { logger: opts.logger }) });
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
   let url: string | null;
   try {
     url = await app.start();
   } catch (e) {
     await app.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
     throw e;
   }
   if (url === null) throw new Error('HTTP server was not built');
@@ -57,11 +81,12 @@ export async function startTestServer(
     app,
     url: url.replace(/\/$/, ''),
     dir,
+    schema,
     async close() {
       if (closed) return;
       closed = true;
       await app.close();
-      rmSync(dir, { recursive: true, force: true });
+      await cleanup();
     },
   };
 }
@@ -150,7 +175,9 @@ export async function readSse(
       raw += text;
       buf += text;
       let idx: number;
-      while ((idx = buf.indexOf('\n\n')) !== -1) {
+      // Events past `stopAfter` in the same chunk are dropped, as by a client that disconnects
+      // after exactly that many (a resume with Last-Event-ID then gets them again).
+      while ((opts.stopAfter === undefined || events.length < opts.stopAfter) && (idx = buf.indexOf('\n\n')) !== -1) {
         const block = buf.slice(0, idx);
         buf = buf.slice(idx + 2);
         let id: string | null = null;
