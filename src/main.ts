@@ -23,10 +23,11 @@ import { WorkerRuntime } from './app/workerRuntime.js';
 import type { Config } from './config/config.js';
 import { defineAnalyzer, PermanentError, type Analyzer } from './core/analyzer.js';
 import { coerceError, UpshiftError } from './core/errors.js';
+import { isTerminalEvent } from './core/events.js';
 import type { RetentionReport } from './core/retention.js';
 import { buildHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './ports/clock.js';
-import type { DeliveryStore } from './ports/deliveryStore.js';
+import type { DeliveryStore, InAppDelivery } from './ports/deliveryStore.js';
 import type { EventFeed } from './ports/eventFeed.js';
 import type { JobStore } from './ports/jobStore.js';
 import type { Logger } from './ports/logger.js';
@@ -81,11 +82,22 @@ export interface Upshift {
   close(): Promise<void>;
 }
 
+/**
+ * In-app notifications are written by the terminal transaction itself (no claim, no second
+ * transaction) when nothing has to hold them back: this process delivers notifications and the
+ * in-app channel has no rate limit (a rate-limited entry must stay delayable in the outbox).
+ * The PostgreSQL store delivers through the outbox until it implements `inline`.
+ */
+export function inAppDeliveryOf(config: Config): InAppDelivery {
+  const n = config.notifications;
+  return config.database.kind === 'sqlite' && n.enabled && n.inAppPerMinute === 0 ? 'inline' : 'outbox';
+}
+
 /** Every store adapter implements the retention and delivery ports beside JobStore. */
 export function createStore(config: Config): JobStore & RetentionStore & DeliveryStore {
   if (config.database.kind === 'sqlite') {
     if (config.database.file !== ':memory:') mkdirSync(dirname(config.database.file), { recursive: true });
-    return createSqliteJobStore({ file: config.database.file });
+    return createSqliteJobStore({ file: config.database.file, inAppDelivery: inAppDeliveryOf(config) });
   }
   return createPostgresJobStore({ url: config.database.url, schema: config.database.schema });
 }
@@ -206,9 +218,17 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
           backoff: { baseMs: nc.webhook.backoffBaseMs, maxMs: nc.webhook.backoffMaxMs, jitter: 0.5 },
         },
         rateLimits: { inAppPerMinute: nc.inAppPerMinute, webhookPerMinute: nc.webhookPerMinute },
+        inApp: { inline: inAppDeliveryOf(config) === 'inline' },
         metrics,
       })
     : null;
+  // Inline in-app delivery happens in this process's own terminal commits: count it there.
+  const offInAppMetric =
+    inAppDeliveryOf(config) === 'inline'
+      ? store.onCommitted((events) => {
+          for (const e of events) if (isTerminalEvent(e.type)) metrics.notificationDelivered('in_app', 'delivered');
+        })
+      : () => {};
   metrics.setTerminalWithoutInAppProvider(() => store.countTerminalWithoutInApp(clock.now() - IN_APP_GRACE_MS));
 
   const readiness = async (): Promise<{ ok: boolean; checks: Record<string, string> }> => {
@@ -281,6 +301,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       await dispatcher?.stop(Math.min(w.shutdownGraceMs, nc.webhook.timeoutMs));
       webhookSender.close();
       offTransitions();
+      offInAppMetric();
       metrics.close();
       await feed.close();
       await store.close();

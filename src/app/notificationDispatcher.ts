@@ -23,7 +23,12 @@ export interface NotificationDispatcherOptions {
   readonly logger: Logger;
   /** Fallback poll (other processes' commits, due retries, delayed entries). */
   readonly pollMs: number;
-  readonly inApp?: { readonly batch?: number; readonly leaseMs?: number };
+  /**
+   * `inline`: the store writes in-app notifications in the terminal transaction (InAppDelivery),
+   * so terminal events do not wake the in-app loop; it only polls for entries still pending
+   * (written by a process in `outbox` mode, or before an upgrade).
+   */
+  readonly inApp?: { readonly batch?: number; readonly leaseMs?: number; readonly inline?: boolean };
   readonly webhook: {
     /** Deliveries in flight at once (over all tenants). */
     readonly concurrency: number;
@@ -82,8 +87,11 @@ export class NotificationDispatcher {
 
   start(): void {
     if (this.unsubscribe) return;
+    const inline = this.o.inApp?.inline === true;
     this.unsubscribe = this.o.feed.subscribe((events) => {
-      if (events.some((e) => isTerminalEvent(e.type))) this.poke();
+      if (!events.some((e) => isTerminalEvent(e.type))) return;
+      if (!inline) this.inAppLoop.poke();
+      this.webhookLoop.poke();
     });
     this.inAppLoop.start();
     this.webhookLoop.start();

@@ -23,6 +23,18 @@ import type {
  * Each entry is unique by its dedupe key (job_id, type, channel), so replaying a terminal
  * write inserts nothing. A job that never reaches a terminal state has no entries.
  *
+ * How the `in_app` entry is delivered is fixed when the adapter is created (its
+ * `inAppDelivery` option, see InAppDelivery):
+ *  - `outbox` (the default): the entry is written `pending`; a dispatcher claims it
+ *    (claimOutbox) and delivers it (completeInApp).
+ *  - `inline`: the terminal transaction itself also inserts the in-app notification
+ *    (createdAt = the transition's `now`, unique by job and type) and writes the `in_app` entry
+ *    already `delivered` (attempts 1; first/last attempt and delivered time = `now`). The
+ *    notification is thus committed — or rolled back — with the transition: nothing is left
+ *    to claim, and countTerminalWithoutInApp never counts it. A local write needs no lease.
+ * Webhook entries are the same in both modes. Entries of either mode may coexist in one
+ * database (e.g. written by processes configured differently); pending ones are always claimable.
+ *
  * Common guarantees: tenant-bound reads and writes (another org's id behaves like a missing
  * id), timestamps from the caller (`now`, epoch ms), promises resolve after commit, failures
  * are UpshiftErrors. Secrets appear only in `createWebhookEndpoint`'s input and in claimed
@@ -100,6 +112,14 @@ export interface DeliveryStore {
    */
   countTerminalWithoutInApp(olderThan: number): Promise<number>;
 }
+
+/**
+ * The adapters' creation option for the in-app half of a terminal transition (see DeliveryStore).
+ * `inline` is only correct where nothing has to hold an in-app notification back: the composition
+ * root picks it when this process delivers notifications and the in-app channel has no rate limit
+ * (a rate-limited entry must be delayable, so it goes through the outbox).
+ */
+export type InAppDelivery = 'outbox' | 'inline';
 
 export interface ClaimOutboxCommand {
   readonly kind: ChannelKind;

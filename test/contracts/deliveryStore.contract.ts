@@ -3,17 +3,26 @@ import { isUpshiftError } from '../../src/core/errors.js';
 import { asOrgId, newJobId, newResultId, newToken, type OrgId } from '../../src/core/ids.js';
 import type { ClaimedJob, Job, LeaseRef } from '../../src/core/job.js';
 import { outboxEntryId, webhookChannel, type NotificationType } from '../../src/core/notifications.js';
-import type { ClaimedEntry, DeliveryStore } from '../../src/ports/deliveryStore.js';
+import type { ClaimedEntry, DeliveryStore, InAppDelivery } from '../../src/ports/deliveryStore.js';
 import type { JobStore } from '../../src/ports/jobStore.js';
 
 export type DeliveryTestStore = JobStore & DeliveryStore;
 
+export type DeliveryStoreFactory = (opts: { readonly inAppDelivery: InAppDelivery }) => Promise<{ store: DeliveryTestStore; cleanup: () => Promise<void> }>;
+
 /**
  * The DeliveryStore conformance suite (with the JobStore half that fills the outbox).
- * Adapter-agnostic: only ports and core. `factory` returns a fresh, empty store; the suite
- * migrates it and calls `cleanup()` after each test. Time is passed explicitly (T0 + n).
+ * Adapter-agnostic: only ports and core. `factory` returns a fresh, empty store created with
+ * the given in-app delivery mode; the suite migrates it and calls `cleanup()` after each test.
+ * Time is passed explicitly (T0 + n). Most tests run in `outbox` mode (entries to claim);
+ * the last block runs in `inline` mode.
  */
-export function deliveryStoreContract(name: string, factory: () => Promise<{ store: DeliveryTestStore; cleanup: () => Promise<void> }>): void {
+export function deliveryStoreContract(name: string, factory: DeliveryStoreFactory): void {
+  deliveryStoreOutboxContract(name, () => factory({ inAppDelivery: 'outbox' }));
+  inlineInAppContract(name, () => factory({ inAppDelivery: 'inline' }));
+}
+
+function deliveryStoreOutboxContract(name: string, factory: () => Promise<{ store: DeliveryTestStore; cleanup: () => Promise<void> }>): void {
   describe(`DeliveryStore contract: ${name}`, () => {
     const T0 = Date.UTC(2026, 0, 1);
     const A = asOrgId('org-a');
@@ -272,6 +281,104 @@ export function deliveryStoreContract(name: string, factory: () => Promise<{ sto
         expect((await store.listDeliveries(A, ep.endpointId, { status: 'delivered', limit: 10 })).map((d) => d.deliveryId)).toEqual([e!.entryId]);
         expect(await store.listDeliveries(A, ep.endpointId, { status: 'pending', limit: 10 })).toHaveLength(3);
       });
+    });
+  });
+}
+
+/** `inAppDelivery: 'inline'`: the terminal transaction writes the in-app notification itself. */
+function inlineInAppContract(name: string, factory: () => Promise<{ store: DeliveryTestStore; cleanup: () => Promise<void> }>): void {
+  describe(`DeliveryStore contract: ${name}, in-app delivered inline`, () => {
+    const T0 = Date.UTC(2026, 0, 1);
+    const A = asOrgId('org-a');
+    const B = asOrgId('org-b');
+    const LEASE = 30_000;
+    let store: DeliveryTestStore;
+    let cleanup: () => Promise<void>;
+    let seq = 0;
+
+    beforeEach(async () => {
+      ({ store, cleanup } = await factory());
+      await store.migrate();
+    });
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    const submit = async (orgId: OrgId = A, now = T0): Promise<Job> =>
+      (
+        await store.submitJob({
+          jobId: newJobId(now + seq++),
+          orgId,
+          analyzer: 'noop',
+          input: {},
+          priority: 0,
+          maxAttempts: 1,
+          idempotencyKey: null,
+          requestHash: null,
+          traceContext: null,
+          now,
+        })
+      ).job;
+    const running = async (orgId: OrgId = A, now = T0): Promise<LeaseRef> => {
+      const s = await submit(orgId, now);
+      const job = (await store.claimJobs({ orgId, limit: 100, workerId: 'w', now, leaseMs: LEASE, analyzers: null })).find((j) => j.jobId === s.jobId)!;
+      return { orgId, jobId: job.jobId, attempt: job.attempt, leaseToken: job.leaseToken };
+    };
+    const notificationsOf = (orgId: OrgId, jobId: string) => store.listJobNotifications(orgId, jobId as Job['jobId'], 'in_app', 20);
+
+    it('every terminal path commits its notification with the transition; nothing is left to claim', async () => {
+      const done = await running(A, T0 + 1);
+      const completed = await store.finishJob(done, { status: 'completed', resultId: newResultId(), payload: { ok: 1 } }, T0 + 1);
+      const f = await running(A, T0 + 2);
+      await store.finishJob(f, { status: 'failed', error: { code: 'X', message: 'boom' } }, T0 + 2);
+      const c = await running(A, T0 + 3);
+      await store.finishJob(c, { status: 'canceled', reason: 'cancel_observed' }, T0 + 3);
+      const queued = await submit(A, T0 + 4);
+      await store.requestCancel(A, queued.jobId, T0 + 4);
+      const expired = await running(A, T0 + 5);
+      await store.recoverExpiredLeases(T0 + 5 + LEASE + 1, 10, () => T0);
+      const expect1 = async (jobId: string, type: NotificationType, at: number) => {
+        const list = await notificationsOf(A, jobId);
+        expect(list).toHaveLength(1);
+        expect(list[0]).toMatchObject({ orgId: A, jobId, type, channel: 'in_app', createdAt: at, readAt: null });
+        return list[0]!;
+      };
+      const n = await expect1(done.jobId, 'async.job.completed', T0 + 1);
+      expect(n.payload).toMatchObject({ job_id: done.jobId, org_id: A, status: 'completed', analyzer: 'noop', result_id: completed.resultId, error: null });
+      expect((await expect1(f.jobId, 'async.job.failed', T0 + 2)).payload).toMatchObject({ status: 'failed', error: { code: 'X', message: 'boom' } });
+      await expect1(c.jobId, 'async.job.canceled', T0 + 3);
+      await expect1(queued.jobId, 'async.job.canceled', T0 + 4);
+      await expect1(expired.jobId, 'async.job.failed', T0 + 5 + LEASE + 1);
+      expect(await store.claimOutbox({ kind: 'in_app', now: T0 + 10_000_000, limit: 100, leaseMs: LEASE })).toEqual([]);
+      expect(await store.countTerminalWithoutInApp(T0 + 10_000_000)).toBe(0);
+      expect((await store.listInbox(A, { unreadOnly: true, limit: 10 })).map((x) => x.jobId).sort()).toEqual(
+        [done.jobId, f.jobId, c.jobId, queued.jobId, expired.jobId].sort(),
+      );
+      expect(await store.listInbox(B, { unreadOnly: false, limit: 10 })).toEqual([]);
+    });
+
+    it('non-terminal transitions and lost finalizations add no notification', async () => {
+      const r = await running();
+      await store.requestCancel(A, r.jobId, T0); // running: only cancel requested
+      expect(await notificationsOf(A, r.jobId)).toEqual([]);
+      await store.finishJob(r, { status: 'completed', resultId: newResultId(), payload: 1 }, T0 + 1);
+      const lost = await store.finishJob(r, { status: 'failed', error: { code: 'E', message: 'x' } }, T0 + 2).catch((e: unknown) => e);
+      expect(isUpshiftError(lost, 'JOB_LEASE_LOST')).toBe(true);
+      expect((await notificationsOf(A, r.jobId)).map((x) => x.type)).toEqual(['async.job.completed']);
+      const retried = await running();
+      await store.finishJob(retried, { status: 'retry', error: { code: 'E', message: 'again' }, retryAt: T0 }, T0);
+      expect(await notificationsOf(A, retried.jobId)).toEqual([]);
+    });
+
+    it('webhook entries are still written pending and delivered through the outbox', async () => {
+      const ep = await store.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId: A, url: 'https://example.com/hook', description: null, eventTypes: ['async.job.completed'], secret: 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=', now: T0 });
+      const lease = await running();
+      await store.finishJob(lease, { status: 'completed', resultId: newResultId(), payload: 1 }, T0);
+      const [e, ...more] = await store.claimOutbox({ kind: 'webhook', now: T0, limit: 10, leaseMs: LEASE });
+      expect(more).toEqual([]);
+      expect(e).toMatchObject({ jobId: lease.jobId, endpointId: ep.endpointId, attempts: 0 });
+      expect(await store.listDeliveries(A, ep.endpointId, { limit: 10 })).toHaveLength(1);
+      expect(await notificationsOf(A, lease.jobId)).toHaveLength(1);
     });
   });
 }

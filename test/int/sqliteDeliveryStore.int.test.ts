@@ -20,8 +20,8 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-deliveryStoreContract('sqlite', async () => {
-  const store = createSqliteJobStore({ file: freshFile() });
+deliveryStoreContract('sqlite', async ({ inAppDelivery }) => {
+  const store = createSqliteJobStore({ file: freshFile(), inAppDelivery });
   return { store, cleanup: () => store.close() };
 });
 
@@ -33,8 +33,8 @@ describe('SQLite delivery specifics', () => {
   const T0 = Date.UTC(2026, 0, 1);
   const org = asOrgId('org-a');
 
-  async function completedJob(file: string): Promise<{ store: DeliveryTestStore; jobId: string }> {
-    const store = createSqliteJobStore({ file });
+  async function completedJob(file: string, inAppDelivery: 'outbox' | 'inline' = 'outbox'): Promise<{ store: DeliveryTestStore; jobId: string }> {
+    const store = createSqliteJobStore({ file, inAppDelivery });
     open.push(store);
     await store.migrate();
     await store.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId: org, url: 'https://example.com/h', description: null, eventTypes: ['async.job.completed'], secret: 'whsec_eA==', now: T0 });
@@ -60,6 +60,22 @@ describe('SQLite delivery specifics', () => {
       const other = insert.run('msg_other', org, jobId, 'async.job.completed', 'in_app', 'in_app', null, '{}', T0, T0, T0, T0);
       expect(other.changes).toBe(0);
       expect(db.prepare('SELECT COUNT(*) AS n FROM notification_outbox WHERE job_id = ?').get(jobId)).toEqual({ n: 2 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('inline: the in-app entry commits delivered (one attempt) beside its notification', async () => {
+    const file = freshFile();
+    const { jobId } = await completedJob(file, 'inline');
+    const db = new Database(file, { readonly: true });
+    try {
+      const rows = db.prepare('SELECT channel, status, attempts, delivered_at, last_attempt_at FROM notification_outbox WHERE job_id = ? ORDER BY kind').all(jobId);
+      expect(rows).toEqual([
+        { channel: 'in_app', status: 'delivered', attempts: 1, delivered_at: T0, last_attempt_at: T0 },
+        { channel: expect.stringMatching(/^webhook:whe_/), status: 'pending', attempts: 0, delivered_at: null, last_attempt_at: null },
+      ]);
+      expect(db.prepare('SELECT COUNT(*) AS n FROM notifications WHERE job_id = ?').get(jobId)).toEqual({ n: 1 });
     } finally {
       db.close();
     }

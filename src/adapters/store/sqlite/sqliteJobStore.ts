@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { UpshiftError } from '../../../core/errors.js';
 import type { JobId, OrgId, ResultId } from '../../../core/ids.js';
-import type { DeliveryStore } from '../../../ports/deliveryStore.js';
+import type { DeliveryStore, InAppDelivery } from '../../../ports/deliveryStore.js';
 import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
 import type { RetentionStore } from '../../../ports/retentionStore.js';
 import { jobRowOf, jobRowsOf, toApiKey, toClaimedJob, toEvent, toJob, toRemovedResult, toResult } from './rowMapping.js';
@@ -24,6 +24,8 @@ export interface SqliteJobStoreOptions {
   readonly maxOpsPerTransaction?: number;
   /** Called when an onCommitted listener throws (listeners are isolated from each other). */
   readonly onListenerError?: (e: unknown) => void;
+  /** How terminal transitions deliver the in-app notification (DeliveryStore port). Default `outbox`. */
+  readonly inAppDelivery?: InAppDelivery;
 }
 
 /** Sorts after every job id: the "no cursor" bound of listJobs. */
@@ -46,7 +48,7 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & Re
   /** Prepared lazily: the tables exist only after migrate(). */
   const q = (): Queries => {
     if (closed) throw new UpshiftError('STORE_UNAVAILABLE', 'the SQLite store is closed');
-    queries ??= prepareQueries(db);
+    queries ??= prepareQueries(db, opts.inAppDelivery ?? 'outbox');
     return queries;
   };
   const write = <T>(build: (q: Queries) => WriteOp<T>): Promise<T> => {

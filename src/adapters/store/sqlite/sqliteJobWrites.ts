@@ -24,7 +24,7 @@ import type { Queries } from './sqliteQueries.js';
  */
 export function appendEvent(q: Queries, events: JobEvent[], after: JobRow, type: JobEventType, payload: Json, now: number): void {
   const { lastInsertRowid } = q.insertEvent.run(after.job_id, after.last_event_seq, after.org_id, type, after.status, toJson(payload), now);
-  if (isTerminalEvent(type)) writeOutbox(q.delivery, after, now);
+  if (isTerminalEvent(type)) writeOutbox(q.delivery, q.inAppDelivery, after, now);
   events.push({
     jobId: asJobId(after.job_id),
     orgId: asOrgId(after.org_id),

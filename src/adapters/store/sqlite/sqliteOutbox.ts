@@ -1,6 +1,7 @@
 import type { JobError } from '../../../core/job.js';
 import { isTerminal } from '../../../core/jobState.js';
-import { IN_APP_CHANNEL, notificationData, notificationTypeOf, outboxEntryId, webhookChannel } from '../../../core/notifications.js';
+import { IN_APP_CHANNEL, notificationData, notificationIdOf, notificationTypeOf, outboxEntryId, webhookChannel } from '../../../core/notifications.js';
+import type { InAppDelivery } from '../../../ports/deliveryStore.js';
 import type { JobRow } from './rowMapping.js';
 import type { DeliveryQueries } from './sqliteDeliveryQueries.js';
 
@@ -8,11 +9,13 @@ import type { DeliveryQueries } from './sqliteDeliveryQueries.js';
  * Writes the outbox entries of a terminal transition: one `in_app` entry and one per enabled
  * webhook endpoint of the org subscribed to the type. Called from inside the op that wrote the
  * terminal state (see appendEvent), so the entries commit — or roll back — with it.
+ * `inline`: the in-app notification is inserted here too and its entry is written delivered
+ * (see InAppDelivery in the DeliveryStore port).
  *
- * This is on the hot path of every job: one INSERT plus one index seek on the org's endpoints.
- * ON CONFLICT DO NOTHING on the dedupe key makes a replay insert nothing.
+ * This is on the hot path of every job: two INSERTs (one in `outbox` mode) plus one index seek
+ * on the org's endpoints. ON CONFLICT DO NOTHING on the dedupe keys makes a replay insert nothing.
  */
-export function writeOutbox(q: DeliveryQueries, job: JobRow, now: number): void {
+export function writeOutbox(q: DeliveryQueries, mode: InAppDelivery, job: JobRow, now: number): void {
   const status = job.status;
   if (!isTerminal(status)) return;
   const type = notificationTypeOf(status);
@@ -28,7 +31,13 @@ export function writeOutbox(q: DeliveryQueries, job: JobRow, now: number): void 
       finishedAt,
     }),
   );
-  q.insertEntry.run(outboxEntryId(job.job_id, type, IN_APP_CHANNEL), job.org_id, job.job_id, type, IN_APP_CHANNEL, 'in_app', null, payload, finishedAt, now, now, now);
+  const inAppId = outboxEntryId(job.job_id, type, IN_APP_CHANNEL);
+  if (mode === 'inline') {
+    q.insertDeliveredInApp.run(inAppId, job.org_id, job.job_id, type, payload, finishedAt, now, now, now, now, now, now);
+    q.insertNotification.run(notificationIdOf(job.job_id, type), job.org_id, job.job_id, type, payload, now);
+  } else {
+    q.insertEntry.run(inAppId, job.org_id, job.job_id, type, IN_APP_CHANNEL, 'in_app', null, payload, finishedAt, now, now, now);
+  }
   for (const endpointId of q.subscribedEndpoints.all(job.org_id, type)) {
     const channel = webhookChannel(endpointId);
     q.insertEntry.run(outboxEntryId(job.job_id, type, channel), job.org_id, job.job_id, type, channel, 'webhook', endpointId, payload, finishedAt, now, now, now);

@@ -1,5 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { JOB_COLUMN_LIST, type ApiKeyRow, type EventRow, type RemovedResultRow, type ResultRow } from './rowMapping.js';
+import type { InAppDelivery } from '../../../ports/deliveryStore.js';
 import { prepareDeliveryQueries, type DeliveryQueries } from './sqliteDeliveryQueries.js';
 
 // Every statement the SQLite store runs, prepared once per connection. Values are always
@@ -162,14 +163,16 @@ export interface Queries {
   listApiKeysByOrg: S<[string], ApiKeyRow>;
   /** Outbox, inbox and webhook statements (sqliteDeliveryQueries.ts). */
   delivery: DeliveryQueries;
+  /** How terminal writes deliver the in-app notification (the store's creation option). */
+  inAppDelivery: InAppDelivery;
 }
 
 /** Every statement's SQL by name (tests check the query plans of the hot ones). */
 export const QUERY_SQL: Readonly<Record<string, string>> = { ...RAW_JOB_SQL, ...SQL };
 
-export function prepareQueries(db: Database): Queries {
+export function prepareQueries(db: Database, inAppDelivery: InAppDelivery): Queries {
   const out: Record<string, Statement<unknown[]>> = {};
   for (const [name, sql] of Object.entries(RAW_JOB_SQL)) out[name] = db.prepare(sql).raw(true);
   for (const [name, sql] of Object.entries(SQL)) out[name] = db.prepare(sql);
-  return { ...(out as unknown as Omit<Queries, 'delivery'>), delivery: prepareDeliveryQueries(db) };
+  return { ...(out as unknown as Omit<Queries, 'delivery' | 'inAppDelivery'>), delivery: prepareDeliveryQueries(db), inAppDelivery };
 }
