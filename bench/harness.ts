@@ -95,12 +95,12 @@ export function ratios(summaries: Summary[], base: string): Ratio[] {
   return out;
 }
 
-export function writeReport(scenario: string, summaries: Summary[], command: string, base?: string, failures: string[] = [], loadAtStart?: number[]): string {
+export function writeReport(scenario: string, summaries: Summary[], command: string, base?: string, failures: string[] = [], loadAtStart?: number[], notes: string[] = []): string {
   const dir = join(here, '..', '..', 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const info = machineInfo();
-  writeFileSync(join(dir, `${scenario}-${stamp}.json`), JSON.stringify({ scenario, command, machine: info, load_at_start: loadAtStart, summaries, ratios: base ? ratios(summaries, base) : [], failures }, null, 2));
+  writeFileSync(join(dir, `${scenario}-${stamp}.json`), JSON.stringify({ scenario, command, machine: info, load_at_start: loadAtStart, summaries, ratios: base ? ratios(summaries, base) : [], failures, notes }, null, 2));
   const fmt = (n: number) => (Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(2));
   const lines = [
     `### ${scenario} — ${new Date().toISOString()}`,
@@ -126,6 +126,7 @@ export function writeReport(scenario: string, summaries: Summary[], command: str
       '',
     );
   }
+  if (notes.length) lines.push('Notes:', '', ...notes.map((n) => `- ${n}`), '');
   if (failures.length) lines.push('Failed measurements (not in the table):', '', ...failures.map((f) => `- ${f}`), '');
   const md = lines.join('\n');
   writeFileSync(join(dir, `${scenario}-${stamp}.md`), md);

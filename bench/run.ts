@@ -11,6 +11,8 @@ interface Context {
   readonly quick: boolean;
   /** Measurements that failed (exit code, time bound of the child); reported, not hidden. */
   readonly failures: string[];
+  /** What the table does not show and why (e.g. a mode a system does not have). */
+  readonly notes: string[];
 }
 
 interface System {
@@ -52,6 +54,18 @@ async function measure(ctx: Context, sys: System, args: string[]): Promise<Measu
 }
 
 const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
+  /** Adds without workers: awaited one by one, 50 in flight, bulk; every system interleaved. */
+  async enqueue(ctx) {
+    const sizes: Record<string, string> = ctx.quick ? { serial: '1000', inflight50: '5000', bulk: '10000' } : { serial: '5000', inflight50: '20000', bulk: '50000' };
+    ctx.notes.push(`${UPSHIFT}: bulk is n/a — the library API has no bulk submit (concurrent submits share one group commit instead; see "50 in flight").`);
+    const out: Measurement[] = [];
+    for (let i = 0; i < ctx.reps; i++) {
+      for (const [how, n] of Object.entries(sizes)) {
+        for (const sys of systems) if (!(sys.name === UPSHIFT && how === 'bulk')) out.push(...(await measure(ctx, sys, ['enqueue', how, n])));
+      }
+    }
+    return out;
+  },
   async lifecycle({ reps, quick }) {
     const n = quick ? '5000' : '20000';
     const seconds = quick ? '3' : '10';
@@ -105,7 +119,7 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
   },
 };
 
-const comparative = new Set(['process', 'latency', 'pg']);
+const comparative = new Set(['enqueue', 'process', 'latency', 'pg']);
 /** The system the ratios of a comparative scenario are computed for (default: Upshift embedded). */
 const ratioBase: Record<string, string> = { pg: UPSHIFT_PG };
 
@@ -122,11 +136,13 @@ async function main(): Promise<void> {
       console.error(`unknown scenario "${name}"; known: ${Object.keys(scenarios).join(', ')}, all`);
       process.exit(2);
     }
-    // --quick without --reps: the comparative scenarios keep >= 3 repetitions (they are bounded), the others run once.
-    const ctx: Context = { reps: repsIdx >= 0 ? reps : quick && !comparative.has(name) ? 1 : 3, quick, failures: [] };
+    // --quick without --reps: a single scenario that is comparative keeps 3 repetitions (it is
+    // bounded); everything else, and `all --quick` (a smoke run of every scenario), runs once.
+    const smoke = quick && (wanted.length > 1 || !comparative.has(name));
+    const ctx: Context = { reps: repsIdx >= 0 ? reps : smoke ? 1 : 3, quick, failures: [], notes: [] };
     const loadAtStart = loadavg();
     const summaries = summarise(await scenario(ctx));
-    console.log(writeReport(name, summaries, `npm run bench -- ${args.join(' ')}`, comparative.has(name) ? (ratioBase[name] ?? UPSHIFT) : undefined, ctx.failures, loadAtStart));
+    console.log(writeReport(name, summaries, `npm run bench -- ${args.join(' ')}`, comparative.has(name) ? (ratioBase[name] ?? UPSHIFT) : undefined, ctx.failures, loadAtStart, ctx.notes));
   }
 }
 

@@ -5,6 +5,7 @@ import { percentile } from '../harness.js';
  * as upshiftLifecycle.ts:
  *   throughput <N> <concurrency>: N noop jobs pre-enqueued, then time until all are processed.
  *   latency <rate/s> <seconds>: open-loop producer; add→start and add→done p50/p95/p99.
+ *   enqueue <serial|inflight50|bulk> <N>: N adds with no worker running (see enqueue()).
  * Every run is bounded (BENCH_DEADLINE_S, default 120 s): on expiry the scenario reports what it
  * counted (throughput = completed / elapsed, latency with unfinished jobs counted at the deadline)
  * and marks the line with extra.incomplete.
@@ -37,7 +38,10 @@ export async function drive(system: string, make: () => Promise<Peer>): Promise<
   hardStop.unref();
   const peer = await make();
   try {
-    if (mode === 'throughput') {
+    if (mode === 'enqueue') {
+      const r = await enqueue(a, Number(b), deadline, (i) => peer.addOne(i), (items) => peer.addBulk(items));
+      emit(r.metric, r.perSecond, 'jobs/s', r.extra);
+    } else if (mode === 'throughput') {
       const n = Number(a);
       const c = Number(b);
       for (let i = 0; i < n; i += 1000) await peer.addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => i + k));
@@ -99,4 +103,57 @@ export async function drive(system: string, make: () => Promise<Peer>): Promise<
     await peer.close();
   }
   process.exit(0);
+}
+
+export interface EnqueueResult {
+  readonly metric: string;
+  readonly perSecond: number;
+  readonly extra?: Record<string, number | string>;
+}
+
+/**
+ * The enqueue scenario, shared by Upshift and the peers: N adds, timed from the first call to the
+ * last one resolving (every add acknowledged by the system's own API), no worker running.
+ *   serial: awaited one by one (a request/response client);
+ *   inflight50: 50 concurrent callers, each awaiting its add before the next (a busy API tier);
+ *   bulk: the system's bulk call, 1,000 per call, awaited one call at a time.
+ * Bounded by `deadline` (performance.now() ms): on expiry reports adds done / elapsed, marked incomplete.
+ */
+export async function enqueue(
+  how: string,
+  n: number,
+  deadline: number,
+  addOne: (i: number) => Promise<unknown>,
+  addBulk: ((items: number[]) => Promise<unknown>) | null,
+): Promise<EnqueueResult> {
+  let done = 0;
+  const t0 = performance.now();
+  if (how === 'serial') {
+    for (let i = 0; i < n && performance.now() < deadline; i++) {
+      await addOne(i);
+      done++;
+    }
+  } else if (how === 'inflight50') {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        while (next < n && performance.now() < deadline) {
+          await addOne(next++);
+          done++;
+        }
+      }),
+    );
+  } else if (how === 'bulk') {
+    if (!addBulk) throw new Error('no bulk add');
+    for (let i = 0; i < n && performance.now() < deadline; i += 1000) {
+      const items = Array.from({ length: Math.min(1000, n - i) }, (_, k) => i + k);
+      await addBulk(items);
+      done += items.length;
+    }
+  } else {
+    throw new Error(`unknown enqueue mode ${how} (serial|inflight50|bulk)`);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const label = how === 'serial' ? 'awaited one by one' : how === 'inflight50' ? '50 in flight' : 'bulk (1,000 per call)';
+  return { metric: `enqueue ${label} (N=${n})`, perSecond: done / seconds, ...(done < n ? { extra: { incomplete: n - done, completed: done } } : {}) };
 }

@@ -5,11 +5,15 @@ import { loadConfig } from '../../src/config/config.js';
 import { parseOrgId } from '../../src/core/ids.js';
 import { createUpshift } from '../../src/main.js';
 import { percentile } from '../harness.js';
+import { deadlineSeconds, enqueue } from './peerCommon.js';
 
 /**
  * Embedded Upshift (SQLite file, WAL, full event log + result rows), library API, no HTTP.
  *   throughput <N> <concurrency>: N noop jobs pre-enqueued, time until all are completed.
  *   latency <rate/s> <seconds>: open-loop submits; add→start and add→done from commit events.
+ *   enqueue <serial|inflight50> <N>: service.submit without a worker (peerCommon.ts enqueue()).
+ *     There is no bulk submit in the library API: concurrent submits share a group commit
+ *     instead, so "bulk" is reported as not applicable rather than imitated.
  */
 const [mode = 'throughput', a = '20000', b = '50'] = process.argv.slice(2);
 const dir = mkdtempSync(join(tmpdir(), 'upshift-bench-'));
@@ -26,7 +30,10 @@ const up = await createUpshift({ config, http: false });
 const emit = (metric: string, value: number, unit: string, extra?: Record<string, number | string>) =>
   process.stdout.write(JSON.stringify({ system: 'upshift-embedded', metric, value, unit, extra }) + '\n');
 
-if (mode === 'throughput') {
+if (mode === 'enqueue') {
+  const r = await enqueue(a, Number(b), performance.now() + deadlineSeconds * 1000, (i) => up.service.submit(org, { analyzer: 'noop', input: { i } }), null);
+  emit(r.metric, r.perSecond, 'jobs/s', r.extra);
+} else if (mode === 'throughput') {
   const n = Number(a);
   for (let i = 0; i < n; i += 1000) {
     await Promise.all(Array.from({ length: Math.min(1000, n - i) }, (_, k) => up.service.submit(org, { analyzer: 'noop', input: { i: i + k } })));
