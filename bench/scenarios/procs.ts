@@ -73,6 +73,7 @@ export interface ServerStats {
   readonly loopDelayP99Ms: number;
   readonly loopDelayMaxMs: number;
   readonly rssMiB: number;
+  readonly cpuCores: number;
 }
 
 export interface Server extends Child {

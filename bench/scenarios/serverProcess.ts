@@ -34,6 +34,7 @@ const url = (await up.start()) as string;
 
 let markAt = performance.now();
 let markCompleted = 0;
+let markCpu = process.cpuUsage();
 let loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 1 });
 loop.enable();
 
@@ -41,6 +42,7 @@ process.on('message', (m: { cmd: string }) => {
   if (m.cmd === 'mark') {
     markAt = performance.now();
     markCompleted = completed;
+    markCpu = process.cpuUsage();
     loop.disable();
     loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
@@ -54,6 +56,11 @@ process.on('message', (m: { cmd: string }) => {
         loopDelayP99Ms: loop.percentile(99) / 1e6,
         loopDelayMaxMs: loop.max / 1e6,
         rssMiB: process.memoryUsage().rss / 2 ** 20,
+        // CPU time this process used in the window, as a share of one core.
+        cpuCores: (() => {
+          const c = process.cpuUsage(markCpu);
+          return (c.user + c.system) / 1e6 / seconds;
+        })(),
       },
     });
   } else if (m.cmd === 'stop') {

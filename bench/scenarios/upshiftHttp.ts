@@ -103,11 +103,14 @@ try {
   const producedXs = [...(produced.samples.loaded ?? [])].sort((a, b) => a - b);
   emit(`producer POST p99 @${produceRate}/s`, percentile(producedXs, 99), 'ms', { samples: producedXs.length });
   emit('GET/POST errors or unexpected status (open loop)', notOk(idle, '200') + notOk(loaded, '200') + notOk(produced, '202'), 'requests');
+  emit('server CPU per GET (idle GET phase)', (idleServer.cpuCores * 1e6) / getRate, 'µs', { cpu_cores: idleServer.cpuCores });
+  emit('server CPU while processing (cores)', loadedServer.cpuCores, 'cores');
   emit('server event-loop delay p99 idle GET', idleServer.loopDelayP99Ms, 'ms');
   emit('server event-loop delay p99 while processing', loadedServer.loopDelayP99Ms, 'ms');
   emit(`POST /analyze/jobs max (${cannonCfg.connections} conns)`, post.okPerSecond, 'req/s', { non2xx: post.non2xx, errors: post.errors, timeouts: post.timeouts });
   emit('POST max: latency p99', post.latencyP99Ms, 'ms');
   emit('jobs completed/s during POST max', postServer.completedPerSecond, 'jobs/s');
+  emit('server CPU during POST max (cores)', postServer.cpuCores, 'cores');
   emit('POST max non-2xx / errors', post.non2xx + post.errors + post.timeouts, 'requests');
 } finally {
   await server.stop();
