@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { loadConfig } from '../../src/config/config.js';
 import { createUpshift } from '../../src/main.js';
+import { percentile } from '../harness.js';
 
 /**
  * A real Upshift embedded server (the composition root `upshift serve` uses: HTTP API, workers,
@@ -27,8 +28,15 @@ const config = loadConfig(process.env, {
 });
 const up = await createUpshift({ config });
 let completed = 0;
+// occurred_at → commit-hook delivery in this process, per event (the server-side share of the
+// SSE commit→client latency); wall clock, millisecond occurred_at.
+let feedLag: number[] = [];
 up.feed.subscribe((events) => {
-  for (const e of events) if (e.type === 'job.completed') completed++;
+  const now = Date.now();
+  for (const e of events) {
+    if (e.type === 'job.completed') completed++;
+    if (feedLag.length < 1_000_000) feedLag.push(now - e.occurredAt);
+  }
 });
 const url = (await up.start()) as string;
 
@@ -43,6 +51,7 @@ process.on('message', (m: { cmd: string }) => {
     markAt = performance.now();
     markCompleted = completed;
     markCpu = process.cpuUsage();
+    feedLag = [];
     loop.disable();
     loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
@@ -55,6 +64,8 @@ process.on('message', (m: { cmd: string }) => {
         completedPerSecond: (completed - markCompleted) / seconds,
         loopDelayP99Ms: loop.percentile(99) / 1e6,
         loopDelayMaxMs: loop.max / 1e6,
+        feedLagP50Ms: percentile(feedLag.sort((x, y) => x - y), 50),
+        feedLagP99Ms: percentile(feedLag, 99),
         rssMiB: process.memoryUsage().rss / 2 ** 20,
         // CPU time this process used in the window, as a share of one core.
         cpuCores: (() => {

@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /**
  * SSE clients in a process of their own (forked by upshiftSse.ts): submits `streams` sleep jobs
@@ -21,6 +22,9 @@ export interface SseConfig {
   readonly streams: number;
   readonly sleepMs: number;
   readonly steps: number;
+  /** Submits are spread evenly over this many ms (one step period), so the jobs' step timers
+   * and hence their events are spread evenly in time instead of firing in one burst. */
+  readonly spreadMs: number;
 }
 
 export interface SseResult {
@@ -30,6 +34,8 @@ export interface SseResult {
   readonly ended: number;
   readonly errors: number;
   readonly badStatus: number;
+  /** This process's own event-loop delay in the window: if high, the clients (not the server) add latency. */
+  readonly clientLoopDelayP99Ms: number;
 }
 
 const cfg = JSON.parse(process.env.BENCH_SSE ?? '{}') as SseConfig;
@@ -43,13 +49,19 @@ let ended = 0;
 let errors = 0;
 let badStatus = 0;
 const open = new Set<() => void>();
+const loop = monitorEventLoopDelay({ resolution: 1 });
 
 process.on('disconnect', () => process.exit(0));
 process.on('message', (m: { cmd: string }) => {
-  if (m.cmd === 'measure') measureFrom = Date.now();
+  if (m.cmd === 'measure') {
+    measureFrom = Date.now();
+    loop.enable();
+  }
   if (m.cmd === 'stop') {
+    loop.disable();
     for (const close of open) close();
-    process.send?.({ result: { latencies, byType, opened, ended, errors, badStatus } satisfies SseResult }, () => process.exit(0));
+    const clientLoopDelayP99Ms = loop.percentile(99) / 1e6;
+    process.send?.({ result: { latencies, byType, opened, ended, errors, badStatus, clientLoopDelayP99Ms } satisfies SseResult }, () => process.exit(0));
   }
 });
 
@@ -114,17 +126,15 @@ function stream(jobId: string): Promise<void> {
   });
 }
 
-// Submit with bounded concurrency, then open every stream at once.
-const ids: string[] = [];
-let next = 0;
+// Submit on an even schedule over spreadMs (each job starts when submitted: the server runs
+// them all at once), opening each job's stream as soon as its submit answered.
 const body = JSON.stringify({ analyzer: 'sleep', input: { ms: cfg.sleepMs, steps: cfg.steps } });
-await Promise.all(
-  Array.from({ length: 50 }, async () => {
-    while (next < cfg.streams) {
-      next++;
-      ids.push(await post(body));
-    }
-  }),
-);
-await Promise.all(ids.map(stream));
+const t0 = performance.now();
+const opening: Promise<void>[] = [];
+for (let i = 0; i < cfg.streams; i++) {
+  const wait = t0 + (i * cfg.spreadMs) / cfg.streams - performance.now();
+  if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+  opening.push(post(body).then(stream));
+}
+await Promise.all(opening);
 process.send?.({ open: opened });

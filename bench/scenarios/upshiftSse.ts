@@ -11,7 +11,9 @@ import type { SseConfig, SseResult } from './sseClients.js';
  *   upshiftSse <streams> <seconds> <steps per second>
  * Each job is a `sleep` job running for the whole window, writing a partial (a result row and a
  * job.partial event) and a progress event each step: about streams × steps/s partials per
- * second, each delivered to the one stream following that job.
+ * second, each delivered to the one stream following that job. The jobs are submitted evenly
+ * over one step period, so their events are spread evenly in time (a steady event rate, not
+ * 1,000 step timers firing together).
  * Needs about 2 × streams open files in the server and in the clients: if the soft limit is
  * lower, the scenario re-executes itself under `ulimit -n <hard limit>`.
  */
@@ -39,7 +41,7 @@ if (limit < needFiles) {
 const sleepMs = (seconds + 20) * 1000;
 const server = await startServer({ UPSHIFT_WORKER_CONCURRENCY: String(streams) });
 try {
-  const cfg: SseConfig = { url: server.url, org: 'bench', streams, sleepMs, steps: Math.round((sleepMs / 1000) * stepsPerSecond) };
+  const cfg: SseConfig = { url: server.url, org: 'bench', streams, sleepMs, steps: Math.round((sleepMs / 1000) * stepsPerSecond), spreadMs: 1000 / stepsPerSecond };
   const clients = forkChild(new URL('./sseClients.js', import.meta.url), { BENCH_SSE: JSON.stringify(cfg) });
   const opened = await clients.next<number>('open', 120_000);
   await sleep(1000);
@@ -56,8 +58,10 @@ try {
   emit(`SSE commit→client max (${streams} streams)`, xs[xs.length - 1] ?? NaN, 'ms');
   emit('SSE events delivered/s', xs.length / seconds, 'events/s', r.byType);
   emit('SSE streams open (of requested)', opened, 'streams', { requested: streams, bad_status: r.badStatus, errors: r.errors, ended_early: r.ended });
+  emit('server occurred_at→commit listener p99', stats.feedLagP99Ms, 'ms', { p50: stats.feedLagP50Ms });
   emit('server CPU during SSE window (cores)', stats.cpuCores, 'cores');
   emit('server event-loop delay p99 during SSE window', stats.loopDelayP99Ms, 'ms');
+  emit('client event-loop delay p99 during SSE window', r.clientLoopDelayP99Ms, 'ms');
   if (opened < streams || r.errors > 0 || r.badStatus > 0) process.exitCode = 1;
 } finally {
   await server.stop();
