@@ -10,6 +10,7 @@ import type { EventFeed } from '../ports/eventFeed.js';
 import type { JobStore } from '../ports/jobStore.js';
 import { noopTracer, type Tracer } from '../ports/tracer.js';
 import type { AnalyzerRegistry } from './analyzerRegistry.js';
+import { JobEventFanout } from './jobEventFanout.js';
 
 export interface SubmitRequest {
   readonly analyzer: string;
@@ -56,10 +57,16 @@ export interface JobServiceOptions {
 }
 
 const MAX_PAGE = 200;
+/** Live events a follower holds before it drops them and re-reads the store (slow consumer). */
+const MAX_LIVE_BACKLOG = 1000;
 
 /** Tenant-facing use cases. Every method is bound to one org; other orgs' ids are "not found". */
 export class JobService {
-  constructor(private readonly opts: JobServiceOptions) {}
+  private readonly fanout: JobEventFanout;
+
+  constructor(private readonly opts: JobServiceOptions) {
+    this.fanout = new JobEventFanout(opts.feed);
+  }
 
   get store(): JobStore {
     return this.opts.store;
@@ -162,28 +169,34 @@ export class JobService {
    * Follows a job's events from `afterSeq`: replays stored events, then live ones, with no gap
    * and no duplicate (ordered strictly by eventSeq). Ends after the terminal event, or when
    * `signal` aborts. Subscribes before reading so nothing committed in between is lost.
+   * Live events come straight from the feed while they continue the sequence (no store read
+   * per event); a feed event that skips a seq, or a backlog a slow consumer let grow past
+   * MAX_LIVE_BACKLOG, falls back to reading the store from the last yielded seq.
    */
   async *follow(orgId: OrgId, jobId: JobId, afterSeq: number, signal: AbortSignal): AsyncGenerator<JobEvent> {
     const initial = await this.get(orgId, jobId);
-    let firstPass = true;
+    let live: JobEvent[] = [];
+    // Read the store from `last` before taking live events: at the start, after a gap, after an overflow.
+    let reread = true;
     let wake: (() => void) | null = null;
-    let dirty = true;
-    const unsubscribe = this.opts.feed.subscribe((events) => {
-      for (const e of events) {
-        if (e.jobId === jobId && e.orgId === orgId) {
-          dirty = true;
-          wake?.();
-          return;
-        }
+    const unfollow = this.fanout.follow(jobId, (e) => {
+      if (e.orgId !== orgId) return;
+      if (live.length >= MAX_LIVE_BACKLOG) {
+        live = [];
+        reread = true;
+      } else {
+        live.push(e);
       }
+      wake?.();
     });
     const onAbort = () => wake?.();
     signal.addEventListener('abort', onAbort);
     try {
       let last = afterSeq;
+      let firstPass = true;
       while (!signal.aborted) {
-        if (dirty) {
-          dirty = false;
+        if (reread) {
+          reread = false;
           for (;;) {
             const batch = await this.opts.store.listEvents(orgId, jobId, last, 500);
             for (const e of batch) {
@@ -199,14 +212,26 @@ export class JobService {
           firstPass = false;
           continue;
         }
+        const e = live.shift();
+        if (e) {
+          if (e.eventSeq <= last) continue; // already read from the store
+          if (e.eventSeq !== last + 1) {
+            reread = true; // the feed skipped something: the store has it
+            continue;
+          }
+          last = e.eventSeq;
+          yield e;
+          if (isTerminalEvent(e.type)) return;
+          continue;
+        }
         await new Promise<void>((resolve) => {
           wake = resolve;
-          if (dirty || signal.aborted) resolve();
+          if (reread || live.length > 0 || signal.aborted) resolve();
         });
         wake = null;
       }
     } finally {
-      unsubscribe();
+      unfollow();
       signal.removeEventListener('abort', onAbort);
     }
   }
