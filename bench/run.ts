@@ -111,6 +111,22 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
     }
     return out;
   },
+  /**
+   * HTTP API of a real embedded server (bench/scenarios/upshiftHttp.ts): GET /analyze/jobs/{id}
+   * open-loop at 2,000/s idle and while a producer process submits 1,000 jobs/s, then POST and GET
+   * max with autocannon; every load generator in its own process. Upshift only (no peer has an HTTP API).
+   */
+  async http({ reps, quick }) {
+    const out: Measurement[] = [];
+    for (let i = 0; i < reps; i++) out.push(...(await runChild('scenarios/upshiftHttp.js', ['2000', '1000', quick ? '3' : '10', '32'], {}, 300_000)));
+    return out;
+  },
+  /** 1,000 concurrent SSE streams, commit→client latency (bench/scenarios/upshiftSse.ts). Upshift only. */
+  async sse({ reps, quick }) {
+    const out: Measurement[] = [];
+    for (let i = 0; i < reps; i++) out.push(...(await runChild('scenarios/upshiftSse.js', ['1000', quick ? '3' : '10', '1'], {}, 300_000)));
+    return out;
+  },
   // Retention under API load (bench/scenarios/retention.ts): >= 1,000,000 eligible events.
   async retention({ reps, quick }) {
     const out: Measurement[] = [];

@@ -15,6 +15,7 @@ import { forkChild, sleep, startServer, type Child } from './procs.js';
  *    that window (completed/s is reported, so "while processing ~1,000 jobs/s" is checked).
  * 4. POST max: autocannon (httpCannon.ts), <POST connections> connections, <seconds>, closed
  *    loop; 2xx/s = accepted (committed) jobs per second; the workers keep processing meanwhile.
+ * 5. GET max: the same for GET /analyze/jobs/{id} (the server's CPU per GET is reported too).
  * Latency is from the scheduled send (open loop) to the end of the response.
  */
 const [getRateArg = '2000', produceArg = '1000', secondsArg = '10', postConnArg = '32'] = process.argv.slice(2);
@@ -91,6 +92,14 @@ try {
   const postServer = await server.stats();
   await cannon.exited();
 
+  // --- 5. GET max (no producer; the POST max backlog may still be draining) -----------------
+  const getMaxCfg: CannonConfig = { url, org, method: 'GET', path: `/analyze/jobs/${ids[0] as string}`, connections: Number(postConnArg), seconds };
+  server.mark();
+  const getCannon = forkChild(new URL('./httpCannon.js', import.meta.url), { BENCH_CANNON: JSON.stringify(getMaxCfg) });
+  const getMax = await getCannon.next<CannonResult>('result', (seconds + 60) * 1000);
+  const getMaxServer = await server.stats();
+  await getCannon.exited();
+
   // --- report --------------------------------------------------------------------------
   const notOk = (r: OpenLoopResult, ok: string) => r.errors + r.unanswered + Object.entries(r.statuses).filter(([s]) => s !== ok).reduce((a, [, c]) => a + c, 0);
   const report = (label: string, r: OpenLoopResult, phase: string) => {
@@ -112,6 +121,8 @@ try {
   emit('jobs completed/s during POST max', postServer.completedPerSecond, 'jobs/s');
   emit('server CPU during POST max (cores)', postServer.cpuCores, 'cores');
   emit('POST max non-2xx / errors', post.non2xx + post.errors + post.timeouts, 'requests');
+  emit(`GET /analyze/jobs/{id} max (${getMaxCfg.connections} conns)`, getMax.okPerSecond, 'req/s', { non2xx: getMax.non2xx, errors: getMax.errors, server_cpu_cores: getMaxServer.cpuCores });
+  emit('server CPU per GET at GET max', (getMaxServer.cpuCores * 1e6) / getMax.okPerSecond, 'µs');
 } finally {
   await server.stop();
 }
