@@ -2,7 +2,8 @@
  * Upshift's public library API: embed the runtime in your own process, register analyzers,
  * submit and follow jobs without HTTP.
  */
-export { createUpshift, createStore, type Upshift, type UpshiftOptions } from './main.js';
+export { createUpshift, createStore, createBullmqDispatch, type Upshift, type UpshiftOptions, type BullmqDispatch, type BullmqDispatchOptions } from './main.js';
+export type { Dispatcher, DispatchSink, DispatchRelay } from './ports/dispatcher.js';
 export { loadConfig, type Config } from './config/config.js';
 export { defineAnalyzer, PermanentError, RetryAfterError, type Analyzer, type AnalyzerContext, type JsonSchema } from './core/analyzer.js';
 export { UpshiftError, ERROR_CATALOGUE, type ErrorCode } from './core/errors.js';

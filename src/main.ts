@@ -3,6 +3,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import { createBullmqDispatch, type BullmqDispatch } from './adapters/dispatch/bullmq/bullmqDispatch.js';
+import { PostgresDispatchStore } from './adapters/dispatch/bullmq/postgresDispatchStore.js';
 import { createInProcessEventFeed } from './adapters/feed/inProcessEventFeed.js';
 import { createHttpWebhookSender } from './adapters/notify/webhook/httpWebhookSender.js';
 import { createPostgresEventFeed } from './adapters/feed/postgresEventFeed.js';
@@ -34,6 +36,9 @@ import type { Logger } from './ports/logger.js';
 import type { HttpMetrics, Metrics } from './ports/metrics.js';
 import type { RetentionStore } from './ports/retentionStore.js';
 import { noopTracer, type Tracer } from './ports/tracer.js';
+
+/** Library-level BullMQ dispatch (benchmarks, embedding): see docs/scale-mode.md. */
+export { createBullmqDispatch, type BullmqDispatch, type BullmqDispatchOptions } from './adapters/dispatch/bullmq/bullmqDispatch.js';
 
 /** SPEC §4.1: a terminal job without its in-app notification after this long is a bug (metric). */
 const IN_APP_GRACE_MS = 10_000;
@@ -100,6 +105,42 @@ export function createStore(config: Config): JobStore & RetentionStore & Deliver
     return createSqliteJobStore({ file: config.database.file, inAppDelivery: inAppDeliveryOf(config) });
   }
   return createPostgresJobStore({ url: config.database.url, schema: config.database.schema });
+}
+
+/**
+ * BullMQ dispatch (null in `store` mode). In `store` mode on PostgreSQL, outbox capture is
+ * switched off, so a deployment moved back from BullMQ does not keep filling the outbox.
+ */
+async function createDispatch(config: Config, logger: Logger, clock: Clock): Promise<BullmqDispatch | null> {
+  const db = config.database;
+  if (db.kind !== 'postgres') return null;
+  if (config.dispatch.mode === 'store') {
+    const pg = new PostgresDispatchStore({ url: db.url, schema: db.schema, poolSize: 1 });
+    try {
+      if (await pg.setOutboxCapture(false)) logger.warn({ schema: db.schema }, 'dispatch outbox capture disabled: this deployment now dispatches from the store');
+    } finally {
+      await pg.close();
+    }
+    return null;
+  }
+  const d = createBullmqDispatch({
+    databaseUrl: db.url,
+    schema: db.schema,
+    redisUrl: config.dispatch.redisUrl as string,
+    clock,
+    logger: logger.child({ component: 'dispatch' }),
+    concurrency: config.worker.concurrency,
+    relayPollMs: config.worker.pollMs,
+    sweepMs: config.dispatch.sweepMs,
+    sweepGraceMs: config.dispatch.sweepGraceMs,
+  });
+  try {
+    await d.prepare();
+  } catch (e) {
+    await d.close();
+    throw e;
+  }
+  return d;
 }
 
 export async function loadAnalyzerModules(paths: readonly string[]): Promise<Analyzer<never, unknown>[]> {
@@ -176,6 +217,13 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   const service = new JobService({ store, feed, registry, clock, defaultMaxAttempts: config.worker.maxAttempts, tracer });
   const apiKeys = new ApiKeyService(store, clock);
   const w = config.worker;
+  const dispatch = await createDispatch(config, logger, clock);
+  // The relay moves every process's outbox rows; the feed (NOTIFY) says when there are new ones.
+  const offRelay = dispatch
+    ? feed.subscribe((events) => {
+        if (events.some((e) => e.type === 'job.queued' || e.type === 'job.retrying')) dispatch.relay.poke();
+      })
+    : null;
   const worker = w.enabled
     ? new WorkerRuntime({
         store,
@@ -194,6 +242,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
         fairness: { defaultWeight: 1, weights: config.fairness.weights, defaultMaxRunning: config.fairness.defaultMaxRunning, maxRunning: config.fairness.maxRunning },
         onSettled: (job, outcome, ms) => metrics.jobSettled(job.analyzer, outcome, ms),
         tracer,
+        ...(dispatch && { dispatcher: dispatch.dispatcher }),
       })
     : null;
 
@@ -232,12 +281,14 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   metrics.setTerminalWithoutInAppProvider(() => store.countTerminalWithoutInApp(clock.now() - IN_APP_GRACE_MS));
 
   const readiness = async (): Promise<{ ok: boolean; checks: Record<string, string> }> => {
-    try {
-      await store.ping();
-      return { ok: true, checks: { store: 'ok', migrations: 'ok', queue: worker ? 'ok' : 'disabled' } };
-    } catch (e) {
-      return { ok: false, checks: { store: coerceError(e).message } };
-    }
+    const [db, queue] = await Promise.allSettled([store.ping(), dispatch ? dispatch.ping() : Promise.resolve()]);
+    const checks: Record<string, string> = {
+      store: db.status === 'fulfilled' ? 'ok' : coerceError(db.reason).message,
+      dispatch: config.dispatch.mode,
+      queue: queue.status === 'rejected' ? coerceError(queue.reason).message : dispatch ? 'ok' : worker ? 'ok' : 'disabled',
+    };
+    if (db.status === 'fulfilled') checks.migrations = 'ok';
+    return { ok: db.status === 'fulfilled' && queue.status === 'fulfilled', checks };
   };
   const http = opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, config, logger, readiness, metrics, tracer, notifications });
 
@@ -284,6 +335,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       }
     },
     async start() {
+      dispatch?.relay.start();
       worker?.start();
       retention?.start();
       dispatcher?.start();
@@ -295,6 +347,8 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       closed = true;
       await http?.close();
       await worker?.stop(w.shutdownGraceMs);
+      offRelay?.();
+      await dispatch?.close();
       await retention?.stop();
       // After the workers: their last terminal writes are in the outbox; what is not delivered
       // now is delivered by the next process (nothing is lost, webhooks keep their ids).

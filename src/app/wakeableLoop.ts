@@ -17,6 +17,8 @@ export class WakeableLoop {
     private readonly round: () => Promise<boolean>,
     private readonly pollMs: number,
     private readonly onError: (e: unknown) => void,
+    /** Cap of the pause after consecutive failures. */
+    private readonly maxFailurePauseMs: number = MAX_FAILURE_PAUSE_MS,
   ) {}
 
   start(): void {
@@ -52,7 +54,7 @@ export class WakeableLoop {
       if (this.stopping) break;
       if (!failed && (more || this.pending)) continue;
       await new Promise<void>((resolve) => {
-        const pause = failed ? Math.min(MAX_FAILURE_PAUSE_MS, this.pollMs * 2 ** Math.min(this.failures - 1, 20)) : this.pollMs;
+        const pause = failed ? Math.min(this.maxFailurePauseMs, this.pollMs * 2 ** Math.min(this.failures - 1, 20)) : this.pollMs;
         const t = setTimeout(resolve, pause);
         this.wake = () => {
           clearTimeout(t);

@@ -1,15 +1,17 @@
 import { PermanentError, RetryAfterError, type Analyzer, type AnalyzerContext } from '../core/analyzer.js';
 import { coerceError, isUpshiftError } from '../core/errors.js';
-import { DeficitRoundRobin, type FairnessPolicy } from '../core/fairness.js';
-import { asOrgId, newResultId } from '../core/ids.js';
+import type { FairnessPolicy } from '../core/fairness.js';
+import { newResultId } from '../core/ids.js';
 import type { ClaimedJob, Job, JobError, Json, LeaseRef } from '../core/job.js';
 import { backoffDelay, type BackoffPolicy } from '../core/retry.js';
 import type { Clock } from '../ports/clock.js';
+import type { ClaimGroup, Dispatcher, DispatchSink } from '../ports/dispatcher.js';
 import type { EventFeed } from '../ports/eventFeed.js';
 import type { FinishOutcome, JobStore } from '../ports/jobStore.js';
 import type { Logger } from '../ports/logger.js';
 import { noopTracer, type Span, type Tracer } from '../ports/tracer.js';
 import type { AnalyzerRegistry } from './analyzerRegistry.js';
+import { StoreClaimDispatcher } from './storeClaimDispatcher.js';
 
 export interface WorkerOptions {
   readonly store: JobStore;
@@ -22,13 +24,19 @@ export interface WorkerOptions {
   readonly concurrency: number;
   readonly leaseMs: number;
   readonly heartbeatMs: number;
-  /** Fallback poll when no wake-up arrives (delayed retries, other processes' submits). */
+  /** Fallback poll of the default (store-claim) dispatcher when no wake-up arrives. */
   readonly pollMs: number;
   /** How long an analyzer may ignore its abort signal before the cancel is forced. */
   readonly cancelGraceMs: number;
   readonly defaultTimeoutMs: number;
   readonly backoff: BackoffPolicy;
+  /** Tenant fairness of the default (store-claim) dispatcher. */
   readonly fairness: FairnessPolicy;
+  /**
+   * Where claimed jobs come from (default: a StoreClaimDispatcher over `store`). The runtime
+   * starts and stops it; closing it is the owner's job.
+   */
+  readonly dispatcher?: Dispatcher;
   readonly random?: () => number;
   /**
    * Called when a job attempt settles (for metrics), with the committed outcome: a retry the
@@ -62,21 +70,20 @@ interface Running {
  * Claims jobs fairly across orgs, runs analyzers with lease heartbeats, timeouts and cancel,
  * and writes every outcome through the store's guarded finalization.
  */
-export class WorkerRuntime {
+export class WorkerRuntime implements DispatchSink {
+  readonly dispatcher: Dispatcher;
   private readonly running = new Map<string, Running>();
   private readonly perAnalyzer = new Map<string, number>();
-  private readonly drr: DeficitRoundRobin;
   private readonly random: () => number;
   private readonly tracer: Tracer;
+  private started = false;
   private stopping = false;
-  private loopDone: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
-  private pendingWake = false;
   private timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly o: WorkerOptions) {
-    this.drr = new DeficitRoundRobin(o.fairness);
+    this.dispatcher =
+      o.dispatcher ?? new StoreClaimDispatcher({ store: o.store, clock: o.clock, logger: o.logger, pollMs: o.pollMs, fairness: o.fairness, ...(o.tracer && { tracer: o.tracer }) });
     this.random = o.random ?? Math.random;
     this.tracer = o.tracer ?? noopTracer;
   }
@@ -85,8 +92,17 @@ export class WorkerRuntime {
     return this.running.size;
   }
 
+  get workerId(): string {
+    return this.o.workerId;
+  }
+
+  get leaseMs(): number {
+    return this.o.leaseMs;
+  }
+
   start(): void {
-    if (this.loopDone) return;
+    if (this.started) return;
+    this.started = true;
     this.unsubscribe = this.o.feed.subscribe((events) => {
       for (const e of events) {
         if (e.type === 'job.queued' || e.type === 'job.retrying') this.poke();
@@ -96,13 +112,12 @@ export class WorkerRuntime {
     this.timers.push(setInterval(() => void this.heartbeat(), this.o.heartbeatMs));
     this.timers.push(setInterval(() => void this.sweep(), Math.max(50, Math.min(this.o.leaseMs / 2, 5_000))));
     for (const t of this.timers) t.unref();
-    this.loopDone = this.loop();
+    this.dispatcher.start(this);
   }
 
-  /** Wake the claim loop now (a job was queued). */
+  /** Wake the dispatcher now (a job was queued, or a slot was freed). */
   poke(): void {
-    this.pendingWake = true;
-    this.wake?.();
+    if (!this.stopping) this.dispatcher.poke();
   }
 
   /**
@@ -111,8 +126,7 @@ export class WorkerRuntime {
    */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
-    this.poke();
-    await this.loopDone;
+    await this.dispatcher.stop();
     const all = Promise.all([...this.running.values()].map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
@@ -129,86 +143,33 @@ export class WorkerRuntime {
     this.unsubscribe?.();
   }
 
-  private async loop(): Promise<void> {
-    while (!this.stopping) {
-      this.pendingWake = false;
-      let claimed = 0;
-      try {
-        claimed = await this.claimRound();
-      } catch (e) {
-        this.o.logger.error({ err: coerceError(e) }, 'claim round failed');
-      }
-      if (this.stopping) break;
-      const full = this.running.size >= this.o.concurrency;
-      if (claimed > 0 && !full) continue;
-      if (this.pendingWake && !full) continue;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.o.pollMs);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = null;
-    }
-  }
-
   /**
-   * One planning round. Analyzers without their own concurrency limit are claimed together;
-   * each limited analyzer is claimed separately up to its free slots, so a claim can never
-   * overshoot an analyzer's limit.
+   * Free slots as claim groups. Analyzers without their own concurrency limit share one group;
+   * each limited analyzer gets its own group up to its free slots, so a claim can never
+   * overshoot an analyzer's limit. Every group is capped by the worker's free capacity.
    */
-  private async claimRound(): Promise<number> {
-    let capacity = this.o.concurrency - this.running.size;
-    let n = 0;
-    for (const group of this.claimGroups()) {
-      if (capacity <= 0) break;
-      const jobs = await this.claimGroup(group.analyzers, Math.min(capacity, group.slots));
-      for (const job of jobs) this.execute(job);
-      capacity -= jobs.length;
-      n += jobs.length;
-    }
-    return n;
-  }
-
-  private claimGroups(): { analyzers: string[]; slots: number }[] {
+  capacity(): ClaimGroup[] {
+    const free = this.o.concurrency - this.running.size;
+    if (this.stopping || free <= 0) return [];
     const unlimited: string[] = [];
-    const groups: { analyzers: string[]; slots: number }[] = [];
+    const groups: ClaimGroup[] = [];
     for (const a of this.o.registry.list()) {
       if (a.concurrency === undefined) unlimited.push(a.name);
       else {
-        const free = a.concurrency - (this.perAnalyzer.get(a.name) ?? 0);
-        if (free > 0) groups.push({ analyzers: [a.name], slots: free });
+        const slots = Math.min(free, a.concurrency - (this.perAnalyzer.get(a.name) ?? 0));
+        if (slots > 0) groups.push({ analyzers: [a.name], slots });
       }
     }
-    if (unlimited.length > 0) groups.unshift({ analyzers: unlimited, slots: Number.POSITIVE_INFINITY });
+    if (unlimited.length > 0) groups.unshift({ analyzers: unlimited, slots: free });
     return groups;
   }
 
-  private async claimGroup(analyzers: string[], capacity: number): Promise<ClaimedJob[]> {
-    const now = this.o.clock.now();
-    const claimStart = this.tracer.now();
-    const ready = await this.o.store.readyOrgs(now, analyzers);
-    const plan = this.drr.plan(ready, capacity);
-    const batches = await Promise.all(
-      plan.map(async (p) => {
-        const jobs = await this.o.store.claimJobs({
-          orgId: asOrgId(p.orgId),
-          limit: p.limit,
-          workerId: this.o.workerId,
-          now,
-          leaseMs: this.o.leaseMs,
-          analyzers,
-        });
-        this.drr.settle(p.orgId, p.limit, jobs.length);
-        if (this.tracer.enabled) for (const job of jobs) this.span('upshift.claim', job, claimStart).end('ok');
-        return jobs;
-      }),
-    );
-    return batches.flat();
+  run(job: ClaimedJob, claimStartedAt?: number): Promise<void> {
+    if (this.tracer.enabled) this.span('upshift.claim', job, claimStartedAt).end('ok');
+    return this.execute(job).catch((e: unknown) => this.o.logger.error({ err: coerceError(e), job_id: job.jobId }, 'job attempt failed unexpectedly'));
   }
 
-  private execute(job: ClaimedJob): void {
+  private execute(job: ClaimedJob): Promise<void> {
     const analyzer = this.o.registry.get(job.analyzer);
     const controller = new AbortController();
     const lease: LeaseRef = { orgId: job.orgId, jobId: job.jobId, attempt: job.attempt, leaseToken: job.leaseToken };
@@ -222,6 +183,7 @@ export class WorkerRuntime {
     });
     this.running.set(job.jobId, entry);
     if (job.cancelRequestedAt !== null) this.cancelLocal(job.jobId);
+    return entry.done;
   }
 
   private async attempt(r: Running, analyzer: Analyzer<unknown, unknown>): Promise<void> {

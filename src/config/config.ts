@@ -9,6 +9,16 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly database: { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'postgres'; readonly url: string; readonly schema: string };
+  /**
+   * How workers learn which jobs to claim (docs/scale-mode.md): `store` claims straight from the
+   * store; `bullmq` relays a PostgreSQL outbox to BullMQ on Redis. Resolved from `auto` at load.
+   */
+  readonly dispatch: {
+    readonly mode: 'store' | 'bullmq';
+    readonly redisUrl: string | null;
+    readonly sweepMs: number;
+    readonly sweepGraceMs: number;
+  };
   readonly dataDir: string;
   readonly auth: { readonly mode: 'trusted-header' | 'api-key'; readonly allowTrustedHeaderOnPublicBind: boolean };
   readonly worker: {
@@ -76,6 +86,10 @@ export const CONFIG_KEYS = {
   UPSHIFT_PORT: '8080',
   UPSHIFT_DATABASE_URL: 'sqlite:./data/upshift.db',
   UPSHIFT_DATABASE_SCHEMA: 'upshift',
+  UPSHIFT_REDIS_URL: '',
+  UPSHIFT_DISPATCH_MODE: 'auto',
+  UPSHIFT_DISPATCH_SWEEP_MS: '30000',
+  UPSHIFT_DISPATCH_SWEEP_GRACE_MS: '10000',
   UPSHIFT_DATA_DIR: './data',
   UPSHIFT_AUTH_MODE: 'trusted-header',
   UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND: 'false',
@@ -160,11 +174,16 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
   const heartbeatMs = int('UPSHIFT_HEARTBEAT_MS', 50, 3_600_000);
   if (heartbeatMs >= leaseMs) fail('UPSHIFT_HEARTBEAT_MS', String(heartbeatMs), `less than UPSHIFT_LEASE_MS (${leaseMs})`);
   const dataDir = resolve(get('UPSHIFT_DATA_DIR'));
+  const database = parseDatabaseUrl(get('UPSHIFT_DATABASE_URL').trim(), get('UPSHIFT_DATABASE_SCHEMA').trim());
 
   const cfg: Config = {
     host,
     port,
-    database: parseDatabaseUrl(get('UPSHIFT_DATABASE_URL').trim(), get('UPSHIFT_DATABASE_SCHEMA').trim()),
+    database,
+    dispatch: parseDispatch(oneOf('UPSHIFT_DISPATCH_MODE', ['auto', 'store', 'bullmq'] as const), get('UPSHIFT_REDIS_URL').trim(), database.kind, {
+      sweepMs: int('UPSHIFT_DISPATCH_SWEEP_MS', 0, 86_400_000),
+      sweepGraceMs: int('UPSHIFT_DISPATCH_SWEEP_GRACE_MS', 0, 86_400_000),
+    }),
     dataDir,
     auth: {
       mode: oneOf('UPSHIFT_AUTH_MODE', ['trusted-header', 'api-key'] as const),
@@ -238,6 +257,19 @@ export function parseDatabaseUrl(raw: string, schema = 'upshift'): Config['datab
     return { kind: 'postgres', url: raw, schema };
   }
   return fail('UPSHIFT_DATABASE_URL', raw.replace(/\/\/[^@/]*@/, '//***@'), 'sqlite:<path> or postgres://…');
+}
+
+function parseDispatch(
+  mode: 'auto' | 'store' | 'bullmq',
+  redisUrl: string,
+  db: Config['database']['kind'],
+  sweep: { sweepMs: number; sweepGraceMs: number },
+): Config['dispatch'] {
+  if (redisUrl !== '' && !/^rediss?:\/\/[^/\s]/.test(redisUrl)) fail('UPSHIFT_REDIS_URL', redisUrl.replace(/\/\/[^@/]*@/, '//***@'), 'redis://[user:password@]host:port[/db] or rediss://…');
+  const resolved = mode === 'auto' ? (redisUrl !== '' && db === 'postgres' ? 'bullmq' : 'store') : mode;
+  if (resolved === 'bullmq' && redisUrl === '') fail('UPSHIFT_DISPATCH_MODE', mode, 'store, or bullmq together with UPSHIFT_REDIS_URL');
+  if (resolved === 'bullmq' && db !== 'postgres') fail('UPSHIFT_DISPATCH_MODE', mode, 'store with an embedded (sqlite:) database: BullMQ dispatch needs UPSHIFT_DATABASE_URL=postgres://…');
+  return { mode: resolved, redisUrl: redisUrl === '' ? null : redisUrl, ...sweep };
 }
 
 function parseTracing(enabled: boolean, endpoint: string, serviceName: string): Config['tracing'] {

@@ -36,6 +36,7 @@ export const ERROR_CATALOGUE = {
   JOB_CANCELED: 'The job was canceled.',
   LEASE_EXPIRED: 'The worker holding the job stopped heartbeating; the lease expired.',
   STORE_UNAVAILABLE: 'The store could not be reached or is busy.',
+  QUEUE_UNAVAILABLE: 'The dispatch queue (Redis) could not be reached.',
   STORE_CONFLICT: 'A uniqueness or integrity constraint of the store was violated.',
   STORE_SCHEMA_TOO_NEW: 'The database was migrated by a newer Upshift version than this one.',
   STORE_NOT_MIGRATED: 'The database schema is older than this code; run `upshift migrate`.',

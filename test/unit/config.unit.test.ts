@@ -78,6 +78,15 @@ describe('loadConfig layering', () => {
     expect(parseDatabaseUrl('sqlite::memory:')).toEqual({ kind: 'sqlite', file: ':memory:' });
     expect(parseDatabaseUrl('sqlite:///tmp/x.db')).toEqual({ kind: 'sqlite', file: '/tmp/x.db' });
   });
+
+  it('resolves the dispatch mode: auto is bullmq with PostgreSQL and Redis, store otherwise', () => {
+    const pgUrl = 'postgres://db/upshift';
+    expect(loadConfig({}).dispatch).toMatchObject({ mode: 'store', redisUrl: null });
+    expect(loadConfig({ UPSHIFT_DATABASE_URL: pgUrl }).dispatch.mode).toBe('store');
+    expect(loadConfig({ UPSHIFT_DATABASE_URL: pgUrl, UPSHIFT_REDIS_URL: 'redis://r:6379' }).dispatch).toMatchObject({ mode: 'bullmq', redisUrl: 'redis://r:6379' });
+    expect(loadConfig({ UPSHIFT_DATABASE_URL: pgUrl, UPSHIFT_REDIS_URL: 'redis://r:6379', UPSHIFT_DISPATCH_MODE: 'store' }).dispatch.mode).toBe('store');
+    expect(loadConfig({ UPSHIFT_DATABASE_URL: pgUrl, UPSHIFT_DATABASE_SCHEMA: 'tenant_x' }).database).toMatchObject({ schema: 'tenant_x' });
+  });
 });
 
 describe('invalid values fail with CONFIG_INVALID naming the key and the rule', () => {
@@ -90,6 +99,11 @@ describe('invalid values fail with CONFIG_INVALID naming the key and the rule', 
     ['not one of the choices', { UPSHIFT_AUTH_MODE: 'jwt-maybe' }, 'one of trusted-header, api-key'],
     ['a bad log level', { UPSHIFT_LOG_LEVEL: 'loud' }, 'one of fatal, error'],
     ['a malformed org map', { UPSHIFT_ORG_WEIGHTS: 'acme:3' }, 'org=number pairs'],
+    ['bullmq without Redis', { UPSHIFT_DATABASE_URL: 'postgres://db/x', UPSHIFT_DISPATCH_MODE: 'bullmq' }, 'bullmq together with UPSHIFT_REDIS_URL'],
+    ['bullmq on SQLite', { UPSHIFT_REDIS_URL: 'redis://r:6379', UPSHIFT_DISPATCH_MODE: 'bullmq' }, 'BullMQ dispatch needs UPSHIFT_DATABASE_URL=postgres'],
+    ['a bad Redis URL', { UPSHIFT_REDIS_URL: 'http://r:6379' }, 'redis://'],
+    ['an unknown dispatch mode', { UPSHIFT_DISPATCH_MODE: 'kafka' }, 'one of auto, store, bullmq'],
+    ['a bad schema name', { UPSHIFT_DATABASE_URL: 'postgres://db/x', UPSHIFT_DATABASE_SCHEMA: 'Bad-Name' }, 'a lower-case PostgreSQL identifier'],
     ['a zero weight', { UPSHIFT_ORG_WEIGHTS: 'acme=0' }, 'number > 0'],
     ['an unknown database scheme', { UPSHIFT_DATABASE_URL: 'mysql://x' }, 'sqlite:<path> or postgres://'],
     ['an empty sqlite path', { UPSHIFT_DATABASE_URL: 'sqlite:' }, 'sqlite:<path>'],

@@ -1,0 +1,250 @@
+import type pg from 'pg';
+import { newToken } from '../../../core/ids.js';
+import type { ClaimedJob } from '../../../core/job.js';
+import { createPool, ident, resolveNames, type PgNames } from '../../store/postgres/postgresConnection.js';
+import { isConnectionError, toStoreError } from '../../store/postgres/postgresErrors.js';
+import { jobCols, toClaimedJob, type JobRow } from '../../store/postgres/postgresRows.js';
+
+/** One dispatch request taken from the outbox (or found by the safety-net sweep). */
+export interface DispatchRow {
+  readonly orgId: string;
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly analyzer: string;
+  readonly runAt: number;
+}
+
+export type ClaimByIdResult =
+  | { readonly kind: 'claimed'; readonly job: ClaimedJob }
+  /** Still queued but not due yet (a retry's backoff, or clocks disagree): ask again at runAt. */
+  | { readonly kind: 'not_due'; readonly runAt: number }
+  /** Queued and due, but its row was locked by another writer: ask again shortly. */
+  | { readonly kind: 'busy' }
+  /** Not queued any more (claimed elsewhere, canceled, finished) or unknown: drop the signal. */
+  | { readonly kind: 'gone' };
+
+export interface ClaimByIdRequest {
+  readonly orgId: string;
+  readonly jobId: string;
+  readonly workerId: string;
+  readonly leaseMs: number;
+  readonly now: number;
+}
+
+const TRIGGER = 'job_events_dispatch_outbox';
+
+/**
+ * The PostgreSQL side of BullMQ dispatch, on its own small pool: the outbox (take, enable),
+ * the safety-net scan, and claims by job id. A claim by id is the same compare-and-set as the
+ * store's claim (status queued → running, fresh lease token, `job.started` event under the
+ * position lock, NOTIFY) restricted to the named jobs; the event feed picks its event up like
+ * any other commit. Claims arriving in the same tick share one statement.
+ */
+export class PostgresDispatchStore {
+  private readonly names: PgNames;
+  private readonly pool: pg.Pool;
+  private readonly s: string;
+  private pending: Array<{ req: ClaimByIdRequest; resolve: (r: ClaimByIdResult) => void; reject: (e: unknown) => void }> = [];
+  private flushScheduled = false;
+
+  constructor(opts: { url: string; schema?: string; appRole?: string; internalRole?: string; poolSize?: number }) {
+    this.names = resolveNames(opts);
+    this.s = ident(this.names.schema);
+    this.pool = createPool(opts.url, Math.max(2, opts.poolSize ?? 4), 'upshift-dispatch');
+    this.pool.on('error', () => undefined);
+  }
+
+  get schema(): string {
+    return this.names.schema;
+  }
+
+  /** Runs `fn` in a transaction as the internal role (cross-tenant); rolls back if it throws. */
+  async internalTx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    let c: pg.PoolClient;
+    try {
+      c = await this.pool.connect();
+    } catch (e) {
+      throw toStoreError(e);
+    }
+    let broken = false;
+    try {
+      await c.query('BEGIN');
+      await c.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`, [this.names.internalRole]);
+      const out = await fn(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      broken = isConnectionError(e);
+      if (!broken) await c.query('ROLLBACK').catch(() => (broken = true));
+      throw toStoreError(e);
+    } finally {
+      c.release(broken);
+    }
+  }
+
+  /** Turns outbox capture on (BullMQ mode) or off (store mode). Table owner only; idempotent. */
+  async setOutboxCapture(on: boolean): Promise<boolean> {
+    try {
+      const r = await this.pool.query<{ tgenabled: string }>(
+        `SELECT t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relname = 'job_events' AND t.tgname = $2`,
+        [this.names.schema, TRIGGER],
+      );
+      const enabled = r.rows[0] !== undefined && r.rows[0].tgenabled !== 'D';
+      if (enabled === on) return false;
+      // ALTER TABLE takes a short exclusive lock; only when the state really changes.
+      await this.pool.query(`ALTER TABLE ${this.s}.job_events ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${TRIGGER}`);
+      return true;
+    } catch (e) {
+      throw toStoreError(e);
+    }
+  }
+
+  /**
+   * Takes up to `limit` outbox rows (oldest first, SKIP LOCKED so relays in several processes
+   * take disjoint rows) and deletes them only if `publish` resolves — in the same transaction.
+   * A crash or a failing publish leaves them for the next round (at-least-once).
+   */
+  async drainOutbox(limit: number, publish: (rows: DispatchRow[]) => Promise<void>): Promise<number> {
+    return this.internalTx(async (c) => {
+      const r = await c.query<{ org_id: string; job_id: string; attempt: number; analyzer: string; run_at: number }>(
+        `DELETE FROM ${this.s}.dispatch_outbox WHERE id IN (
+           SELECT id FROM ${this.s}.dispatch_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING org_id, job_id, attempt, analyzer, run_at`,
+        [limit],
+      );
+      if (r.rows.length > 0) await publish(r.rows.map(toDispatchRow));
+      return r.rows.length;
+    });
+  }
+
+  /** Rows waiting in the outbox (metrics, tests). */
+  async outboxSize(): Promise<number> {
+    return this.internalTx(async (c) => Number((await c.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${this.s}.dispatch_outbox`)).rows[0]?.n ?? 0));
+  }
+
+  /**
+   * Queued jobs due before `dueBefore`, in key order after `after` (a cursor across calls):
+   * the safety net re-dispatches them in case their queue entry was lost.
+   */
+  async scanQueued(dueBefore: number, after: { orgId: string; jobId: string } | null, limit: number): Promise<DispatchRow[]> {
+    return this.internalTx(async (c) => {
+      const r = await c.query<{ org_id: string; job_id: string; attempt: number; analyzer: string; run_at: number }>(
+        `SELECT org_id, job_id, attempt, analyzer, run_at FROM ${this.s}.jobs
+         WHERE status = 'queued' AND run_at < $1 AND (org_id, job_id) > ($2, $3)
+         ORDER BY org_id, job_id LIMIT $4`,
+        [dueBefore, after?.orgId ?? '', after?.jobId ?? '', limit],
+      );
+      return r.rows.map(toDispatchRow);
+    });
+  }
+
+  /** Claims one job by id (batched with the other claims of this tick). Never throws for a lost race. */
+  claimById(req: ClaimByIdRequest): Promise<ClaimByIdResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ req, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        const batch = this.pending;
+        this.pending = [];
+        void this.claimBatch(batch);
+      });
+    });
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.pool.query('SELECT 1');
+    } catch (e) {
+      throw toStoreError(e);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  private async claimBatch(batch: Array<{ req: ClaimByIdRequest; resolve: (r: ClaimByIdResult) => void; reject: (e: unknown) => void }>): Promise<void> {
+    // One statement per (worker, lease) pair; in practice one per process.
+    const groups = new Map<string, typeof batch>();
+    for (const b of batch) {
+      const k = `${b.req.workerId}\u0000${b.req.leaseMs}`;
+      groups.set(k, [...(groups.get(k) ?? []), b]);
+    }
+    for (const group of groups.values()) {
+      try {
+        const results = await this.claimGroup(group.map((g) => g.req));
+        group.forEach((g, i) => g.resolve(results[i] as ClaimByIdResult));
+      } catch (e) {
+        for (const g of group) g.reject(e);
+      }
+    }
+  }
+
+  private async claimGroup(reqs: ClaimByIdRequest[]): Promise<ClaimByIdResult[]> {
+    const first = reqs[0] as ClaimByIdRequest;
+    const now = Math.max(...reqs.map((r) => r.now));
+    const orgs = reqs.map((r) => r.orgId);
+    const ids = reqs.map((r) => r.jobId);
+    const { claimed, states } = await this.internalTx(async (c) => {
+      const rows = await c.query<JobRow & { event_position: number }>(this.claimSql(), [
+        orgs, ids, now, newToken('lse_'), now + first.leaseMs, first.workerId,
+        `upshift.positions.${this.names.schema}`, this.names.channel,
+      ]);
+      const claimed = new Map(rows.rows.map((r) => [`${r.org_id}:${r.job_id}`, toClaimedJob(r)]));
+      const missing = reqs.filter((r) => !claimed.has(`${r.orgId}:${r.jobId}`));
+      const states = new Map<string, { status: string; run_at: number }>();
+      if (missing.length > 0) {
+        const st = await c.query<{ org_id: string; job_id: string; status: string; run_at: number }>(
+          `SELECT j.org_id, j.job_id, j.status, j.run_at FROM ${this.s}.jobs j
+           JOIN unnest($1::text[], $2::text[]) AS r(org_id, job_id) ON j.org_id = r.org_id AND j.job_id = r.job_id`,
+          [missing.map((m) => m.orgId), missing.map((m) => m.jobId)],
+        );
+        for (const r of st.rows) states.set(`${r.org_id}:${r.job_id}`, r);
+      }
+      return { claimed, states };
+    });
+    return reqs.map((r): ClaimByIdResult => {
+      const key = `${r.orgId}:${r.jobId}`;
+      const job = claimed.get(key);
+      if (job) return { kind: 'claimed', job };
+      const st = states.get(key);
+      if (!st || st.status !== 'queued') return { kind: 'gone' };
+      return st.run_at > now ? { kind: 'not_due', runAt: st.run_at } : { kind: 'busy' };
+    });
+  }
+
+  /**
+   * The store's claim statement (postgresSql.ts `claim`) restricted to the named jobs: rows
+   * locked by another writer are skipped (reported `busy` by the caller, asked again later).
+   */
+  private claimSql(): string {
+    const s = this.s;
+    return `WITH picked AS (
+        SELECT j.org_id, j.job_id FROM ${s}.jobs j
+        JOIN unnest($1::text[], $2::text[]) AS r(org_id, job_id) ON j.org_id = r.org_id AND j.job_id = r.job_id
+        WHERE j.status = 'queued' AND j.run_at <= $3
+        ORDER BY j.org_id, j.job_id
+        FOR UPDATE OF j SKIP LOCKED),
+      u AS (
+        UPDATE ${s}.jobs j SET status = 'running', lease_token = $4 || '.' || substr(j.job_id, 5), lease_expires_at = $5,
+          worker_id = $6, started_at = $3, last_event_seq = j.last_event_seq + 1
+        FROM picked WHERE j.org_id = picked.org_id AND j.job_id = picked.job_id
+        RETURNING ${jobCols('j')}),
+      lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended($7, 0)) AS held),
+      ev AS (
+        INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
+        SELECT u.job_id, u.last_event_seq, u.org_id, 'job.started', 'running',
+          jsonb_build_object('attempt', u.attempt, 'worker_id', $6::text), $3::bigint
+        FROM u CROSS JOIN lock
+        RETURNING job_id, position),
+      note AS (SELECT pg_notify($8, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
+      SELECT ${jobCols('u')}, ev.position AS event_position FROM u JOIN ev ON ev.job_id = u.job_id CROSS JOIN note`;
+  }
+}
+
+function toDispatchRow(r: { org_id: string; job_id: string; attempt: number; analyzer: string; run_at: number }): DispatchRow {
+  return { orgId: r.org_id, jobId: r.job_id, attempt: r.attempt, analyzer: r.analyzer, runAt: Number(r.run_at) };
+}

@@ -1,0 +1,134 @@
+import { Queue } from 'bullmq';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dispatchJobId } from '../../src/adapters/dispatch/bullmq/bullmqOutboxRelay.js';
+import { loadConfig } from '../../src/config/config.js';
+import { defineAnalyzer, RetryAfterError } from '../../src/core/analyzer.js';
+import { asOrgId } from '../../src/core/ids.js';
+import type { Job } from '../../src/core/job.js';
+import { createUpshift, type Upshift } from '../../src/main.js';
+import { silentLogger } from '../../src/ports/logger.js';
+import { createPinoLogger } from '../../src/adapters/telemetry/pinoLogger.js';
+const log = process.env.TEST_DEBUG ? createPinoLogger('warn') : silentLogger;
+import { dropSchema, requirePostgres, requireRedis, testSchemaName } from '../helpers/services.js';
+
+const pgUrl = await requirePostgres();
+const redisUrl = await requireRedis();
+
+/** Fails its first attempt (retryable, short delay): the requeue must go through the outbox. */
+const flaky = defineAnalyzer<{ n: number }, number>({
+  name: 'flaky',
+  version: '1.0.0',
+  inputSchema: { type: 'object', properties: { n: { type: 'number' } }, required: ['n'] },
+  run: async (input, ctx) => {
+    if (ctx.attempt === 1) throw new RetryAfterError('first attempt fails', 30);
+    return input.n;
+  },
+});
+
+async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * BullMQ dispatch through the composition root: an "API" instance (no workers) and a "worker"
+ * instance (no HTTP) on one PostgreSQL schema and one Redis queue (named after the schema).
+ */
+describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch (outbox relay, claims by id, safety net)', () => {
+  const schema = testSchemaName();
+  const env = (worker: boolean): ReturnType<typeof loadConfig> =>
+    loadConfig({
+      UPSHIFT_DATABASE_URL: pgUrl!,
+      UPSHIFT_DATABASE_SCHEMA: schema,
+      UPSHIFT_REDIS_URL: redisUrl!,
+      UPSHIFT_DISPATCH_MODE: 'bullmq',
+      UPSHIFT_WORKER_ENABLED: String(worker),
+      UPSHIFT_NOTIFICATIONS_ENABLED: 'false',
+      UPSHIFT_DISPATCH_SWEEP_MS: '200',
+      UPSHIFT_DISPATCH_SWEEP_GRACE_MS: '300',
+      UPSHIFT_LOG_LEVEL: 'silent',
+    });
+  let api: Upshift;
+  let worker: Upshift | null = null;
+  let db: pg.Client;
+  const org = asOrgId('acme');
+
+  beforeAll(async () => {
+    api = await createUpshift({ config: env(false), http: false, logger: log, analyzers: [flaky] });
+    await api.start();
+    db = new pg.Client({ connectionString: pgUrl! });
+    await db.connect();
+  });
+  afterAll(async () => {
+    await worker?.close();
+    await api?.close();
+    await db?.end();
+    const q = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl! }, prefix: 'upshift' });
+    await q.obliterate({ force: true }).catch(() => undefined);
+    await q.close();
+    await dropSchema(pgUrl!, schema);
+  });
+
+  const statuses = async (): Promise<Record<string, number>> => {
+    const r = await db.query<{ status: string; n: string }>(`SELECT status, COUNT(*) AS n FROM "${schema}".jobs GROUP BY status`);
+    return Object.fromEntries(r.rows.map((x) => [x.status, Number(x.n)]));
+  };
+
+  it('relays submits to BullMQ while no worker runs, and the queue holds one entry per job', async () => {
+    const jobs: Job[] = [];
+    for (let i = 0; i < 40; i++) jobs.push((await api.service.submit(org, { analyzer: 'noop', input: { i } })).job);
+    const q = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl! }, prefix: 'upshift' });
+    try {
+      await until('the relay to empty the outbox', async () => (await db.query(`SELECT 1 FROM "${schema}".dispatch_outbox LIMIT 1`)).rowCount === 0);
+      const waiting = await until('40 waiting BullMQ jobs', async () => {
+        const n = await q.getJobCounts('waiting', 'delayed');
+        return (n.waiting ?? 0) + (n.delayed ?? 0) === 40 && n;
+      });
+      expect(waiting).toBeTruthy();
+      const first = await q.getJob(dispatchJobId({ jobId: jobs[0]!.jobId, attempt: 1 }));
+      expect(first?.data).toMatchObject({ orgId: 'acme', jobId: jobs[0]!.jobId, attempt: 1, analyzer: 'noop' });
+      // Losing Redis' copy (a restart without persistence) loses nothing: the safety net re-dispatches.
+      await q.obliterate({ force: true });
+    } finally {
+      await q.close();
+    }
+  });
+
+  it('a worker instance claims by id and runs everything, including requeued retries; nothing twice', async () => {
+    worker = await createUpshift({ config: env(true), http: false, logger: log, analyzers: [flaky] });
+    await worker.start();
+    for (let i = 0; i < 200; i++) await api.service.submit(org, { analyzer: 'noop', input: { i } });
+    for (let i = 0; i < 20; i++) await api.service.submit(org, { analyzer: 'flaky', input: { n: i } });
+    await until('all 260 jobs to complete', async () => (await statuses()).completed === 260);
+    const started = await db.query<{ job_id: string; n: string; attempts: string }>(
+      `SELECT job_id, COUNT(*) FILTER (WHERE type = 'job.started') AS n, COUNT(*) FILTER (WHERE type = 'job.completed') AS done
+       FROM "${schema}".job_events GROUP BY job_id`,
+    );
+    expect(started.rows).toHaveLength(260);
+    // One start per attempt: noop jobs once, flaky jobs twice (attempt 1 failed, 2 completed).
+    const flakyIds = new Set((await db.query<{ job_id: string }>(`SELECT job_id FROM "${schema}".jobs WHERE analyzer = 'flaky'`)).rows.map((r) => r.job_id));
+    for (const r of started.rows) expect(Number(r.n)).toBe(flakyIds.has(r.job_id) ? 2 : 1);
+    const gaps = await db.query(
+      `SELECT job_id FROM "${schema}".job_events GROUP BY job_id HAVING MAX(event_seq) <> COUNT(*) OR COUNT(*) FILTER (WHERE type = 'job.completed') <> 1`,
+    );
+    expect(gaps.rows).toEqual([]);
+    expect((await db.query(`SELECT 1 FROM "${schema}".dispatch_outbox`)).rowCount).toBe(0);
+  });
+
+  it('cancels a running job from the other instance', async () => {
+    const { job } = await api.service.submit(org, { analyzer: 'sleep', input: { ms: 30_000 } });
+    await until('the sleep job to run', async () => (await api.store.getJob(org, job.jobId))?.status === 'running');
+    await api.service.cancel(org, job.jobId);
+    const after = await until('the cancel to land', async () => {
+      const j = await api.store.getJob(org, job.jobId);
+      return j?.status === 'canceled' && j;
+    }, 5_000);
+    expect(after.status).toBe('canceled');
+  });
+});
