@@ -64,6 +64,8 @@ interface Running {
   /** Resolves when the attempt's outcome has been written (or given up). */
   readonly done: Promise<void>;
   forceCancel?: () => void;
+  /** Frees the slot (idempotent): called when the analyzer returns, before the outcome is written. */
+  release?: () => void;
 }
 
 /**
@@ -72,7 +74,10 @@ interface Running {
  */
 export class WorkerRuntime implements DispatchSink {
   readonly dispatcher: Dispatcher;
+  /** Attempts whose analyzer runs: the slots in use. */
   private readonly running = new Map<string, Running>();
+  /** Every attempt not yet settled, including those whose outcome is being written (stop waits for them). */
+  private readonly attempts = new Set<Promise<void>>();
   private readonly perAnalyzer = new Map<string, number>();
   private readonly random: () => number;
   private readonly tracer: Tracer;
@@ -127,7 +132,7 @@ export class WorkerRuntime implements DispatchSink {
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
     await this.dispatcher.stop();
-    const all = Promise.all([...this.running.values()].map((r) => r.done));
+    const all = Promise.all([...this.attempts]);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       all.then(() => false),
@@ -176,11 +181,23 @@ export class WorkerRuntime implements DispatchSink {
     const startedAt = this.o.clock.now();
     this.perAnalyzer.set(analyzer.name, (this.perAnalyzer.get(analyzer.name) ?? 0) + 1);
     const entry = { job, lease, controller, startedAt } as Running;
-    (entry as { done: Promise<void> }).done = this.attempt(entry, analyzer).finally(() => {
+    let released = false;
+    // The slot is free as soon as the analyzer returns: the next claim overlaps the write of
+    // this outcome (on PostgreSQL both are round trips with a commit each), instead of
+    // waiting for it. The job stays leased until the outcome commits, so nobody else runs it.
+    entry.release = () => {
+      if (released) return;
+      released = true;
       this.running.delete(job.jobId);
       this.perAnalyzer.set(analyzer.name, (this.perAnalyzer.get(analyzer.name) ?? 1) - 1);
       this.poke();
+    };
+    const done = this.attempt(entry, analyzer).finally(() => {
+      entry.release?.();
+      this.attempts.delete(done);
     });
+    (entry as { done: Promise<void> }).done = done;
+    this.attempts.add(done);
     this.running.set(job.jobId, entry);
     if (job.cancelRequestedAt !== null) this.cancelLocal(job.jobId);
     return entry.done;
@@ -209,6 +226,7 @@ export class WorkerRuntime implements DispatchSink {
     }
     let settledAs: FinishOutcome['status'] | 'lease_lost' = outcome === null ? 'lease_lost' : outcome.status;
     if (this.tracer.enabled) endAttemptSpan(span, outcome);
+    r.release?.();
     if (outcome !== null) {
       const fin = this.span('upshift.finalize', job);
       try {
