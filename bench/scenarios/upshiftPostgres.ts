@@ -1,5 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/config.js';
@@ -45,6 +45,7 @@ await drive('upshift-postgres', async (): Promise<Peer> => {
     UPSHIFT_POLL_MS: '1000',
   });
   const up: Upshift = await createUpshift({ config, http: false, analyzers: [noop] });
+  if (process.env.BENCH_TRACE === '1') traceStore(up);
   const numberOf = new Map<string, number>();
   const submit = async (i: number): Promise<void> => {
     const { job } = await up.service.submit(org, { analyzer: 'bench-noop', input: { i } });
@@ -67,6 +68,11 @@ await drive('upshift-postgres', async (): Promise<Peer> => {
       await up.start();
     },
     async close() {
+      // CPU of this process and of its PostgreSQL backends: on a shared machine CPU per job is
+      // steadier than wall-clock throughput.
+      const pgCpu = await backendCpuSeconds(url);
+      const cpu = process.cpuUsage();
+      process.stderr.write(`upshift-postgres ${mode}: node CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, PostgreSQL backends CPU ${pgCpu.seconds.toFixed(2)} s (${pgCpu.backends} backends), load ${loadavg()[0]?.toFixed(2)}\n`);
       await up.close();
       rmSync(dir, { recursive: true, force: true });
       const admin = new pg.Client({ connectionString: url });
@@ -76,3 +82,58 @@ await drive('upshift-postgres', async (): Promise<Peer> => {
     },
   };
 });
+
+/**
+ * BENCH_TRACE=1: calls, total wall time and rows per store method, printed to stderr at exit
+ * (where a run spends its time: planning reads, claims, completions, outbox claims).
+ */
+function traceStore(up: Upshift): void {
+  const store = up.store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+  const stats: Record<string, { n: number; ms: number; rows: number }> = {};
+  for (const m of ['readyOrgs', 'claimJobs', 'finishJob', 'submitJob', 'heartbeat', 'recoverExpiredLeases', 'claimOutbox', 'completeInApp']) {
+    const f = store[m]?.bind(store);
+    if (!f) continue;
+    store[m] = async (...a: unknown[]) => {
+      const t = performance.now();
+      const r = await f(...a);
+      const s = (stats[m] ??= { n: 0, ms: 0, rows: 0 });
+      s.n++;
+      s.ms += performance.now() - t;
+      if (Array.isArray(r)) s.rows += r.length;
+      return r;
+    };
+  }
+  process.on('exit', () => process.stderr.write(`store trace: ${JSON.stringify(stats)}\n`));
+}
+
+/** CPU seconds of the PostgreSQL backends serving this process (matched by our sockets' local ports). */
+async function backendCpuSeconds(connectionString: string): Promise<{ seconds: number; backends: number }> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+      if (m) inodes.add(m[1] as string);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const ports = new Set<number>();
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 9 && inodes.has(f[9] as string)) ports.add(parseInt((f[1] as string).split(':')[1] as string, 16));
+  }
+  const admin = new pg.Client({ connectionString });
+  await admin.connect();
+  const pids = (await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])', [[...ports]])).rows.map((r) => r.pid);
+  await admin.end();
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // exited
+    }
+  }
+  return { seconds: ticks / 100, backends: pids.length };
+}
