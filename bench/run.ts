@@ -23,10 +23,12 @@ interface System {
 
 const UPSHIFT = 'upshift-embedded';
 const UPSHIFT_PG = 'upshift-postgres';
+const UPSHIFT_PG_BULLMQ = 'upshift-postgres-bullmq';
 /** Upshift embedded and every peer, defaults and tuned (see bench/scenarios/*.ts for what "tuned" sets). */
 const systems: System[] = [
   { name: UPSHIFT, script: 'scenarios/upshiftLifecycle.js', env: {} },
   { name: UPSHIFT_PG, script: 'scenarios/upshiftPostgres.js', env: {} },
+  { name: UPSHIFT_PG_BULLMQ, script: 'scenarios/upshiftPostgres.js', env: { BENCH_UPSHIFT_DISPATCH: 'bullmq' } },
   { name: 'bullmq-no-persistence', script: 'scenarios/bullmq.js', env: {} },
   { name: 'bullmq-aof-everysec', script: 'scenarios/bullmq.js', env: { BENCH_BULLMQ_AOF: '1' } },
   { name: 'graphile-worker-default', script: 'scenarios/graphileWorker.js', env: {} },
@@ -35,7 +37,7 @@ const systems: System[] = [
   { name: 'pg-boss-tuned', script: 'scenarios/pgBoss.js', env: { BENCH_PGBOSS_TUNED: '1' } },
 ];
 
-const pgSystemNames = new Set([UPSHIFT_PG, 'graphile-worker-tuned', 'pg-boss-tuned']);
+const pgSystemNames = new Set([UPSHIFT_PG, UPSHIFT_PG_BULLMQ, 'graphile-worker-tuned', 'pg-boss-tuned']);
 
 /** In-scenario time bound (the scenario reports what it counted), and the hard kill after it. */
 const deadlineS = (quick: boolean) => (quick ? 20 : 60);
@@ -57,11 +59,11 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
   /** Adds without workers: awaited one by one, 50 in flight, bulk; every system interleaved. */
   async enqueue(ctx) {
     const sizes: Record<string, string> = ctx.quick ? { serial: '1000', inflight50: '5000', bulk: '10000' } : { serial: '5000', inflight50: '20000', bulk: '50000' };
-    ctx.notes.push(`${UPSHIFT}, ${UPSHIFT_PG}: bulk is n/a — the library API has no bulk submit (concurrent submits share one group commit instead; see "50 in flight").`);
+    ctx.notes.push(`${UPSHIFT}, ${UPSHIFT_PG}, ${UPSHIFT_PG_BULLMQ}: bulk is n/a — the library API has no bulk submit (concurrent submits share one group commit instead; see "50 in flight").`);
     const out: Measurement[] = [];
     for (let i = 0; i < ctx.reps; i++) {
       for (const [how, n] of Object.entries(sizes)) {
-        for (const sys of systems) if (!(how === 'bulk' && (sys.name === UPSHIFT || sys.name === UPSHIFT_PG))) out.push(...(await measure(ctx, sys, ['enqueue', how, n])));
+        for (const sys of systems) if (!(how === 'bulk' && (sys.name === UPSHIFT || sys.name === UPSHIFT_PG || sys.name === UPSHIFT_PG_BULLMQ))) out.push(...(await measure(ctx, sys, ['enqueue', how, n])));
       }
     }
     return out;

@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/config.js';
 import { defineAnalyzer } from '../../src/core/analyzer.js';
@@ -15,15 +16,19 @@ import { drive, type Peer } from './peerCommon.js';
  *   throughput <N> <concurrency> · latency <rate/s> <seconds>
  * "start" = the analyzer is invoked (as the peers' handler); "done" = the job.completed event
  * committed (the store's commit hook fires after COMMIT), so every timed completion is durable.
- * BENCH_UPSHIFT_DISPATCH=bullmq: PostgreSQL + BullMQ dispatch (added when that adapter lands).
+ * BENCH_UPSHIFT_DISPATCH=bullmq: PostgreSQL + BullMQ dispatch (UPSHIFT_DISPATCH_MODE=bullmq: a
+ * transactional outbox relayed to a BullMQ queue on BENCH_REDIS_URL, default the local Redis;
+ * the queue is named after the schema and obliterated at the end).
  */
 const url = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `bench_up_${process.pid}_${Date.now()}`;
 const [mode = 'throughput', , b = '50'] = process.argv.slice(2);
 const concurrency = mode === 'throughput' ? b : '50';
 const org = parseOrgId('bench');
+const bullmq = process.env.BENCH_UPSHIFT_DISPATCH === 'bullmq';
+const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-await drive('upshift-postgres', async (): Promise<Peer> => {
+await drive(bullmq ? 'upshift-postgres-bullmq' : 'upshift-postgres', async (): Promise<Peer> => {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-bench-pg-'));
   let onStart: (i: number) => void = () => undefined;
   // The built-in noop (returns its input as the result) plus the start hook.
@@ -43,6 +48,7 @@ await drive('upshift-postgres', async (): Promise<Peer> => {
     UPSHIFT_LOG_LEVEL: 'warn',
     UPSHIFT_WORKER_CONCURRENCY: concurrency,
     UPSHIFT_POLL_MS: '1000',
+    ...(bullmq ? { UPSHIFT_DISPATCH_MODE: 'bullmq', UPSHIFT_REDIS_URL: redisUrl } : { UPSHIFT_DISPATCH_MODE: 'store' }),
   });
   const up: Upshift = await createUpshift({ config, http: false, analyzers: [noop] });
   if (process.env.BENCH_TRACE === '1') traceStore(up);
@@ -72,9 +78,14 @@ await drive('upshift-postgres', async (): Promise<Peer> => {
       // steadier than wall-clock throughput.
       const pgCpu = await backendCpuSeconds(url);
       const cpu = process.cpuUsage();
-      process.stderr.write(`upshift-postgres ${mode}: node CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, PostgreSQL backends CPU ${pgCpu.seconds.toFixed(2)} s (${pgCpu.backends} backends), load ${loadavg()[0]?.toFixed(2)}\n`);
+      process.stderr.write(`${bullmq ? 'upshift-postgres-bullmq' : 'upshift-postgres'} ${mode}: node CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, PostgreSQL backends CPU ${pgCpu.seconds.toFixed(2)} s (${pgCpu.backends} backends), load ${loadavg()[0]?.toFixed(2)}\n`);
       await up.close();
       rmSync(dir, { recursive: true, force: true });
+      if (bullmq) {
+        const queue = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl }, prefix: 'upshift' });
+        await queue.obliterate({ force: true });
+        await queue.close();
+      }
       const admin = new pg.Client({ connectionString: url });
       await admin.connect();
       await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
