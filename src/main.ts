@@ -91,11 +91,10 @@ export interface Upshift {
  * In-app notifications are written by the terminal transaction itself (no claim, no second
  * transaction) when nothing has to hold them back: this process delivers notifications and the
  * in-app channel has no rate limit (a rate-limited entry must stay delayable in the outbox).
- * The PostgreSQL store delivers through the outbox until it implements `inline`.
  */
 export function inAppDeliveryOf(config: Config): InAppDelivery {
   const n = config.notifications;
-  return config.database.kind === 'sqlite' && n.enabled && n.inAppPerMinute === 0 ? 'inline' : 'outbox';
+  return n.enabled && n.inAppPerMinute === 0 ? 'inline' : 'outbox';
 }
 
 /** Every store adapter implements the retention and delivery ports beside JobStore. */
@@ -104,7 +103,7 @@ export function createStore(config: Config): JobStore & RetentionStore & Deliver
     if (config.database.file !== ':memory:') mkdirSync(dirname(config.database.file), { recursive: true });
     return createSqliteJobStore({ file: config.database.file, inAppDelivery: inAppDeliveryOf(config) });
   }
-  return createPostgresJobStore({ url: config.database.url, schema: config.database.schema });
+  return createPostgresJobStore({ url: config.database.url, schema: config.database.schema, inAppDelivery: inAppDeliveryOf(config) });
 }
 
 /**

@@ -11,9 +11,9 @@ const url = await requirePostgres();
 
 describe.skipIf(!url)('PostgreSQL delivery store', () => {
   // A fresh schema per test (the contract wants an empty store each time), dropped afterwards.
-  deliveryStoreContract('postgres', async () => {
+  deliveryStoreContract('postgres', async ({ inAppDelivery }) => {
     const schema = testSchemaName();
-    const store = createPostgresJobStore({ url: url!, schema, poolSize: 4 });
+    const store = createPostgresJobStore({ url: url!, schema, poolSize: 4, inAppDelivery });
     return {
       store,
       cleanup: async () => {
@@ -21,8 +21,7 @@ describe.skipIf(!url)('PostgreSQL delivery store', () => {
         await dropSchema(url!, schema);
       },
     };
-    // inAppDelivery 'inline' is not implemented by the PostgreSQL store yet (main.ts keeps it on 'outbox').
-  }, { inline: false });
+  });
 });
 
 describe.skipIf(!url)('PostgreSQL delivery specifics', () => {
@@ -67,7 +66,7 @@ describe.skipIf(!url)('PostgreSQL delivery specifics', () => {
     await admin.query('BEGIN');
     try {
       for (const id of [rows[0].entry_id, 'msg_other']) {
-        const r = await admin.query(sql.insertOutbox, [[id], [org], [jobId], ['async.job.completed'], ['{}'], [T0], [T0]]);
+        const r = await admin.query(sql.insertOutbox, [[id], [org], [jobId], ['async.job.completed'], ['{}'], [T0], [T0], false, ['ntf_x']]);
         expect(r.rowCount).toBe(0);
       }
     } finally {

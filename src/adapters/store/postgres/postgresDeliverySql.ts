@@ -15,13 +15,18 @@ const ENDPOINT = 'endpoint_id, org_id, url, description, event_types, secret, en
  * per enabled endpoint of the org subscribed to the type, looked up in the same statement (so
  * in the transition's transaction). Entry ids spell the dedupe key (see outboxEntryId):
  * `<in-app id>_<endpoint id without whe_>`. ON CONFLICT DO NOTHING: a replay inserts nothing.
+ * `inline` (an SQL boolean): the in-app entry is written already delivered (attempt 1 at
+ * `now`), because the same statement writes its notification (notificationInsertFrom).
  */
-export function outboxInsertFrom(s: string, e: string): string {
+export function outboxInsertFrom(s: string, e: string, inline: string): string {
+  const inApp = `(w.endpoint_id IS NULL AND ${inline})`;
   return `INSERT INTO ${s}.notification_outbox (entry_id, org_id, job_id, type, channel, kind, endpoint_id, payload,
-      occurred_at, next_attempt_at, created_at, updated_at)
+      occurred_at, next_attempt_at, created_at, updated_at, status, attempts, first_attempt_at, last_attempt_at, delivered_at)
     SELECT e.entry_id || COALESCE('_' || substr(w.endpoint_id, 5), ''), e.org_id, e.job_id, e.type,
       COALESCE('webhook:' || w.endpoint_id, 'in_app'), CASE WHEN w.endpoint_id IS NULL THEN 'in_app' ELSE 'webhook' END,
-      w.endpoint_id, e.payload, e.occurred_at, e.now, e.now, e.now
+      w.endpoint_id, e.payload, e.occurred_at, e.now, e.now, e.now,
+      CASE WHEN ${inApp} THEN 'delivered' ELSE 'pending' END, CASE WHEN ${inApp} THEN 1 ELSE 0 END,
+      CASE WHEN ${inApp} THEN e.now END, CASE WHEN ${inApp} THEN e.now END, CASE WHEN ${inApp} THEN e.now END
     FROM ${e} e
     CROSS JOIN LATERAL (
       SELECT NULL::text AS endpoint_id
@@ -30,12 +35,25 @@ export function outboxInsertFrom(s: string, e: string): string {
     ON CONFLICT DO NOTHING`;
 }
 
+/**
+ * In-app delivery inside the terminal transaction (`inAppDelivery: 'inline'`): the
+ * notifications of the transitions in `e` (as above, plus notification_id), created at the
+ * transition's `now`. Unique by (job_id, type, channel): a replay inserts nothing.
+ */
+export function notificationInsertFrom(s: string, e: string, inline: string): string {
+  return `INSERT INTO ${s}.notifications (notification_id, org_id, job_id, type, channel, payload, created_at)
+    SELECT e.notification_id, e.org_id, e.job_id, e.type, 'in_app', e.payload, e.now FROM ${e} e WHERE ${inline}
+    ON CONFLICT DO NOTHING`;
+}
+
 export function buildDeliverySql(s: string) {
   return {
+    // $8: inline in-app delivery, $9: the notification ids (see notificationInsertFrom).
     insertOutbox: `WITH e AS (
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[], $7::bigint[])
-          AS u(entry_id, org_id, job_id, type, payload, occurred_at, now))
-      ${outboxInsertFrom(s, 'e')}`,
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[], $7::bigint[], $9::text[])
+          AS u(entry_id, org_id, job_id, type, payload, occurred_at, now, notification_id)),
+      n AS (${notificationInsertFrom(s, 'e', '$8::boolean')})
+      ${outboxInsertFrom(s, 'e', '$8::boolean')}`,
 
     // Cross-tenant (internal role). SKIP LOCKED: concurrent deliverers take disjoint rows; the
     // lease (next_attempt_at moved to its end) keeps them disjoint after commit.

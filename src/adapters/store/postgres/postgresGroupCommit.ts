@@ -66,7 +66,7 @@ export class PgGroupCommit {
     private readonly names: PgNames,
     private readonly sql: PgSql,
     private readonly listeners: ReadonlySet<CommitListener>,
-    private readonly opts: { maxConcurrent: number; maxOpsPerTx: number; onListenerError: (e: unknown) => void },
+    private readonly opts: { maxConcurrent: number; maxOpsPerTx: number; onListenerError: (e: unknown) => void; inlineInApp: boolean },
   ) {}
 
   enqueue<I, T>(op: Op<I, T>): Promise<T> {
@@ -187,7 +187,7 @@ export class PgGroupCommit {
 
   /** BEGIN, every group, events, COMMIT. `failed` set: safe mode, one savepoint per op. */
   private async runOnce(client: pg.PoolClient, groups: readonly Group[], failed: DirtyFailure | null): Promise<{ outcomes: Map<Pending, Outcome<unknown>>; events: JobEvent[] }> {
-    const tx = new Tx(client, this.names, this.sql);
+    const tx = new Tx(client, this.names, this.sql, this.opts.inlineInApp);
     const outcomes = new Map<Pending, Outcome<unknown>>();
     tx.send('BEGIN');
     for (let gi = 0; gi < groups.length; gi++) {

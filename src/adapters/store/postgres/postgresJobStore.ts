@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { UpshiftError } from '../../../core/errors.js';
 import type { JobEvent } from '../../../core/events.js';
-import type { DeliveryStore } from '../../../ports/deliveryStore.js';
+import type { DeliveryStore, InAppDelivery } from '../../../ports/deliveryStore.js';
 import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
 import type { RetentionStore } from '../../../ports/retentionStore.js';
 import { corkUntilNextTick, createPool, resolveNames, type PgNames } from './postgresConnection.js';
@@ -34,6 +34,8 @@ export interface PostgresJobStoreOptions {
   readonly onListenerError?: (e: unknown) => void;
   /** application_name of the pool's connections (pg_stat_activity). Default `upshift-store`. */
   readonly applicationName?: string;
+  /** How terminal transitions deliver the in-app notification (see DeliveryStore). Default `outbox`. */
+  readonly inAppDelivery?: InAppDelivery;
 }
 
 /** Sorts after every job id: the "no cursor" bound of listJobs. */
@@ -58,6 +60,7 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
     maxConcurrent: Math.max(1, opts.maxConcurrentBatches ?? 3),
     maxOpsPerTx: Math.max(1, opts.maxOpsPerTransaction ?? 2000),
     onListenerError: opts.onListenerError ?? (() => undefined),
+    inlineInApp: opts.inAppDelivery === 'inline',
   });
   let closed = false;
 

@@ -1,7 +1,7 @@
 import { UpshiftError } from '../../../core/errors.js';
 import { asJobId, asOrgId, newToken } from '../../../core/ids.js';
 import type { ClaimedJob, Job, JobError } from '../../../core/job.js';
-import { assertTransition } from '../../../core/jobState.js';
+import { assertTransition, isTerminal } from '../../../core/jobState.js';
 import type { ApiKeyRecord, ClaimCommand, SubmitJobCommand } from '../../../ports/jobStore.js';
 import type { Op, Outcome } from './postgresGroupCommit.js';
 import { toClaimedJob, toJob, toJsonText, type JobRow } from './postgresRows.js';
@@ -151,7 +151,14 @@ export function recoverOp(now: number, limit: number, retryAt: (job: Job) => num
         return failRow(tx, row, LEASE_EXPIRED, now);
       });
       await writeBack(tx, after);
-      await writeOutbox(tx, after);
+      // The outbox (and inline notifications) as each job's own tenant: the internal role
+      // writes no inbox, and RLS checks every entry's org.
+      const byOrg = new Map<string, JobRow[]>();
+      for (const r of after) if (isTerminal(r.status)) byOrg.set(r.org_id, [...(byOrg.get(r.org_id) ?? []), r]);
+      for (const [org, list] of byOrg) {
+        tx.asTenant(org);
+        await writeOutbox(tx, list);
+      }
       return [{ ok: true, value: after.map(toJob) }];
     },
   };

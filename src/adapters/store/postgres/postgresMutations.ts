@@ -2,7 +2,7 @@ import { UpshiftError } from '../../../core/errors.js';
 import { asJobId, asOrgId, newResultId, type JobId, type OrgId } from '../../../core/ids.js';
 import type { JobResult, Json, LeaseRef } from '../../../core/job.js';
 import { assertTransition, isTerminal } from '../../../core/jobState.js';
-import { IN_APP_CHANNEL, outboxEntryId } from '../../../core/notifications.js';
+import { IN_APP_CHANNEL, notificationIdOf, outboxEntryId } from '../../../core/notifications.js';
 import type { FinishOutcome, HeartbeatCommand, HeartbeatResult } from '../../../ports/jobStore.js';
 import type { Op, Outcome } from './postgresGroupCommit.js';
 import type { Tx } from './postgresTx.js';
@@ -150,6 +150,8 @@ async function completeMany(tx: Tx, org: string, muts: readonly Completion[]): P
       ...tx.positionArgs(),
       muts.map((m) => outboxEntryId(m.lease.jobId, 'async.job.completed', IN_APP_CHANNEL)),
       muts.map((m) => new Date(m.now).toISOString()),
+      tx.inlineInApp,
+      muts.map((m) => notificationIdOf(m.lease.jobId, 'async.job.completed')),
     ],
     true,
   );

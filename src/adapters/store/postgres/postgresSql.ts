@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ident } from './postgresConnection.js';
-import { buildDeliverySql, outboxInsertFrom } from './postgresDeliverySql.js';
+import { buildDeliverySql, notificationInsertFrom, outboxInsertFrom } from './postgresDeliverySql.js';
 import { buildRetentionSql } from './postgresRetentionSql.js';
 import { jobCols } from './postgresRows.js';
 
@@ -91,7 +91,8 @@ export function buildSql(schema: string) {
       SELECT ${jobCols('u')}, ev.position AS event_position FROM u JOIN ev ON ev.job_id = u.job_id CROSS JOIN note`,
 
     // The outbox entries of the completions (in-app + subscribed endpoints) in the same
-    // statement; $10: in-app entry ids, $11: finished_at as ISO-8601 (the notification data).
+    // statement; $10: in-app entry ids, $11: finished_at as ISO-8601 (the notification data),
+    // $12: inline in-app delivery (then also the notifications, ids in $13).
     completeJobs: `WITH u AS (
         UPDATE ${s}.jobs j SET status = 'completed', result_id = i.result_id, finished_at = i.now, progress_fraction = 1,
           error = NULL, lease_token = NULL, lease_expires_at = NULL, last_event_seq = j.last_event_seq + 1
@@ -102,14 +103,14 @@ export function buildSql(schema: string) {
         INSERT INTO ${s}.job_results (result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at)
         SELECT u.result_id, u.job_id, u.org_id, 'final', NULL, u.partial_count + 1, p.payload, u.finished_at
         FROM u JOIN unnest($2::text[], $7::jsonb[]) AS p(job_id, payload) ON p.job_id = u.job_id),
-      ob AS (${outboxInsertFrom(
-        s,
-        `(SELECT n.entry_id, u.org_id, u.job_id, 'async.job.completed'::text AS type,
-            jsonb_build_object('job_id', u.job_id, 'org_id', u.org_id, 'status', 'completed'::text, 'analyzer', u.analyzer,
-              'result_id', u.result_id, 'error', NULL::jsonb, 'finished_at', n.finished_iso) AS payload,
-            u.finished_at AS occurred_at, u.finished_at AS now
-          FROM u JOIN unnest($2::text[], $10::text[], $11::text[]) AS n(job_id, entry_id, finished_iso) ON n.job_id = u.job_id)`,
-      )}),
+      c AS (SELECT n.entry_id, n.notification_id, u.org_id, u.job_id, 'async.job.completed'::text AS type,
+          jsonb_build_object('job_id', u.job_id, 'org_id', u.org_id, 'status', 'completed'::text, 'analyzer', u.analyzer,
+            'result_id', u.result_id, 'error', NULL::jsonb, 'finished_at', n.finished_iso) AS payload,
+          u.finished_at AS occurred_at, u.finished_at AS now
+        FROM u JOIN unnest($2::text[], $10::text[], $11::text[], $13::text[]) AS n(job_id, entry_id, finished_iso, notification_id)
+          ON n.job_id = u.job_id),
+      ob AS (${outboxInsertFrom(s, 'c', '$12::boolean')}),
+      nt AS (${notificationInsertFrom(s, 'c', '$12::boolean')}),
       lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended($8, 0)) AS held),
       ev AS (
         INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)

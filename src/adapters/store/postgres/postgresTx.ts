@@ -40,6 +40,8 @@ export class Tx {
     readonly client: pg.PoolClient,
     readonly names: PgNames,
     readonly sql: PgSql,
+    /** `inAppDelivery: 'inline'`: terminal transitions also write their in-app notification. */
+    readonly inlineInApp = false,
   ) {}
 
   /** Sends without waiting; a failure surfaces at the next awaited statement. */
