@@ -87,12 +87,15 @@ describe.skipIf(!url)('PostgreSQL row-level security', () => {
       expect(await count('job_events', 'job_id = $1', [jobB])).toBe(0);
       expect(await count('job_results', 'result_id = $1', [resultB])).toBe(0);
       expect(await count('api_keys', 'key_id = $1', ['key_b'])).toBe(0);
+      // The notification tables too: B's outbox entry is invisible to A.
+      expect(await count('notification_outbox', 'job_id = $1', [jobB])).toBe(0);
       // Writes cannot reach them either: the UPDATE matches nothing.
       const upd = await client.query(`UPDATE "${schema}".jobs SET priority = 99 WHERE job_id = $1`, [jobB]);
       expect(upd.rowCount).toBe(0);
     });
     await asApp(B, async () => {
       expect(await count('jobs', 'job_id = $1', [jobB])).toBe(1);
+      expect(await count('notification_outbox', 'job_id = $1', [jobB])).toBe(1);
       expect(await count('job_results', 'result_id = $1', [resultB])).toBe(1);
     });
   });
