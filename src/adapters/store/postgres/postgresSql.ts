@@ -90,14 +90,21 @@ export function buildSql(schema: string) {
       note AS (SELECT pg_notify($9, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
       SELECT ${jobCols('u')}, ev.position AS event_position FROM u JOIN ev ON ev.job_id = u.job_id CROSS JOIN note`,
 
+    // The jobs are found by primary key, one index probe per completion, whatever the table
+    // statistics say: the org comes from the unnest (not a constant the planner could scan
+    // the whole org by) and the status guard is spelled so it does not match the partial
+    // jobs_running index. Without statistics (a fresh table, autovacuum behind) the planner
+    // otherwise walks every running job of the org per batch: 12 ms instead of 0.7 ms at
+    // 8,000 running, 100 ms+ at the bench's worst.
     // The outbox entries of the completions (in-app + subscribed endpoints) in the same
     // statement; $10: in-app entry ids, $11: finished_at as ISO-8601 (the notification data),
     // $12: inline in-app delivery (then also the notifications, ids in $13).
     completeJobs: `WITH u AS (
         UPDATE ${s}.jobs j SET status = 'completed', result_id = i.result_id, finished_at = i.now, progress_fraction = 1,
           error = NULL, lease_token = NULL, lease_expires_at = NULL, last_event_seq = j.last_event_seq + 1
-        FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[]) AS i(job_id, attempt, token, result_id, now)
-        WHERE j.org_id = $1 AND j.job_id = i.job_id AND j.status = 'running' AND j.attempt = i.attempt AND j.lease_token = i.token
+        FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[], array_fill($1::text, ARRAY[cardinality($2::text[])]))
+          AS i(job_id, attempt, token, result_id, now, org_id)
+        WHERE j.org_id = i.org_id AND j.job_id = i.job_id AND (j.status || '') = 'running' AND j.attempt = i.attempt AND j.lease_token = i.token
         RETURNING ${JJ}),
       r AS (
         INSERT INTO ${s}.job_results (result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at)
