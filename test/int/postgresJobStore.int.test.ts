@@ -171,6 +171,29 @@ describe.skipIf(!url)('PostgreSQL specifics', () => {
     expect(seen).toEqual(all);
   });
 
+  it('listings work on a database whose default collation is not C (ICU en-US, like most installs)', async () => {
+    // Under en-US, punctuation sorts before letters: a "no cursor" bound like '~' would be
+    // less than every job id and the first page would be empty.
+    const db = `upshift_t_icu_${process.pid}_${Date.now() % 100000}`;
+    await admin.query(`CREATE DATABASE ${db} LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8' TEMPLATE template0`);
+    const u = new URL(url!);
+    u.pathname = `/${db}`;
+    const store = createPostgresJobStore({ url: u.toString(), schema: 'upshift', poolSize: 2 });
+    try {
+      await store.migrate();
+      const ids = [];
+      for (let i = 0; i < 5; i++) ids.push((await store.submitJob(cmd(1_000 + i))).job.jobId);
+      const page1 = await store.listJobs(org, { limit: 3 });
+      expect(page1.map((j) => j.jobId)).toEqual([...ids].reverse().slice(0, 3));
+      const page2 = await store.listJobs(org, { limit: 3, beforeJobId: page1[2]!.jobId });
+      expect(page2.map((j) => j.jobId)).toEqual([...ids].reverse().slice(3));
+      expect((await store.listJobs(org, { limit: 10, status: 'queued' })).map((j) => j.jobId)).toEqual([...ids].reverse());
+    } finally {
+      await store.close();
+      await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    }
+  });
+
   it('the claim uses the claim index and the loose index scan walks it', async () => {
     const schema = fresh();
     await make(schema).migrate();

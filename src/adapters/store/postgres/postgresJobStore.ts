@@ -38,8 +38,14 @@ export interface PostgresJobStoreOptions {
   readonly inAppDelivery?: InAppDelivery;
 }
 
-/** Sorts after every job id: the "no cursor" bound of listJobs. */
-const NO_CURSOR = '~';
+/**
+ * Sorts after every job id (`job_` + 26 of [0-9a-z]) under any collation: the "no cursor"
+ * bound of listJobs. It differs from real ids only in alphanumerics, which every collation
+ * orders the same way (z last); a punctuation sentinel such as '~' does not work — ICU and
+ * glibc locales (the default of most databases) sort it before letters, which would make
+ * every first page empty.
+ */
+const NO_CURSOR = `job_${'z'.repeat(26)}`;
 
 const LIST_BY_STATUS = { queued: 'listQueued', running: 'listRunning', completed: 'listCompleted', failed: 'listFailed', canceled: 'listCanceled' } as const;
 
