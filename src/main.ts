@@ -244,6 +244,17 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
         ...(dispatch && { dispatcher: dispatch.dispatcher }),
       })
     : null;
+  // Scale mode: this process's own commits wake its worker (and relay) at once; the feed would
+  // add the NOTIFY round trip and its read of the events (add→start latency). Other processes'
+  // commits still arrive through the feed.
+  const offLocalWake =
+    config.database.kind === 'postgres'
+      ? store.onCommitted((events) => {
+          if (!events.some((e) => e.type === 'job.queued' || e.type === 'job.retrying')) return;
+          dispatch?.relay.poke();
+          worker?.poke();
+        })
+      : null;
 
   // Notifications (SPEC §4.1): the outbox is written by the store; this process delivers it
   // unless UPSHIFT_NOTIFICATIONS_ENABLED=false.
@@ -347,6 +358,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       await http?.close();
       await worker?.stop(w.shutdownGraceMs);
       offRelay?.();
+      offLocalWake?.();
       await dispatch?.close();
       await retention?.stop();
       // After the workers: their last terminal writes are in the outbox; what is not delivered
