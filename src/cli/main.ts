@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import type { Env } from '../config/config.js';
+import { copyStoreCommand } from './copyStore.js';
 import { EXIT, reportError, type CliIo } from './io.js';
 import { jobsCommand } from './jobs.js';
 import { keysCommand } from './keys.js';
@@ -25,6 +26,7 @@ export function buildProgram(io: CliIo, run: ReturnType<typeof createRunner>['ru
   program.addCommand(migrateCommand(io, run));
   program.addCommand(keysCommand(io, run));
   program.addCommand(retentionCommand(io, run));
+  program.addCommand(copyStoreCommand(io, run));
   program.addCommand(jobsCommand(io, run));
   // Subcommands inherit output and exit handling only when set on each of them.
   const configure = (cmd: Command): void => {

@@ -1,0 +1,280 @@
+import type pg from 'pg';
+import { UpshiftError } from '../../../core/errors.js';
+import { COPY_TABLES, copyTable, scanKey, type CellValue, type CopyRow, type CopyTableName, type CopyTableSpec } from '../../../core/storeCopy.js';
+import type { CopyBatch, CopyWriter } from '../../../ports/storeCopy.js';
+import { createClient, ident, resolveNames } from './postgresConnection.js';
+import { toStoreError } from './postgresErrors.js';
+import { loadMigrations, schemaState } from './postgresMigrator.js';
+
+export interface PostgresCopyTargetOptions {
+  readonly url: string;
+  /** The store's schema (default `upshift`), migrated by `upshift migrate` beforehand. */
+  readonly schema?: string;
+  readonly appRole?: string;
+  readonly internalRole?: string;
+}
+
+/** Created by copy-store itself (not a migration): operational state of a move, not store data. */
+export const CHECKPOINT_TABLE = 'copy_store_checkpoints';
+
+/**
+ * The target side of `upshift copy-store`: a migrated PostgreSQL store schema, written as the
+ * schema's owner (the login user). Owner writes are still bound by the forced tenant policy,
+ * so every tenant transaction sets `upshift.org_id`; cross-tenant reads (org list, counts) run
+ * as the internal role. One connection: the copy is sequential by design (rate-limited,
+ * checkpointed), and one connection keeps its load on the target predictable.
+ */
+export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyWriter {
+  const names = resolveNames(opts);
+  const s = ident(names.schema);
+  const client = createClient(opts.url, 'upshift-copy-store');
+  let connected: Promise<void> | null = null;
+  let types: Map<CopyTableName, Map<string, string>> | null = null;
+  let sequence: string | null = null;
+
+  const conn = async (): Promise<pg.Client> => {
+    connected ??= client.connect().then(() => undefined);
+    try {
+      await connected;
+    } catch (e) {
+      throw toStoreError(e);
+    }
+    return client;
+  };
+  /** Runs `body` in one transaction, bound to `org` (tenant policy) or as the internal role. */
+  const tx = async <T>(org: string | null, body: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const c = await conn();
+    try {
+      await c.query('BEGIN');
+      if (org === null) await c.query(`SET LOCAL ROLE ${ident(names.internalRole)}`);
+      else await c.query(`SELECT set_config('upshift.org_id', $1, true)`, [org]);
+      const out = await body(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw toStoreError(e);
+    }
+  };
+  /** Column types of the copy tables the target has (format_type, e.g. `jsonb`, `bigint`). */
+  const columnTypes = async (): Promise<Map<CopyTableName, Map<string, string>>> => {
+    if (types) return types;
+    const c = await conn();
+    const r = await c.query<{ t: CopyTableName; col: string; ty: string }>(
+      `SELECT c.relname AS t, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS ty
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        WHERE c.relnamespace = to_regnamespace($1) AND c.relkind IN ('r', 'p') AND c.relname = ANY($2) AND a.attnum > 0 AND NOT a.attisdropped`,
+      [names.schema, COPY_TABLES.map((t) => t.table)],
+    );
+    const out = new Map<CopyTableName, Map<string, string>>();
+    for (const row of r.rows) {
+      let m = out.get(row.t);
+      if (!m) out.set(row.t, (m = new Map()));
+      m.set(row.col, row.ty);
+    }
+    for (const [table, m] of out) {
+      const missing = copyTable(table).columns.filter((col) => !m.has(col.name));
+      if (missing.length > 0) throw new UpshiftError('STORE_NOT_MIGRATED', `target table ${names.schema}.${table} lacks columns ${missing.map((m2) => m2.name).join(', ')}`);
+    }
+    types = out;
+    return out;
+  };
+  const typeOf = (t: CopyTableSpec, col: string): string => types?.get(t.table)?.get(col) ?? 'text';
+  const select = (t: CopyTableSpec): string => t.columns.map((c) => (c.kind === 'json' ? `${ident(c.name)}::text AS ${ident(c.name)}` : ident(c.name))).join(', ');
+  const present = async (): Promise<CopyTableSpec[]> => {
+    const m = await columnTypes();
+    return COPY_TABLES.filter((t) => m.has(t.table));
+  };
+
+  const childRows = async (c: pg.Client, org: string, jobIds: readonly string[], children: readonly CopyTableName[], out: Record<string, CopyRow[]>): Promise<void> => {
+    const have = await columnTypes();
+    for (const name of children) {
+      const t = copyTable(name);
+      if (!have.has(name) || jobIds.length === 0) {
+        out[name] = [];
+        continue;
+      }
+      const r = await c.query(`SELECT ${select(t)} FROM ${s}.${name} WHERE org_id = $1 AND job_id = ANY($2)`, [org, jobIds]);
+      out[name] = r.rows.map((row: Record<string, unknown>) => fromPg(t, row, typeOf));
+    }
+  };
+  const keyed = async (table: CopyTableName, org: string, where: string, params: unknown[], children: readonly CopyTableName[]): Promise<CopyBatch> => {
+    const t = copyTable(table);
+    if (!(await columnTypes()).has(table)) return { [table]: [] };
+    return tx(org, async (c) => {
+      const r = await c.query(`SELECT ${select(t)} FROM ${s}.${table} WHERE org_id = $1 AND ${where}`, [org, ...params]);
+      const out: Record<string, CopyRow[]> = { [table]: r.rows.map((row: Record<string, unknown>) => fromPg(t, row, typeOf)) };
+      await childRows(
+        c,
+        org,
+        (out[table] ?? []).map((row) => row[scanKey(t)] as string),
+        children,
+        out,
+      );
+      return out as CopyBatch;
+    });
+  };
+
+  const upsert = (t: CopyTableSpec): string => {
+    const colList = t.columns.map((c) => ident(c.name)).join(', ');
+    // JSON cells travel as text and are cast to the column type (jsonb keeps big numbers exact).
+    const recordType = t.columns.map((c) => `${ident(c.name)} ${c.kind === 'json' ? 'text' : typeOf(t, c.name)}`).join(', ');
+    const values = t.columns.map((c) => (c.kind === 'json' ? `r.${ident(c.name)}::${typeOf(t, c.name)}` : `r.${ident(c.name)}`)).join(', ');
+    const conflict = t.mutable
+      ? `ON CONFLICT (${t.key.map(ident).join(', ')}) DO UPDATE SET ${t.columns
+          .filter((c) => !t.key.includes(c.name))
+          .map((c) => `${ident(c.name)} = EXCLUDED.${ident(c.name)}`)
+          .join(', ')}`
+      : 'ON CONFLICT DO NOTHING';
+    return `INSERT INTO ${s}.${t.table} (${colList}) SELECT ${values} FROM jsonb_to_recordset($1::jsonb) AS r(${recordType}) ${conflict}`;
+  };
+
+  return {
+    async checkSchema() {
+      const c = await conn();
+      let state;
+      try {
+        state = await schemaState(c, names, loadMigrations());
+      } catch (e) {
+        throw toStoreError(e);
+      }
+      if (state === 'too_new') throw new UpshiftError('STORE_SCHEMA_TOO_NEW', `the PostgreSQL schema ${names.schema} was migrated by a newer Upshift than this one; upgrade Upshift`);
+      if (state === 'not_migrated') {
+        throw new UpshiftError('STORE_NOT_MIGRATED', `the PostgreSQL schema ${names.schema} is not migrated to this version; run \`upshift migrate --database <the same url>\` first`);
+      }
+      await columnTypes();
+    },
+
+    async tables() {
+      return new Set((await present()).map((t) => t.table));
+    },
+
+    async listOrgs() {
+      const tables = await present();
+      return tx(null, async (c) => {
+        const r = await c.query<{ org_id: string }>(tables.map((t) => `SELECT DISTINCT org_id FROM ${s}.${t.table}`).join(' UNION '));
+        return r.rows.map((row) => row.org_id).sort();
+      });
+    },
+
+    async countRows() {
+      const tables = await present();
+      return tx(null, async (c) => {
+        const out: Record<string, Partial<Record<CopyTableName, number>>> = {};
+        for (const t of tables) {
+          const r = await c.query<{ org_id: string; n: number }>(`SELECT org_id, count(*)::int AS n FROM ${s}.${t.table} GROUP BY org_id`);
+          for (const row of r.rows) (out[row.org_id] ??= {})[t.table] = row.n;
+        }
+        return out;
+      });
+    },
+
+    scan(table, org, after, limit, children = []) {
+      const key = ident(scanKey(copyTable(table)));
+      return keyed(table, org, `${key} > $2 ORDER BY ${key} LIMIT $3`, [after ?? '', limit], children);
+    },
+
+    read(table, org, keys, children = []) {
+      return keyed(table, org, `${ident(scanKey(copyTable(table)))} = ANY($2)`, [keys], children);
+    },
+
+    async checkpoints(source) {
+      await ensureCheckpointTable();
+      const c = await conn();
+      const r = await c.query<{ org_id: string; table_name: CopyTableName; last_key: string }>(
+        `SELECT org_id, table_name, last_key FROM ${s}.${CHECKPOINT_TABLE} WHERE source = $1`,
+        [source],
+      );
+      return r.rows.map((row) => ({ org: row.org_id, table: row.table_name, lastKey: row.last_key }));
+    },
+
+    async write(source, org, batch, checkpoint) {
+      await columnTypes();
+      const events = batch.job_events ?? [];
+      const seq = events.length > 0 ? await positionSequence() : null;
+      await tx(org, async (c) => {
+        if (seq !== null) {
+          // Positions are kept from the source: take the store's position lock, as its writers do.
+          await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`upshift.positions.${names.schema}`]);
+        }
+        for (const t of COPY_TABLES) {
+          const rows = batch[t.table];
+          if (!rows || rows.length === 0) continue;
+          if (!types?.has(t.table)) throw new UpshiftError('STORE_NOT_MIGRATED', `the target has no table ${names.schema}.${t.table}; migrate it with this Upshift version`);
+          await c.query(upsert(t), [JSON.stringify(rows.map((row) => toPg(t, row, typeOf)))]);
+        }
+        if (seq !== null) {
+          const max = events.reduce((m, e) => Math.max(m, e.position as number), 0);
+          // Later writers draw positions above every copied one (setval is not rolled back: a gap at worst).
+          await c.query(`SELECT setval($1::regclass, GREATEST($2::bigint, (SELECT last_value FROM ${seq})))`, [seq, max]);
+        }
+        if (checkpoint) {
+          await c.query(
+            `INSERT INTO ${s}.${CHECKPOINT_TABLE} (source, org_id, table_name, last_key, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (source, org_id, table_name) DO UPDATE SET last_key = EXCLUDED.last_key, updated_at = EXCLUDED.updated_at`,
+            [source, checkpoint.org, checkpoint.table, checkpoint.lastKey, Date.now()],
+          );
+        }
+      });
+    },
+
+    async remove(org, table, keys) {
+      if (keys.length === 0) return;
+      const t = copyTable(table);
+      if (!t.deletable) throw new UpshiftError('INTERNAL', `copy-store never deletes from ${table}`);
+      const cond = t.key.map((k, i) => `${ident(k)}::text = (k->>${i})`).join(' AND ');
+      await tx(org, (c) => c.query(`DELETE FROM ${s}.${table} t WHERE EXISTS (SELECT 1 FROM jsonb_array_elements($1::jsonb) k WHERE ${cond})`, [JSON.stringify(keys)]));
+    },
+
+    async close() {
+      if (connected) await client.end().catch(() => undefined);
+    },
+  };
+
+  async function ensureCheckpointTable(): Promise<void> {
+    const c = await conn();
+    try {
+      await c.query(`CREATE TABLE IF NOT EXISTS ${s}.${CHECKPOINT_TABLE} (
+        source     text   NOT NULL,
+        org_id     text   NOT NULL,
+        table_name text   NOT NULL,
+        last_key   text   NOT NULL,
+        updated_at bigint NOT NULL,
+        PRIMARY KEY (source, org_id, table_name)
+      )`);
+    } catch (e) {
+      throw toStoreError(e);
+    }
+  }
+
+  async function positionSequence(): Promise<string> {
+    if (sequence) return sequence;
+    const c = await conn();
+    const r = await c.query<{ seq: string | null }>(`SELECT pg_get_serial_sequence($1, 'position') AS seq`, [`${s}.job_events`]);
+    const seq = r.rows[0]?.seq;
+    if (!seq) throw new UpshiftError('STORE_NOT_MIGRATED', `${names.schema}.job_events.position has no identity sequence`);
+    sequence = seq;
+    return seq;
+  }
+}
+
+/** The store-neutral cell → the JSON the recordset decodes into the column's type. */
+function toPg(t: CopyTableSpec, row: CopyRow, typeOf: (t: CopyTableSpec, col: string) => string): Record<string, CellValue> {
+  const out: Record<string, CellValue> = {};
+  for (const c of t.columns) {
+    const v = row[c.name] ?? null;
+    out[c.name] = c.kind === 'bool' && v !== null && typeOf(t, c.name) !== 'boolean' ? (v ? 1 : 0) : v;
+  }
+  return out;
+}
+
+function fromPg(t: CopyTableSpec, row: Record<string, unknown>, typeOf: (t: CopyTableSpec, col: string) => string): CopyRow {
+  const out: Record<string, CellValue> = {};
+  for (const c of t.columns) {
+    const v = row[c.name];
+    if (v === null || v === undefined) out[c.name] = null;
+    else if (c.kind === 'bool') out[c.name] = typeOf(t, c.name) === 'boolean' ? (v as boolean) : v === 1;
+    else out[c.name] = v as string | number;
+  }
+  return out;
+}
