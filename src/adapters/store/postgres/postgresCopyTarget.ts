@@ -31,6 +31,8 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
   let connected: Promise<void> | null = null;
   let types: Map<CopyTableName, Map<string, string>> | null = null;
   let sequence: string | null = null;
+  /** Copy tables the internal role may SELECT (cross-tenant reads run as it). */
+  const internalReadable = new Set<CopyTableName>();
 
   const conn = async (): Promise<pg.Client> => {
     connected ??= client.connect().then(() => undefined);
@@ -76,6 +78,11 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
       const missing = copyTable(table).columns.filter((col) => !m.has(col.name));
       if (missing.length > 0) throw new UpshiftError('STORE_NOT_MIGRATED', `target table ${names.schema}.${table} lacks columns ${missing.map((m2) => m2.name).join(', ')}`);
     }
+    const readable = await c.query<{ t: CopyTableName }>(
+      `SELECT t FROM unnest($1::text[]) AS t WHERE has_table_privilege($2, format('%I.%I', $3::text, t), 'SELECT')`,
+      [[...out.keys()], names.internalRole, names.schema],
+    );
+    for (const row of readable.rows) internalReadable.add(row.t);
     types = out;
     return out;
   };
@@ -150,7 +157,8 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
     },
 
     async listOrgs() {
-      const tables = await present();
+      // Every org owns a job, an API key, an endpoint or a tombstone: the tables the internal role reads.
+      const tables = (await present()).filter((t) => internalReadable.has(t.table));
       return tx(null, async (c) => {
         const r = await c.query<{ org_id: string }>(tables.map((t) => `SELECT DISTINCT org_id FROM ${s}.${t.table}`).join(' UNION '));
         return r.rows.map((row) => row.org_id).sort();
@@ -159,14 +167,27 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
 
     async countRows() {
       const tables = await present();
-      return tx(null, async (c) => {
-        const out: Record<string, Partial<Record<CopyTableName, number>>> = {};
-        for (const t of tables) {
+      const out: Record<string, Partial<Record<CopyTableName, number>>> = {};
+      await tx(null, async (c) => {
+        for (const t of tables.filter((x) => internalReadable.has(x.table))) {
           const r = await c.query<{ org_id: string; n: number }>(`SELECT org_id, count(*)::int AS n FROM ${s}.${t.table} GROUP BY org_id`);
           for (const row of r.rows) (out[row.org_id] ??= {})[t.table] = row.n;
         }
-        return out;
       });
+      // Tables the internal role may not read (least privilege): counted per org, bound to it.
+      const others = tables.filter((x) => !internalReadable.has(x.table));
+      if (others.length > 0) {
+        for (const org of await this.listOrgs()) {
+          await tx(org, async (c) => {
+            for (const t of others) {
+              const r = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${s}.${t.table} WHERE org_id = $1`, [org]);
+              const n = r.rows[0]?.n ?? 0;
+              if (n > 0) (out[org] ??= {})[t.table] = n;
+            }
+          });
+        }
+      }
+      return out;
     },
 
     scan(table, org, after, limit, children = []) {
