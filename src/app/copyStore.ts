@@ -109,6 +109,9 @@ export async function copyStore(deps: CopyStoreDeps, opts: CopyStoreOptions): Pr
     }
   }
 
+  // Fresh statistics for the catch-up's reads and for the first queries after the cut-over.
+  if (!opts.dryRun) await target.analyze();
+
   // Catch-up (or, in a dry run, the plan): compare everything, write only the differences.
   done = 0;
   const phase = opts.dryRun ? 'plan' : 'catch-up';

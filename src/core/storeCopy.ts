@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * The store-neutral row model of `upshift copy-store` (SQLite → PostgreSQL), and the
@@ -163,7 +163,8 @@ export function canonicalJson(v: JsonValue): string {
 export function canonicalRow(t: CopyTableSpec, row: CopyRow): string {
   const parts = t.columns.map((c) => {
     const v = row[c.name] ?? null;
-    if (c.kind === 'json' && typeof v === 'string') return `J${JSON.stringify(canonicalJson(JSON.parse(v) as JsonValue))}`;
+    // `J` marks a JSON value (self-delimiting), so JSON `null` never encodes like SQL NULL.
+    if (c.kind === 'json' && typeof v === 'string') return `J${canonicalJson(JSON.parse(v) as JsonValue)}`;
     return JSON.stringify(v);
   });
   return `${t.table}[${parts.join(',')}]`;
@@ -183,7 +184,7 @@ export class RowChecksum {
   private n = 0;
 
   add(t: CopyTableSpec, row: CopyRow): void {
-    const h = createHash('sha256').update(canonicalRow(t, row)).digest();
+    const h = hash('sha256', canonicalRow(t, row), 'buffer');
     this.sum = (this.sum + h.readBigUInt64BE(0) * (1n << 64n) + h.readBigUInt64BE(8)) % MOD;
     this.n++;
   }

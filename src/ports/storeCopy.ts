@@ -51,6 +51,11 @@ export interface CopyWriter extends CopyReader {
    * transaction, under the store's position lock.
    */
   write(source: string, org: string, batch: CopyBatch, checkpoint?: CopyCheckpoint): Promise<void>;
+  /**
+   * Refreshes the planner statistics of the copy tables. A bulk load leaves them describing
+   * empty tables, and the first queries after the cut-over (claims, listings) would plan badly.
+   */
+  analyze(): Promise<void>;
   /** Deletes rows of a deletable table by key (the catch-up removes rows gone in the source). */
   remove(org: string, table: CopyTableName, keys: readonly (readonly (string | number)[])[]): Promise<void>;
 }

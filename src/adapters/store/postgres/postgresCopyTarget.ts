@@ -239,6 +239,17 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
       });
     },
 
+    async analyze() {
+      const c = await conn();
+      for (const t of await present()) {
+        try {
+          await c.query(`ANALYZE ${s}.${t.table}`);
+        } catch (e) {
+          throw toStoreError(e);
+        }
+      }
+    },
+
     async remove(org, table, keys) {
       if (keys.length === 0) return;
       const t = copyTable(table);
