@@ -40,7 +40,19 @@ export default defineConfig(async () => ({
       { extends: true, test: { name: 'int', include: ['test/**/*.int.test.ts'] } },
       { extends: true, test: { name: 'e2e', include: ['test/**/*.e2e.test.ts'], testTimeout: 120_000 } },
       ...((await postgresProject())
-        ? [{ extends: true, test: { name: 'e2e-postgres', include: HTTP_SUITES, testTimeout: 120_000, env: { UPSHIFT_TEST_STORE: 'postgres' } } }]
+        ? [
+            {
+              extends: true,
+              test: {
+                name: 'e2e-postgres',
+                include: HTTP_SUITES,
+                testTimeout: 120_000,
+                env: { UPSHIFT_TEST_STORE: 'postgres' },
+                // A database of its own with a non-C (ICU en-US) default collation.
+                globalSetup: ['test/helpers/postgresDatabase.setup.ts'],
+              },
+            },
+          ]
         : []),
     ],
   },

@@ -6,6 +6,7 @@ import type { Analyzer } from '../../src/core/analyzer.js';
 import type { Logger } from '../../src/ports/logger.js';
 import type { Tracer } from '../../src/ports/tracer.js';
 import { createUpshift, type Upshift } from '../../src/main.js';
+import { inject } from 'vitest';
 import { dropSchema, POSTGRES_TEST_URL, testSchemaName } from './services.js';
 
 /**
@@ -38,11 +39,13 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-http-'));
   const schema = TEST_STORE === 'postgres' ? testSchemaName() : null;
+  // The project's own database (postgresDatabase.setup.ts), else the shared test database.
+  const pgUrl = schema === null ? null : (inject('upshiftPostgresUrl') ?? POSTGRES_TEST_URL);
   const store: Partial<Record<ConfigKey, string>> =
-    schema === null ? { UPSHIFT_DATABASE_URL: `sqlite:${join(dir, 'upshift.db')}` } : { UPSHIFT_DATABASE_URL: POSTGRES_TEST_URL, UPSHIFT_DATABASE_SCHEMA: schema };
+    schema === null || pgUrl === null ? { UPSHIFT_DATABASE_URL: `sqlite:${join(dir, 'upshift.db')}` } : { UPSHIFT_DATABASE_URL: pgUrl, UPSHIFT_DATABASE_SCHEMA: schema };
   const cleanup = async (): Promise<void> => {
     rmSync(dir, { recursive: true, force: true });
-    if (schema !== null) await dropSchema(POSTGRES_TEST_URL, schema);
+    if (schema !== null && pgUrl !== null) await dropSchema(pgUrl, schema);
   };
   const config = loadConfig(
     {},
