@@ -69,16 +69,16 @@ export interface ChaosReport {
   readonly dbFile: string;
 }
 
-const TERMINAL = ['completed', 'failed', 'canceled'] as const;
+export const TERMINAL = ['completed', 'failed', 'canceled'] as const;
 const ORGS = ['chaos-a', 'chaos-b', 'chaos-c'] as const;
 /**
  * A tenant capped at a few running jobs (UPSHIFT_ORG_MAX_RUNNING), so it always has a backlog:
  * the cancel-before-start jobs go there, at low priority, and are still queued when canceled.
  */
-const SLOW_ORG = 'chaos-slow';
-const SLOW_ORG_MAX_RUNNING = 4;
+export const SLOW_ORG = 'chaos-slow';
+export const SLOW_ORG_MAX_RUNNING = 4;
 
-function repoRoot(): string {
+export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'bin', 'upshift.js'))) return dir;
@@ -89,7 +89,7 @@ function repoRoot(): string {
 }
 
 /** mulberry32: small, seeded, good enough to pick moments and job shapes reproducibly. */
-function rng(seed: number): () => number {
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -100,9 +100,9 @@ function rng(seed: number): () => number {
   };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -152,7 +152,7 @@ async function startServer(root: string, env: Record<string, string>, port: numb
   return { child, url, exited, output: () => out };
 }
 
-interface Planned {
+export interface Planned {
   readonly i: number;
   readonly org: string;
   readonly input: { ms: number; steps: number; fail?: 'permanent' | 'retryable' };
@@ -162,7 +162,7 @@ interface Planned {
   readonly cancel: 'none' | 'before-start' | 'while-running';
 }
 
-function plan(opts: Required<Pick<ChaosOptions, 'jobs' | 'seed' | 'sleepMinMs' | 'sleepMaxMs' | 'longSleepMs'>>): Planned[] {
+export function plan(opts: Required<Pick<ChaosOptions, 'jobs' | 'seed' | 'sleepMinMs' | 'sleepMaxMs' | 'longSleepMs'>>): Planned[] {
   const r = rng(opts.seed);
   const out: Planned[] = [];
   for (let i = 0; i < opts.jobs; i++) {
@@ -589,6 +589,23 @@ async function main(): Promise<void> {
   const kills = argValue(args, '--kills', 20);
   const seed = argValue(args, '--seed', Math.floor(Math.random() * 2 ** 31));
   const timeoutMs = argValue(args, '--timeout-ms', 30 * 60_000);
+  const modeIdx = args.indexOf('--mode');
+  const mode = modeIdx >= 0 ? args[modeIdx + 1] : 'embedded';
+  if (mode === 'scale') {
+    // Loaded on demand: scale.ts imports this module's helpers.
+    const { runScaleChaos, formatScaleReport } = await import('./scale.js');
+    const apis = argValue(args, '--apis', 2);
+    const workers = argValue(args, '--workers', 2);
+    const dispatch = args.includes('--dispatch-store') ? 'store' : 'bullmq';
+    process.stderr.write(`chaos scale: ${jobs} jobs, ${kills} kills, ${apis} API + ${workers} worker processes, ${dispatch} dispatch, seed ${seed}\n`);
+    const r = await runScaleChaos({ jobs, kills, seed, timeoutMs, apis, workers, dispatch });
+    process.stdout.write(formatScaleReport(r) + '\n');
+    const n = r.invariants.reduce((a, v) => a + v.count, 0);
+    process.stdout.write(n === 0 ? 'chaos: 0 violations\n' : `chaos: ${n} VIOLATIONS\n`);
+    process.exitCode = n === 0 ? 0 : 1;
+    return;
+  }
+  if (mode !== 'embedded') throw new Error(`--mode expects embedded or scale, got ${mode}`);
   process.stderr.write(`chaos: ${jobs} jobs, ${kills} kills, seed ${seed}\n`);
   const report = await runChaos({ jobs, kills, seed, timeoutMs });
   process.stdout.write(formatReport(report) + '\n');
