@@ -7,7 +7,11 @@ import type { Op } from './postgresGroupCommit.js';
 import type { PgSql } from './postgresSql.js';
 import type { Tx } from './postgresTx.js';
 
-/** Sorts after every id: the "no cursor" bound of keyset listings. */
+/**
+ * The "no cursor" bound of keyset listings. Always paired with NO_TIME_CURSOR, which no
+ * created_at reaches, so the row comparison is decided by the time and the id bound's place in
+ * the database collation (where '~' sorts before letters under ICU/glibc locales) never matters.
+ */
 const NO_ID_CURSOR = '~';
 const NO_TIME_CURSOR = Number.MAX_SAFE_INTEGER;
 
