@@ -197,7 +197,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   // for jobs submitted by other processes); embedded: the store's own commit hook.
   const feed =
     config.database.kind === 'postgres'
-      ? createPostgresEventFeed({ url: config.database.url, schema: config.database.schema, onError: (e) => logger.warn({ err: coerceError(e) }, 'event feed: connection problem or listener error') })
+      ? createPostgresEventFeed({ url: config.database.url, schema: config.database.schema, local: store, onError: (e) => logger.warn({ err: coerceError(e) }, 'event feed: connection problem or listener error') })
       : createInProcessEventFeed(store, (e) => logger.error({ err: coerceError(e) }, 'event listener failed'));
   const offTransitions = feed.subscribe((events) => {
     if (!logger.isLevelEnabled('info')) return;

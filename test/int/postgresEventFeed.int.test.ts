@@ -99,6 +99,77 @@ describe.skipIf(!url)('PostgreSQL event feed (LISTEN/NOTIFY)', () => {
 });
 
 /**
+ * The feed of the process that owns store 1 takes store 1's commits from memory when they
+ * continue the feed without a gap; store 2's commits and a rolled-back position (a gap no
+ * commit will ever fill) are read from the database. Same result as reading everything.
+ */
+describe.skipIf(!url)('PostgreSQL event feed with local commits', () => {
+  const schema = testSchemaName();
+  let s1: JobStore;
+  let s2: JobStore;
+  let feed1: PostgresEventFeed;
+  const got: JobEvent[] = [];
+
+  beforeAll(async () => {
+    s1 = createPostgresJobStore({ url: url!, schema, poolSize: 4 });
+    s2 = createPostgresJobStore({ url: url!, schema, poolSize: 4 });
+    await s1.migrate();
+    feed1 = createPostgresEventFeed({ url: url!, schema, pollMs: 60_000, local: s1 });
+    feed1.subscribe((evs) => got.push(...evs));
+    await feed1.ready();
+  });
+  afterAll(async () => {
+    await feed1?.close();
+    await s1?.close();
+    await s2?.close();
+    await dropSchema(url!, schema);
+  });
+
+  const run = async (store: JobStore, n: number, orgName: string): Promise<void> => {
+    const org = asOrgId(orgName);
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        store.submitJob({ jobId: newJobId(i), orgId: org, analyzer: 'noop', input: i, priority: 0, maxAttempts: 1, idempotencyKey: null, requestHash: null, traceContext: null, now: i }),
+      ),
+    );
+    for (;;) {
+      const jobs = await store.claimJobs({ orgId: org, limit: 20, workerId: 'w', now: 1e6, leaseMs: 1000, analyzers: null });
+      if (jobs.length === 0) break;
+      await Promise.all(jobs.map((j) => store.finishJob({ orgId: org, jobId: j.jobId, attempt: j.attempt, leaseToken: j.leaseToken }, { status: 'completed', resultId: newResultId(), payload: null }, 1e6)));
+    }
+  };
+
+  it('delivers local and remote commits in position order, across a rolled-back gap, without duplicates', async () => {
+    const admin = new pg.Client({ connectionString: url! });
+    await admin.connect();
+    try {
+      await run(s1, 30, 'org-a');
+      // A transaction that draws a position and rolls back: a gap nothing will ever fill.
+      await admin.query('BEGIN');
+      await admin.query(`INSERT INTO "${schema}".job_events (job_id, event_seq, org_id, type, status, payload, occurred_at) VALUES ('job_x', 1, 'org-x', 'job.queued', 'queued', '{}', 0)`);
+      await admin.query('ROLLBACK');
+      await run(s1, 5, 'org-a');
+      // Another writer's commit that sends no NOTIFY: the feed learns of it only by reading,
+      // which the next local commit (behind it) must trigger instead of skipping it.
+      await admin.query(
+        `INSERT INTO "${schema}".job_events (job_id, event_seq, org_id, type, status, payload, occurred_at) VALUES ('job_y', 1, 'org-y', 'job.queued', 'queued', '{}', 0)`,
+      );
+      await run(s1, 5, 'org-a');
+      await Promise.all([run(s1, 60, 'org-b'), run(s2, 40, 'org-c'), run(s1, 25, 'org-d')]);
+      await run(s1, 10, 'org-e');
+      const all = (await admin.query(`SELECT position FROM "${schema}".job_events ORDER BY position`)).rows.map((r) => Number(r.position));
+      await waitFor(() => got.length >= all.length);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(got.map((e) => e.position)).toEqual(all);
+      expect(got.filter((e) => e.type === 'job.completed' && e.orgId === 'org-c')).toHaveLength(40);
+      expect(got.filter((e) => e.jobId === 'job_y')).toHaveLength(1);
+    } finally {
+      await admin.end();
+    }
+  });
+});
+
+/**
  * Process A (a store, no worker) submits and cancels; process B (its own store, its own feed,
  * a worker that never polls) runs the jobs: the NOTIFY feed is the wake-up and the cancel signal.
  */

@@ -20,6 +20,11 @@ export interface PostgresEventFeedOptions {
   readonly onError?: (e: unknown) => void;
   /** Deliver from this position on (exclusive). Default: the newest position at start. */
   readonly afterPosition?: number;
+  /**
+   * This process's store (same schema): its commits are delivered from memory when they
+   * continue the feed without a gap, instead of being read back from the database.
+   */
+  readonly local?: { onCommitted(listener: (events: readonly JobEvent[]) => void): () => void };
 }
 
 export interface PostgresEventFeed extends EventFeed {
@@ -59,13 +64,37 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
 
   const poll = setInterval(() => void pump(), Math.max(10, opts.pollMs ?? 1000));
   poll.unref();
+  // This process's committed events, by position, not delivered yet. Positions are commit
+  // order (docs/postgres.md): once the commit holding P is visible, nothing below P can still
+  // appear. So local events that continue the feed without a gap (position + 1, + 2, …) are
+  // exactly what a read would return, and are delivered without one; a gap (another process's
+  // commit, or a rolled-back transaction) is filled by a normal read, which also returns them.
+  let local: JobEvent[] = [];
+  let localDuringRead = false;
+  const offLocal = opts.local?.onCommitted((events) => {
+    if (closed || events.length === 0) return;
+    local.push(...events);
+    local.sort((a, b) => a.position - b.position);
+    // During a read the pump delivers them when it is done (its snapshot may predate them).
+    if (pumping) localDuringRead = true;
+    else if (!deliverLocal()) void pump();
+  });
 
   async function connect(): Promise<void> {
     if (closed) return;
     const c = createClient(opts.url, `upshift-feed:${names.schema}`);
     c.on('error', (e) => lost(c, e));
     c.on('end', () => lost(c, new Error('feed connection ended')));
-    c.on('notification', () => void pump());
+    c.on('notification', (msg) => {
+      // The payload is the newest position of that commit. This process's own commits usually
+      // arrive from memory too (see `local`), possibly a moment later than their NOTIFY: look
+      // again after the pending I/O callbacks before reading.
+      const newest = Number(msg.payload);
+      if (newest <= position) return;
+      setImmediate(() => {
+        if (!(newest <= position)) void pump();
+      });
+    });
     try {
       await c.connect();
       await c.query(`SET ROLE ${ident(names.internalRole)}`);
@@ -106,6 +135,33 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
     reconnectDelay = Math.min(5000, reconnectDelay * 2);
   }
 
+  function deliver(events: readonly JobEvent[]): void {
+    position = events.at(-1)?.position ?? position;
+    for (const l of listeners) {
+      try {
+        l(events);
+      } catch (e) {
+        onError(e);
+      }
+    }
+  }
+
+  /**
+   * Delivers the local events that continue the feed without a gap. Returns false when some
+   * are left behind a gap (a read is needed). Only between reads (never while one is in flight).
+   */
+  function deliverLocal(): boolean {
+    if (position < 0) return local.length === 0;
+    let i = 0;
+    while (i < local.length && (local[i] as JobEvent).position <= position) i++;
+    let j = i;
+    while (j < local.length && (local[j] as JobEvent).position === position + 1 + (j - i)) j++;
+    const run = local.slice(i, j);
+    local = local.slice(j);
+    if (run.length > 0) deliver(run);
+    return local.length === 0;
+  }
+
   /** Reads and delivers everything after `position`; coalesces concurrent triggers. */
   function pump(): Promise<void> {
     if (pumping) {
@@ -115,6 +171,8 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
     pumping = (async () => {
       do {
         again = false;
+        localDuringRead = false;
+        const before = position;
         for (;;) {
           const c = client;
           if (!c || closed || position < 0) return;
@@ -126,17 +184,16 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
             return;
           }
           if (rows.length === 0) break;
-          const events = rows.map(toEvent);
-          position = events.at(-1)?.position ?? position;
-          for (const l of listeners) {
-            try {
-              l(events);
-            } catch (e) {
-              onError(e);
-            }
-          }
+          // Local events delivered while the read was in flight are not delivered twice.
+          const events = rows.map(toEvent).filter((e) => e.position > position);
+          if (events.length > 0) deliver(events);
           if (rows.length < batchSize) break;
         }
+        // Local events behind a gap the read just filled, or committed meanwhile. Still behind a
+        // gap: read again only if this round got somewhere or they committed after the read
+        // began (else the gap is another process's commit in flight: its NOTIFY or the poll
+        // brings it).
+        if (!closed && !deliverLocal() && (position > before || localDuringRead)) again = true;
       } while (again && !closed);
     })().finally(() => {
       pumping = null;
@@ -157,6 +214,7 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
     },
     async close() {
       closed = true;
+      offLocal?.();
       clearInterval(poll);
       if (reconnectTimer) clearTimeout(reconnectTimer);
       readyResolve();
