@@ -285,7 +285,9 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   const offInAppMetric =
     inAppDeliveryOf(config) === 'inline'
       ? store.onCommitted((events) => {
-          for (const e of events) if (isTerminalEvent(e.type)) metrics.notificationDelivered('in_app', 'delivered');
+          let n = 0;
+          for (const e of events) if (isTerminalEvent(e.type)) n++;
+          if (n > 0) metrics.notificationDelivered('in_app', 'delivered', n);
         })
       : () => {};
   metrics.setTerminalWithoutInAppProvider(() => store.countTerminalWithoutInApp(clock.now() - IN_APP_GRACE_MS));

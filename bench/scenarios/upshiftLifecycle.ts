@@ -45,10 +45,13 @@ if (mode === 'enqueue') {
     for (const e of events) if (e.type === 'job.completed' && ++done === n) resolveDone();
   });
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await up.start();
   await finished;
   const seconds = (performance.now() - t0) / 1000;
-  emit(`process noop c=${b} (N=${n})`, n / seconds, 'jobs/s');
+  // CPU per job (user + system, this process) is far less sensitive to a busy machine than jobs/s.
+  const cpu = process.cpuUsage(cpu0);
+  emit(`process noop c=${b} (N=${n})`, n / seconds, 'jobs/s', { cpu_us_per_job: Math.round((cpu.user + cpu.system) / n) });
 } else {
   const rate = Number(a);
   const seconds = Number(b);

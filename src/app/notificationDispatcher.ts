@@ -45,6 +45,12 @@ export interface NotificationDispatcherOptions {
 }
 
 const DEFAULT_IN_APP_BATCH = 500;
+/**
+ * Terminal events wake the webhook loop at most this often: under load a group commit lands
+ * every few milliseconds, and a claim round per commit (a write op each) costs more than the
+ * few milliseconds of delivery latency this adds.
+ */
+const WEBHOOK_WAKE_COALESCE_MS = 15;
 /** Completing a batch takes milliseconds; a lease that runs out early only costs an idempotent repeat. */
 const DEFAULT_IN_APP_LEASE_MS = 5_000;
 /**
@@ -70,6 +76,7 @@ export class NotificationDispatcher {
   private readonly random: () => number;
   private unsubscribe: (() => void) | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  private webhookWakeTimer: NodeJS.Timeout | null = null;
   private retryAt = Number.POSITIVE_INFINITY;
   private stopping = false;
 
@@ -91,10 +98,19 @@ export class NotificationDispatcher {
     this.unsubscribe = this.o.feed.subscribe((events) => {
       if (!events.some((e) => isTerminalEvent(e.type))) return;
       if (!inline) this.inAppLoop.poke();
-      this.webhookLoop.poke();
+      this.wakeWebhooksSoon();
     });
     this.inAppLoop.start();
     this.webhookLoop.start();
+  }
+
+  private wakeWebhooksSoon(): void {
+    if (this.webhookWakeTimer !== null || this.stopping) return;
+    this.webhookWakeTimer = setTimeout(() => {
+      this.webhookWakeTimer = null;
+      this.webhookLoop.poke();
+    }, WEBHOOK_WAKE_COALESCE_MS);
+    this.webhookWakeTimer.unref();
   }
 
   /** Deliver now (e.g. an entry was redelivered). */
@@ -112,6 +128,7 @@ export class NotificationDispatcher {
     this.stopping = true;
     this.unsubscribe?.();
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.webhookWakeTimer) clearTimeout(this.webhookWakeTimer);
     await Promise.all([this.inAppLoop.stop(), this.webhookLoop.stop()]);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(this.inFlight), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);

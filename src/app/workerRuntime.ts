@@ -216,7 +216,7 @@ export class WorkerRuntime implements DispatchSink {
     let outcome: FinishOutcome | null;
     const span = this.span('upshift.analyzer.run', job);
     try {
-      const value = await Promise.race([analyzer.run(job.input, this.context(job, lease, controller.signal, log)), forcedCancel]);
+      const value = await Promise.race([analyzer.run(job.input, this.context(job, lease, controller, log)), forcedCancel]);
       if (value !== 'forced') outcome = { status: 'completed', resultId: newResultId(), payload: toJson(value) };
       else outcome = abortKind(controller.signal) === 'lease_lost' ? null : { status: 'canceled', reason: 'cancel_forced' };
     } catch (e) {
@@ -275,7 +275,7 @@ export class WorkerRuntime implements DispatchSink {
     return { status: 'retry', error, retryAt: this.o.clock.now() + delay };
   }
 
-  private context(job: ClaimedJob, lease: LeaseRef, signal: AbortSignal, logger: () => Logger): AnalyzerContext {
+  private context(job: ClaimedJob, lease: LeaseRef, controller: AbortController, logger: () => Logger): AnalyzerContext {
     let lastProgressAt = 0;
     let pending: { fraction: number; message: string | null } | null = null;
     let inFlight = false;
@@ -298,7 +298,10 @@ export class WorkerRuntime implements DispatchSink {
       jobId: job.jobId,
       orgId: job.orgId,
       attempt: job.attempt,
-      signal,
+      // Read lazily: Node builds an AbortSignal on first access, and most analyzers never look.
+      get signal() {
+        return controller.signal;
+      },
       get logger() {
         return logger();
       },
@@ -309,6 +312,7 @@ export class WorkerRuntime implements DispatchSink {
         if (this.o.clock.now() - lastProgressAt >= 250) flush();
       },
       partial: async (chunkKey, payload) => {
+        const signal = controller.signal;
         if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new AbortReason('cancel');
         await this.o.store.recordPartial(lease, chunkKey, payload, this.o.clock.now());
       },

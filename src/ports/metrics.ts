@@ -20,7 +20,7 @@ export interface Metrics {
    * `channel`: `in_app` or `webhook`; `status`: `delivered`, `failed`, `retrying`, `coalesced`…
    * (a small fixed set; each distinct value becomes a time series).
    */
-  notificationDelivered(channel: string, status: string): void;
+  notificationDelivered(channel: string, status: string, count?: number): void;
 
   /**
    * Sets the source of `upshift_terminal_jobs_without_in_app_notification`: the number of

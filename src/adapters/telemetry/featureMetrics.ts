@@ -81,8 +81,8 @@ export function createFeatureMetrics(registry: Registry, cacheMs: number, onProv
       retentionExitCode.set(exitCode);
       retentionLastRun.set(nowMs / 1000);
     },
-    notificationDelivered(channel, status) {
-      delivered.inc({ channel, status });
+    notificationDelivered(channel, status, count = 1) {
+      delivered.inc({ channel, status }, count);
     },
     setTerminalWithoutInAppProvider(fn) {
       const first = provider === null;

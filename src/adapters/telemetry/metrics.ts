@@ -77,8 +77,19 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): PromMetrics {
     registers,
   });
   for (const type of EVENT_TYPES) jobEvents.inc({ type }, 0);
+  // One increment per type and commit, not per event: a commit carries hundreds of events under load.
   const offFeed = opts.feed?.subscribe((events) => {
-    for (const e of events) jobEvents.inc({ type: e.type });
+    let type = '';
+    let n = 0;
+    for (const e of events) {
+      if (e.type === type) n++;
+      else {
+        if (n > 0) jobEvents.inc({ type }, n);
+        type = e.type;
+        n = 1;
+      }
+    }
+    if (n > 0) jobEvents.inc({ type }, n);
   });
 
   const jobsFinished = new Counter({
@@ -94,6 +105,8 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): PromMetrics {
     buckets: JOB_BUCKETS,
     registers,
   });
+
+  const settled = new Map<string, { finished: { inc(): void }; duration: { observe(v: number): void } }>();
 
   // --- queue (read on scrape) --------------------------------------------------------------
   const queue = opts.queue;
@@ -170,8 +183,15 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): PromMetrics {
       httpDuration.observe({ method, route, status_code: String(statusCode) }, seconds);
     },
     jobSettled(analyzer, status, durationMs) {
-      jobsFinished.inc({ analyzer, status });
-      jobDuration.observe({ analyzer, status }, Math.max(0, durationMs) / 1000);
+      // Children cached per label pair: prom-client hashes the label object on every call otherwise.
+      const key = `${analyzer}\u0000${status}`;
+      let c = settled.get(key);
+      if (!c) {
+        c = { finished: jobsFinished.labels({ analyzer, status }), duration: jobDuration.labels({ analyzer, status }) };
+        settled.set(key, c);
+      }
+      c.finished.inc();
+      c.duration.observe(Math.max(0, durationMs) / 1000);
     },
     retentionRun(report: RetentionReportLike | null, exitCode: number) {
       features.retentionRun(report, exitCode, clock.now());
