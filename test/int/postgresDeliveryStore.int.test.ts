@@ -75,6 +75,17 @@ describe.skipIf(!url)('PostgreSQL delivery specifics', () => {
     expect(Number((await admin.query(`SELECT count(*) AS n FROM "${schema}".notification_outbox WHERE job_id = $1`, [jobId])).rows[0].n)).toBe(2);
   });
 
+  it('notification data keeps its key order through jsonb (same bytes as from the SQLite store)', async () => {
+    const jobId = await completedJob();
+    const [e] = (await store.claimOutbox({ kind: 'in_app', now: T0 + 1, limit: 100, leaseMs: 1000 })).filter((x) => x.jobId === jobId);
+    const order = ['job_id', 'org_id', 'status', 'analyzer', 'result_id', 'error', 'finished_at'];
+    expect(Object.keys(e!.data as object)).toEqual(order);
+    const n = await store.completeInApp(e!, T0 + 2);
+    expect(Object.keys(n.payload as object)).toEqual(order);
+    const [listed] = await store.listJobNotifications(org, n.jobId, 'in_app', 1);
+    expect(JSON.stringify(listed!.payload)).toBe(JSON.stringify(e!.data));
+  });
+
   it('hot delivery statements use their indexes', async () => {
     await admin.query(`SET enable_seqscan = off`);
     const sql = buildSql(schema);

@@ -2,6 +2,7 @@ import { asJobId, asOrgId } from '../../../core/ids.js';
 import type { Json } from '../../../core/job.js';
 import {
   IN_APP_CHANNEL,
+  notificationData,
   type ChannelKind,
   type DeliveryStatus,
   type InAppNotification,
@@ -67,6 +68,21 @@ export interface EndpointRow {
   updated_at: number;
 }
 
+/**
+ * jsonb stores object keys sorted by length, not as written; notification data leaves the
+ * store in notificationData's key order again, so API answers and webhook bodies are the same
+ * bytes as from the SQLite store (and as before a copy between them).
+ */
+const DATA_KEYS = Object.keys(notificationData({ jobId: '', orgId: '', status: 'completed', analyzer: '', resultId: null, error: null, finishedAt: 0 }));
+
+export function inDataOrder(payload: Json): Json {
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return payload;
+  const out: Record<string, Json> = {};
+  for (const k of DATA_KEYS) if (k in payload) out[k] = payload[k] as Json;
+  for (const [k, v] of Object.entries(payload)) if (!(k in out)) out[k] = v;
+  return out;
+}
+
 export function toNotification(r: NotificationRow): InAppNotification {
   return {
     notificationId: r.notification_id,
@@ -74,7 +90,7 @@ export function toNotification(r: NotificationRow): InAppNotification {
     jobId: asJobId(r.job_id),
     type: r.type as NotificationType,
     channel: IN_APP_CHANNEL,
-    payload: r.payload,
+    payload: inDataOrder(r.payload),
     createdAt: r.created_at,
     readAt: r.read_at,
   };
@@ -122,7 +138,7 @@ export function toClaimedEntry(r: ClaimRow): ClaimedEntry {
     kind: r.kind as ChannelKind,
     channel: r.channel,
     endpointId: r.endpoint_id,
-    data: r.payload,
+    data: inDataOrder(r.payload),
     occurredAt: r.occurred_at,
     attempts: r.attempts,
     firstAttemptAt: r.first_attempt_at,
