@@ -23,6 +23,8 @@ export function buildProgram(io: CliIo, run: ReturnType<typeof createRunner>['ru
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride();
   program.addCommand(serveCommand(io, run));
+  program.addCommand(serveCommand(io, run, 'api'));
+  program.addCommand(serveCommand(io, run, 'worker'));
   program.addCommand(migrateCommand(io, run));
   program.addCommand(keysCommand(io, run));
   program.addCommand(retentionCommand(io, run));

@@ -9,10 +9,17 @@ const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 /** How long past the shutdown grace we wait for close() before giving up on a clean exit. */
 const CLOSE_SLACK_MS = 5_000;
 
-export function serveCommand(io: CliIo, run: Runner): Command {
-  return addConfigFlags(new Command('serve').description('run the HTTP API and the workers in one process')).action(
-    run((opts: Record<string, unknown>) => serve(opts, io)),
-  );
+/** What one process runs: `serve` both, `api` the HTTP API only, `worker` the workers only. */
+export type ProcessRole = 'serve' | 'api' | 'worker';
+
+const ROLE_DESCRIPTION: Record<ProcessRole, string> = {
+  serve: 'run the HTTP API and the workers in one process',
+  api: 'run the HTTP API only (no workers; scale mode: pair with `upshift worker` processes)',
+  worker: 'run the workers only (no HTTP listener; scale mode: pair with `upshift api` processes)',
+};
+
+export function serveCommand(io: CliIo, run: Runner, role: ProcessRole = 'serve'): Command {
+  return addConfigFlags(new Command(role).description(ROLE_DESCRIPTION[role])).action(run((opts: Record<string, unknown>) => serve(opts, io, role)));
 }
 
 /**
@@ -20,11 +27,13 @@ export function serveCommand(io: CliIo, run: Runner): Command {
  * shutdown (stop accepting, drain workers within UPSHIFT_SHUTDOWN_GRACE_MS, release the rest
  * back to the queue), 1 when shutdown failed or overran the grace by more than a few seconds.
  */
-export async function serve(opts: Readonly<Record<string, unknown>>, io: CliIo): Promise<number> {
-  const config = configFromFlags(opts, io.env);
+export async function serve(opts: Readonly<Record<string, unknown>>, io: CliIo, role: ProcessRole = 'serve'): Promise<number> {
+  // The role decides whether this process runs workers, whatever UPSHIFT_WORKER_ENABLED says.
+  const env = role === 'serve' ? io.env : { ...io.env, UPSHIFT_WORKER_ENABLED: role === 'worker' ? 'true' : 'false' };
+  const config = configFromFlags(opts, env);
   // Loaded on demand: client commands must not pay for the server stack (fastify, SQLite).
   const { createUpshift } = await import('../main.js');
-  const upshift = await createUpshift({ config });
+  const upshift = await createUpshift({ config, http: role !== 'worker' });
   const { logger } = upshift;
   let url: string | null;
   try {
@@ -34,8 +43,8 @@ export async function serve(opts: Readonly<Record<string, unknown>>, io: CliIo):
     throw e;
   }
   logger.info(
-    { url, store: upshift.store.kind, auth_mode: config.auth.mode, worker: config.worker.enabled, analyzers: upshift.registry.names() },
-    'listening',
+    { role, url, store: upshift.store.kind, dispatch: config.dispatch.mode, auth_mode: config.auth.mode, worker: config.worker.enabled, analyzers: upshift.registry.names() },
+    role === 'worker' ? 'worker running' : 'listening',
   );
 
   return new Promise<number>((resolve) => {

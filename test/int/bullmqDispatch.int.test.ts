@@ -1,4 +1,5 @@
 import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatchJobId } from '../../src/adapters/dispatch/bullmq/bullmqOutboxRelay.js';
@@ -93,6 +94,11 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch (outbox relay, claims by i
       expect(waiting).toBeTruthy();
       const first = await q.getJob(dispatchJobId({ jobId: jobs[0]!.jobId, attempt: 1 }));
       expect(first?.data).toMatchObject({ orgId: 'acme', jobId: jobs[0]!.jobId, attempt: 1, analyzer: 'noop' });
+      // The safety net's existence check reads BullMQ's job hash: <prefix>:<queue>:<id>.
+      const redis = new Redis(redisUrl!);
+      const exists = await redis.exists(`upshift:dispatch-${schema}:${dispatchJobId({ jobId: jobs[0]!.jobId, attempt: 1 })}`);
+      redis.disconnect();
+      expect(exists).toBe(1);
       // Losing Redis' copy (a restart without persistence) loses nothing: the safety net re-dispatches.
       await q.obliterate({ force: true });
     } finally {

@@ -82,6 +82,17 @@ export function createBullmqDispatch(opts: BullmqDispatchOptions): BullmqDispatc
     sweepGraceMs: opts.sweepGraceMs ?? 10_000,
     publishTimeoutMs: 5_000,
     connected: () => producer.status === 'ready',
+    // BullMQ keeps a job as the hash <prefix>:<queue>:<id> in every state (waiting, delayed, active).
+    exists: async (ids) => {
+      const pipe = producer.pipeline();
+      for (const id of ids) pipe.exists(`${prefix}:${queueName}:${id}`);
+      const replies = (await pipe.exec()) ?? [];
+      return ids.map((_, i) => {
+        const [err, n] = replies[i] ?? [new Error('no reply'), 0];
+        if (err) throw err;
+        return n === 1;
+      });
+    },
   });
   const dispatcher = new BullmqDispatcher({ store, connection: workerConn, queueName, prefix, clock, logger: opts.logger, concurrency: opts.concurrency });
   let closed = false;

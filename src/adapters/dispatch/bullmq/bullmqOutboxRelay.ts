@@ -31,6 +31,8 @@ export interface OutboxRelayOptions {
   readonly publishTimeoutMs: number;
   /** False while the Redis connection is down: the batch fails at once instead of queueing. */
   readonly connected?: () => boolean;
+  /** Which of these BullMQ job ids exist (any state). Without it the safety net re-adds all rows. */
+  readonly exists?: (ids: readonly string[]) => Promise<boolean[]>;
 }
 
 /**
@@ -90,12 +92,24 @@ export class BullmqOutboxRelay implements DispatchRelay {
   /** One page of the safety-net scan; true while there are more pages. */
   async sweepRound(): Promise<boolean> {
     const now = this.o.clock.now();
-    const rows = await this.o.store.scanQueued(now - this.o.sweepGraceMs, this.cursor, this.o.batchSize);
-    if (rows.length > 0) await this.publish(rows);
+    const rows = await this.o.store.scanQueued(now - this.o.sweepGraceMs, this.cursor, this.o.batchSize, (r) => this.publishMissing(r));
+    if (rows === null) return false;
     const last = rows[rows.length - 1];
     this.cursor = rows.length < this.o.batchSize || !last ? null : { orgId: last.orgId, jobId: last.jobId };
-    if (rows.length > 0) this.o.logger.debug({ count: rows.length }, 'dispatch safety net: re-published queued jobs');
     return this.cursor !== null;
+  }
+
+  /**
+   * The safety net publishes only the rows BullMQ does not hold (one pipelined EXISTS per
+   * batch), so a large healthy backlog costs Redis reads, not hundreds of add scripts.
+   */
+  private async publishMissing(rows: readonly DispatchRow[]): Promise<void> {
+    const present = this.o.exists ? await this.o.exists(rows.map((r) => dispatchJobId(r))) : rows.map(() => false);
+    const missing = rows.filter((_, i) => !present[i]);
+    if (missing.length > 0) {
+      this.o.logger.warn({ count: missing.length }, 'dispatch safety net: queued jobs without a BullMQ entry; re-dispatching');
+      await this.publish(missing);
+    }
   }
 
   private async publish(rows: readonly DispatchRow[]): Promise<void> {

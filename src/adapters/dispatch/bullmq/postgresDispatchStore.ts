@@ -68,11 +68,44 @@ export class PostgresDispatchStore {
     }
     let broken = false;
     try {
-      await c.query('BEGIN');
-      await c.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`, [this.names.internalRole]);
+      // Pipelined (the pool runs pg in pipeline mode): BEGIN and the role switch cost no round
+      // trip of their own; a failure of either surfaces at the first awaited statement.
+      const setup = Promise.all([c.query('BEGIN'), c.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`, [this.names.internalRole])]);
+      setup.catch(() => undefined);
       const out = await fn(c);
+      await setup;
       await c.query('COMMIT');
       return out;
+    } catch (e) {
+      broken = isConnectionError(e);
+      if (!broken) await c.query('ROLLBACK').catch(() => (broken = true));
+      throw toStoreError(e);
+    } finally {
+      c.release(broken);
+    }
+  }
+
+  /** One statement in its own transaction as the internal role: BEGIN, role, statement and COMMIT pipelined. */
+  async internalStatement<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    let c: pg.PoolClient;
+    try {
+      c = await this.pool.connect();
+    } catch (e) {
+      throw toStoreError(e);
+    }
+    let broken = false;
+    const sent = [
+      c.query('BEGIN'),
+      c.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`, [this.names.internalRole]),
+      c.query<R>(text, values),
+      c.query('COMMIT'),
+    ] as const;
+    for (const p of sent) p.catch(() => undefined);
+    try {
+      await Promise.all(sent.slice(0, 2));
+      const rows = (await sent[2]).rows;
+      if ((await sent[3]).command !== 'COMMIT') throw new Error('the dispatch transaction was rolled back');
+      return rows;
     } catch (e) {
       broken = isConnectionError(e);
       if (!broken) await c.query('ROLLBACK').catch(() => (broken = true));
@@ -124,18 +157,29 @@ export class PostgresDispatchStore {
   }
 
   /**
-   * Queued jobs due before `dueBefore`, in key order after `after` (a cursor across calls):
-   * the safety net re-dispatches them in case their queue entry was lost.
+   * Queued jobs due before `dueBefore`, in key order after `after` (a cursor across calls),
+   * handed to `publish`: the safety net re-dispatches them in case their queue entry was lost.
+   * Under a transaction-level try-lock, so one process sweeps at a time; null = another does.
    */
-  async scanQueued(dueBefore: number, after: { orgId: string; jobId: string } | null, limit: number): Promise<DispatchRow[]> {
+  async scanQueued(
+    dueBefore: number,
+    after: { orgId: string; jobId: string } | null,
+    limit: number,
+    publish: (rows: DispatchRow[]) => Promise<void>,
+  ): Promise<DispatchRow[] | null> {
     return this.internalTx(async (c) => {
+      // One sweeper per deployment at a time: the others skip this round (null).
+      const lock = await c.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS ok`, [`upshift.dispatch-sweep.${this.names.schema}`]);
+      if (!lock.rows[0]?.ok) return null;
       const r = await c.query<{ org_id: string; job_id: string; attempt: number; analyzer: string; run_at: number }>(
         `SELECT org_id, job_id, attempt, analyzer, run_at FROM ${this.s}.jobs
          WHERE status = 'queued' AND run_at < $1 AND (org_id, job_id) > ($2, $3)
          ORDER BY org_id, job_id LIMIT $4`,
         [dueBefore, after?.orgId ?? '', after?.jobId ?? '', limit],
       );
-      return r.rows.map(toDispatchRow);
+      const rows = r.rows.map(toDispatchRow);
+      if (rows.length > 0) await publish(rows);
+      return rows;
     });
   }
 
@@ -188,24 +232,24 @@ export class PostgresDispatchStore {
     const now = Math.max(...reqs.map((r) => r.now));
     const orgs = reqs.map((r) => r.orgId);
     const ids = reqs.map((r) => r.jobId);
-    const { claimed, states } = await this.internalTx(async (c) => {
-      const rows = await c.query<JobRow & { event_position: number }>(this.claimSql(), [
-        orgs, ids, now, newToken('lse_'), now + first.leaseMs, first.workerId,
-        `upshift.positions.${this.names.schema}`, this.names.channel,
-      ]);
-      const claimed = new Map(rows.rows.map((r) => [`${r.org_id}:${r.job_id}`, toClaimedJob(r)]));
-      const missing = reqs.filter((r) => !claimed.has(`${r.orgId}:${r.jobId}`));
-      const states = new Map<string, { status: string; run_at: number }>();
-      if (missing.length > 0) {
-        const st = await c.query<{ org_id: string; job_id: string; status: string; run_at: number }>(
-          `SELECT j.org_id, j.job_id, j.status, j.run_at FROM ${this.s}.jobs j
-           JOIN unnest($1::text[], $2::text[]) AS r(org_id, job_id) ON j.org_id = r.org_id AND j.job_id = r.job_id`,
-          [missing.map((m) => m.orgId), missing.map((m) => m.jobId)],
-        );
-        for (const r of st.rows) states.set(`${r.org_id}:${r.job_id}`, r);
-      }
-      return { claimed, states };
-    });
+    // The claim holds the global position lock from its event insert until COMMIT: COMMIT is
+    // pipelined right behind it (one round trip), and the state of the jobs it could not claim
+    // is read afterwards, outside that transaction.
+    const rows = await this.internalStatement<JobRow & { event_position: number }>(this.claimSql(), [
+      orgs, ids, now, newToken('lse_'), now + first.leaseMs, first.workerId,
+      `upshift.positions.${this.names.schema}`, this.names.channel,
+    ]);
+    const claimed = new Map(rows.map((r) => [`${r.org_id}:${r.job_id}`, toClaimedJob(r)]));
+    const missing = reqs.filter((r) => !claimed.has(`${r.orgId}:${r.jobId}`));
+    const states = new Map<string, { status: string; run_at: number }>();
+    if (missing.length > 0) {
+      const st = await this.internalStatement<{ org_id: string; job_id: string; status: string; run_at: number }>(
+        `SELECT j.org_id, j.job_id, j.status, j.run_at FROM ${this.s}.jobs j
+         JOIN unnest($1::text[], $2::text[]) AS r(org_id, job_id) ON j.org_id = r.org_id AND j.job_id = r.job_id`,
+        [missing.map((m) => m.orgId), missing.map((m) => m.jobId)],
+      );
+      for (const r of st) states.set(`${r.org_id}:${r.job_id}`, r);
+    }
     return reqs.map((r): ClaimByIdResult => {
       const key = `${r.orgId}:${r.jobId}`;
       const job = claimed.get(key);
