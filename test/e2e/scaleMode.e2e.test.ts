@@ -104,9 +104,10 @@ describe.skipIf(!pgUrl || !redisAvailable)('scale mode: 2 API + 2 worker process
       UPSHIFT_DISPATCH_MODE: 'bullmq',
       UPSHIFT_DATA_DIR: dir,
       UPSHIFT_WORKER_CONCURRENCY: '50',
-      // A killed worker's jobs come back within seconds, not the production 30 s.
-      UPSHIFT_LEASE_MS: '5000',
-      UPSHIFT_HEARTBEAT_MS: '1000',
+      // A killed worker's jobs come back within ~10 s, not the production 30 s. Heartbeats stay
+      // rare: each one locks every running row of the worker (see the report on store deadlocks).
+      UPSHIFT_LEASE_MS: '10000',
+      UPSHIFT_HEARTBEAT_MS: '3000',
       UPSHIFT_BACKOFF_BASE_MS: '100',
       UPSHIFT_BACKOFF_MAX_MS: '500',
       UPSHIFT_DISPATCH_SWEEP_MS: '1000',
