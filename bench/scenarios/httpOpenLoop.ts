@@ -1,4 +1,5 @@
 import { Agent, request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /**
  * Open-loop, fixed-rate HTTP load in a process of its own (forked by upshiftHttp.ts), so it
@@ -29,6 +30,8 @@ export interface OpenLoopResult {
   readonly sent: number;
   /** Requests still unanswered when the drain bound ran out. */
   readonly unanswered: number;
+  /** This generator's own event-loop delay p99 (ms): high means the client, not the server, was starved. */
+  readonly loopDelayP99Ms: number;
 }
 
 const cfg = JSON.parse(process.env.BENCH_LOAD ?? '{}') as OpenLoopConfig;
@@ -40,6 +43,8 @@ let errors = 0;
 let phase = 'warmup';
 let stopped = false;
 let inFlight = 0;
+const loop = monitorEventLoopDelay({ resolution: 1 });
+loop.enable();
 
 process.on('message', (m: { phase?: string; cmd?: string }) => {
   if (m.phase) phase = m.phase;
@@ -87,5 +92,6 @@ while (!stopped) {
 const drainUntil = performance.now() + 5000;
 while (inFlight > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 5));
 agent.destroy();
-const result: OpenLoopResult = { samples, statuses, errors, sent, unanswered: inFlight };
+loop.disable();
+const result: OpenLoopResult = { samples, statuses, errors, sent, unanswered: inFlight, loopDelayP99Ms: loop.percentile(99) / 1e6 };
 process.send?.({ result }, () => process.exit(0));

@@ -115,6 +115,7 @@ try {
   emit('server CPU per GET (idle GET phase)', (idleServer.cpuCores * 1e6) / getRate, 'µs', { cpu_cores: idleServer.cpuCores });
   emit('server CPU while processing (cores)', loadedServer.cpuCores, 'cores');
   emit('server event-loop delay p99 idle GET', idleServer.loopDelayP99Ms, 'ms');
+  emit('GET generator event-loop delay p99 (idle / while processing)', Math.max(idle.loopDelayP99Ms, loaded.loopDelayP99Ms), 'ms', { idle: idle.loopDelayP99Ms, loaded: loaded.loopDelayP99Ms });
   emit('server event-loop delay p99 while processing', loadedServer.loopDelayP99Ms, 'ms');
   emit(`POST /analyze/jobs max (${cannonCfg.connections} conns)`, post.okPerSecond, 'req/s', { non2xx: post.non2xx, errors: post.errors, timeouts: post.timeouts });
   emit('POST max: latency p99', post.latencyP99Ms, 'ms');
