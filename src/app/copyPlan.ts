@@ -68,3 +68,9 @@ export class RowRateLimiter {
     if (wait > 1) await this.sleep(wait);
   }
 }
+
+/**
+ * Lets queued I/O callbacks run. The SQLite source reads synchronously, so without this a loop
+ * of source reads would never let the target's replies (or the other side's walk) in.
+ */
+export const yieldToIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

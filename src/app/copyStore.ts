@@ -2,7 +2,7 @@ import { UpshiftError } from '../core/errors.js';
 import { type CopyRow, type CopyTableName, type CopyTableSpec } from '../core/storeCopy.js';
 import type { Clock } from '../ports/clock.js';
 import type { CopyBatch, CopyReader, CopyWriter } from '../ports/storeCopy.js';
-import { addCounts, CHILD_TABLES, differing, extra, keysOf, rowsIn, RowRateLimiter, SCAN_TABLES, spec, type CopyProgress, type RowCounts } from './copyPlan.js';
+import { addCounts, CHILD_TABLES, differing, extra, keysOf, rowsIn, RowRateLimiter, SCAN_TABLES, spec, yieldToIo, type CopyProgress, type RowCounts } from './copyPlan.js';
 
 export interface CopyStoreDeps {
   readonly source: CopyReader;
@@ -94,16 +94,23 @@ export async function copyStore(deps: CopyStoreDeps, opts: CopyStoreOptions): Pr
       for (const t of SCAN_TABLES) {
         if (!present.has(t.table)) continue;
         let after = checkpoints.find((c) => c.org === org && c.table === t.table)?.lastKey ?? null;
+        const kids = t.table === 'jobs' ? children : [];
+        let batch = await source.scan(t.table, org, after, opts.batchSize, kids);
         for (;;) {
-          if (aborted()) return finish();
-          const batch = await source.scan(t.table, org, after, opts.batchSize, t.table === 'jobs' ? children : []);
           const rows = batch[t.table] ?? [];
           if (rows.length === 0) break;
           after = keysOf(t, rows).at(-1) as string;
-          await target.write(opts.sourceId, org, batch, { org, table: t.table, lastKey: after });
+          // The page and its checkpoint commit together; the next page is read while it does.
+          const writing = target.write(opts.sourceId, org, batch, { org, table: t.table, lastKey: after });
+          writing.catch(() => undefined);
+          await yieldToIo();
+          const next = aborted() ? null : await source.scan(t.table, org, after, opts.batchSize, kids);
+          await writing;
           addCounts(entry(org).copied, batch);
           progress('copy', org, t.table, rowsIn(batch));
           await limiter.take(rowsIn(batch));
+          if (next === null) return finish();
+          batch = next;
         }
       }
     }
@@ -126,13 +133,19 @@ export async function copyStore(deps: CopyStoreDeps, opts: CopyStoreOptions): Pr
       if (!present.has(t.table)) continue;
       const seen: CopyRow[] = [];
       let after: string | null = null;
+      const kids = t.table === 'jobs' ? children.filter(mutableChild) : [];
+      let src = await source.scan(t.table, org, after, opts.batchSize, kids);
       for (;;) {
         if (aborted()) return finish();
-        const src = await source.scan(t.table, org, after, opts.batchSize, t.table === 'jobs' ? children.filter(mutableChild) : []);
         const rows = src[t.table] ?? [];
         if (rows.length === 0) break;
         after = keysOf(t, rows).at(-1) as string;
-        const tgt = await target.read(t.table, org, keysOf(t, rows), t.table === 'jobs' ? children.filter(mutableChild) : []);
+        // The target's page is read while the source's next page is.
+        const reading = target.read(t.table, org, keysOf(t, rows), kids);
+        reading.catch(() => undefined);
+        await yieldToIo();
+        const next = await source.scan(t.table, org, after, opts.batchSize, kids);
+        const tgt = await reading;
         const changed = differing(t, rows, tgt[t.table] ?? []);
         const out: Record<string, CopyRow[]> = {};
         if (t.table === 'jobs') {
@@ -149,6 +162,7 @@ export async function copyStore(deps: CopyStoreDeps, opts: CopyStoreOptions): Pr
         await apply(org, out);
         progress(phase, org, t.table, rowsIn(src));
         await limiter.take(rowsIn(src));
+        src = next;
       }
       if (t.deletable) {
         // Scan tables are small per org (endpoints): read the target's whole list for deletions.

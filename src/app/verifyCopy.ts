@@ -1,6 +1,6 @@
 import { COPY_TABLES, RowChecksum, type CopyTableName } from '../core/storeCopy.js';
 import type { CopyReader } from '../ports/storeCopy.js';
-import { CHILD_TABLES, keysOf, SCAN_TABLES, type CopyProgress } from './copyPlan.js';
+import { CHILD_TABLES, keysOf, SCAN_TABLES, yieldToIo, type CopyProgress } from './copyPlan.js';
 
 export interface VerifyRow {
   readonly org: string;
@@ -66,13 +66,14 @@ export async function verifyCopy(
           }
           done += n;
           opts.onProgress?.({ phase: 'verify', org, table: t.table, done, total });
+          // Both sides are walked at once: let the other side's replies in between two pages.
+          await yieldToIo();
         }
       }
     }
     return { counts, sums };
   };
-  const src = await walk(deps.source, srcCounts);
-  const tgt = await walk(deps.target, await deps.target.countRows());
+  const [src, tgt] = await Promise.all([walk(deps.source, srcCounts), deps.target.countRows().then((counts) => walk(deps.target, counts))]);
   const rows: VerifyRow[] = [];
   for (const org of orgs) {
     for (const t of COPY_TABLES) {

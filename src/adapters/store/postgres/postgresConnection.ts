@@ -54,8 +54,8 @@ export function createPool(url: string, max: number, applicationName: string): p
   });
 }
 
-export function createClient(url: string, applicationName: string): pg.Client {
-  return new pg.Client({ connectionString: url, types, application_name: applicationName, connectionTimeoutMillis: 10_000, keepAlive: true });
+export function createClient(url: string, applicationName: string, opts: { readonly pipeline?: boolean } = {}): pg.Client {
+  return new pg.Client({ connectionString: url, types, application_name: applicationName, connectionTimeoutMillis: 10_000, keepAlive: true, pipeline: opts.pipeline === true });
 }
 
 interface Corkable {

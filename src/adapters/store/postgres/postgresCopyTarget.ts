@@ -27,7 +27,9 @@ export const CHECKPOINT_TABLE = 'copy_store_checkpoints';
 export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyWriter {
   const names = resolveNames(opts);
   const s = ident(names.schema);
-  const client = createClient(opts.url, 'upshift-copy-store');
+  // Pipeline mode: a transaction's statements leave together (BEGIN, tenant binding, the
+  // inserts) and come back in one round trip, so the next source page is read meanwhile.
+  const client = createClient(opts.url, 'upshift-copy-store', { pipeline: true });
   let connected: Promise<void> | null = null;
   let types: Map<CopyTableName, Map<string, string>> | null = null;
   let sequence: string | null = null;
@@ -46,16 +48,24 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
   /** Runs `body` in one transaction, bound to `org` (tenant policy) or as the internal role. */
   const tx = async <T>(org: string | null, body: (c: pg.Client) => Promise<T>): Promise<T> => {
     const c = await conn();
+    let first: unknown;
+    const fire = (text: string, values?: unknown[]): void => {
+      c.query(text, values).catch((e: unknown) => {
+        first ??= e;
+      });
+    };
     try {
-      await c.query('BEGIN');
-      if (org === null) await c.query(`SET LOCAL ROLE ${ident(names.internalRole)}`);
-      else await c.query(`SELECT set_config('upshift.org_id', $1, true)`, [org]);
+      fire('BEGIN');
+      if (org === null) fire(`SET LOCAL ROLE ${ident(names.internalRole)}`);
+      else fire(`SELECT set_config('upshift.org_id', $1, true)`, [org]);
       const out = await body(c);
-      await c.query('COMMIT');
+      const done = await c.query('COMMIT');
+      // A failed statement nobody awaited turns COMMIT into ROLLBACK: report the statement's error.
+      if (first !== undefined || done.command !== 'COMMIT') throw first ?? new UpshiftError('STORE_UNAVAILABLE', 'the copy transaction was rolled back');
       return out;
     } catch (e) {
       await c.query('ROLLBACK').catch(() => undefined);
-      throw toStoreError(e);
+      throw toStoreError(first ?? e);
     }
   };
   /** Column types of the copy tables the target has (format_type, e.g. `jsonb`, `bigint`). */
@@ -95,15 +105,18 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
 
   const childRows = async (c: pg.Client, org: string, jobIds: readonly string[], children: readonly CopyTableName[], out: Record<string, CopyRow[]>): Promise<void> => {
     const have = await columnTypes();
-    for (const name of children) {
-      const t = copyTable(name);
-      if (!have.has(name) || jobIds.length === 0) {
-        out[name] = [];
-        continue;
-      }
-      const r = await c.query(`SELECT ${select(t)} FROM ${s}.${name} WHERE org_id = $1 AND job_id = ANY($2)`, [org, jobIds]);
-      out[name] = r.rows.map((row: Record<string, unknown>) => fromPg(t, row, typeOf));
-    }
+    // Queued together (pipeline): one round trip for every child table.
+    await Promise.all(
+      children.map(async (name) => {
+        const t = copyTable(name);
+        if (!have.has(name) || jobIds.length === 0) {
+          out[name] = [];
+          return;
+        }
+        const r = await c.query(`SELECT ${select(t)} FROM ${s}.${name} WHERE org_id = $1 AND job_id = ANY($2)`, [org, jobIds]);
+        out[name] = r.rows.map((row: Record<string, unknown>) => fromPg(t, row, typeOf));
+      }),
+    );
   };
   const keyed = async (table: CopyTableName, org: string, where: string, params: unknown[], children: readonly CopyTableName[]): Promise<CopyBatch> => {
     const t = copyTable(table);
@@ -213,29 +226,40 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
       await columnTypes();
       const events = batch.job_events ?? [];
       const seq = events.length > 0 ? await positionSequence() : null;
+      for (const t of COPY_TABLES) {
+        if ((batch[t.table]?.length ?? 0) > 0 && !types?.has(t.table)) {
+          throw new UpshiftError('STORE_NOT_MIGRATED', `the target has no table ${names.schema}.${t.table}; migrate it with this Upshift version`);
+        }
+      }
       await tx(org, async (c) => {
+        // Every statement is queued at once (pipeline); awaiting them all costs one round trip.
+        const sent: Promise<unknown>[] = [];
         if (seq !== null) {
           // Positions are kept from the source: take the store's position lock, as its writers do.
-          await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`upshift.positions.${names.schema}`]);
+          sent.push(c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`upshift.positions.${names.schema}`]));
         }
         for (const t of COPY_TABLES) {
           const rows = batch[t.table];
           if (!rows || rows.length === 0) continue;
-          if (!types?.has(t.table)) throw new UpshiftError('STORE_NOT_MIGRATED', `the target has no table ${names.schema}.${t.table}; migrate it with this Upshift version`);
-          await c.query(upsert(t), [JSON.stringify(rows.map((row) => toPg(t, row, typeOf)))]);
+          sent.push(c.query(upsert(t), [JSON.stringify(rows.map((row) => toPg(t, row, typeOf)))]));
         }
         if (seq !== null) {
           const max = events.reduce((m, e) => Math.max(m, e.position as number), 0);
           // Later writers draw positions above every copied one (setval is not rolled back: a gap at worst).
-          await c.query(`SELECT setval($1::regclass, GREATEST($2::bigint, (SELECT last_value FROM ${seq})))`, [seq, max]);
+          sent.push(c.query(`SELECT setval($1::regclass, GREATEST($2::bigint, (SELECT last_value FROM ${seq})))`, [seq, max]));
         }
         if (checkpoint) {
-          await c.query(
-            `INSERT INTO ${s}.${CHECKPOINT_TABLE} (source, org_id, table_name, last_key, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (source, org_id, table_name) DO UPDATE SET last_key = EXCLUDED.last_key, updated_at = EXCLUDED.updated_at`,
-            [source, checkpoint.org, checkpoint.table, checkpoint.lastKey, Date.now()],
+          sent.push(
+            c.query(
+              `INSERT INTO ${s}.${CHECKPOINT_TABLE} (source, org_id, table_name, last_key, updated_at) VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (source, org_id, table_name) DO UPDATE SET last_key = EXCLUDED.last_key, updated_at = EXCLUDED.updated_at`,
+              [source, checkpoint.org, checkpoint.table, checkpoint.lastKey, Date.now()],
+            ),
           );
         }
+        const settled = await Promise.allSettled(sent);
+        const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
       });
     },
 
