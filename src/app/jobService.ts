@@ -75,6 +75,14 @@ export class JobService {
   async submit(orgId: OrgId, req: SubmitRequest): Promise<{ job: Job; created: boolean }> {
     const { registry, store, clock } = this.opts;
     const input = registry.validateInput(req.analyzer, req.input);
+    const nul = nulPath(input, '');
+    if (nul !== null) {
+      // PostgreSQL can store no U+0000 in text or jsonb; refused here, the contract is the same on every store.
+      const field = `input${nul.replaceAll('/', '.')}`;
+      throw new UpshiftError('VALIDATION_FAILED', `input must not contain the NUL character (U+0000), found at ${nul || '/'}`, {
+        details: { errors: [{ in: 'body', field, message: 'must not contain U+0000' }] },
+      });
+    }
     const analyzer = registry.get(req.analyzer);
     const maxAttempts = req.maxAttempts ?? analyzer.maxAttempts ?? this.opts.defaultMaxAttempts;
     const priority = req.priority ?? 0;
@@ -275,4 +283,24 @@ export function decodeCursor(cursor: string): JobId {
     // fall through
   }
   throw new UpshiftError('CURSOR_INVALID', 'cursor is not valid');
+}
+
+/** JSON pointer of the first string or key holding U+0000, or null. */
+function nulPath(v: Json, at: string): string | null {
+  if (typeof v === 'string') return v.includes('\u0000') ? at : null;
+  if (v === null || typeof v !== 'object') return null;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = nulPath(v[i] as Json, `${at}/${i}`);
+      if (p !== null) return p;
+    }
+    return null;
+  }
+  for (const [k, x] of Object.entries(v)) {
+    const key = `${at}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+    if (k.includes('\u0000')) return key;
+    const p = nulPath(x, key);
+    if (p !== null) return p;
+  }
+  return null;
 }

@@ -52,9 +52,11 @@ export const DeliveryParams = Type.Object({
 });
 export type DeliveryParams = Static<typeof DeliveryParams>;
 
-const Url = Type.String({ minLength: 1, maxLength: 2048, description: 'absolute http(s) URL the events are POSTed to' });
+// No U+0000 in stored strings: PostgreSQL cannot store it (and no URL or description means it).
+const NO_NUL = '^[^\\u0000]*$';
+const Url = Type.String({ minLength: 1, maxLength: 2048, pattern: NO_NUL, description: 'absolute http(s) URL the events are POSTed to' });
 const EventTypes = Type.Array(NotificationTypeSchema, { minItems: 1, maxItems: NOTIFICATION_TYPES.length * 4, description: 'event types to receive' });
-const Description = nullable<string>('string', { maxLength: 256 });
+const Description = nullable<string>('string', { maxLength: 256, pattern: NO_NUL });
 
 export const CreateWebhookBody = Type.Object(
   { url: Url, event_types: EventTypes, description: Type.Optional(Description) },

@@ -146,6 +146,13 @@ describe('notifications and webhooks API', () => {
     expect(patch.status).toBe(422);
     expect(patch.body.code).toBe('WEBHOOK_URL_FORBIDDEN');
     expect((await acme(`/webhooks/${created.body.webhook_id}`, { method: 'PATCH', body: {} })).body.code).toBe('VALIDATION_FAILED');
+    // U+0000 (which PostgreSQL cannot store) is refused the same way on every store.
+    const nul = await acme('/webhooks', { body: { url: 'https://93.184.216.34/x', event_types: ['async.job.failed'], description: 'a\u0000b' } });
+    expect(nul.status).toBe(400);
+    expect(nul.body.code).toBe('VALIDATION_FAILED');
+    expect((await acme(`/webhooks/${created.body.webhook_id}`, { method: 'PATCH', body: { description: '\u0000' } })).status).toBe(400);
+    expect((await post('https://93.184.216.34/\u0000x')).body.code).toBe('VALIDATION_FAILED');
+    expect((await acme(`/webhooks/${created.body.webhook_id}`, { method: 'PATCH', body: { url: 'https://93.184.216.34/\u0000' } })).status).toBe(400);
   });
 });
 

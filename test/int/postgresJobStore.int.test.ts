@@ -4,7 +4,7 @@ import { createPostgresJobStore, type PostgresJobStoreOptions } from '../../src/
 import { loadMigrations, migrationsDir } from '../../src/adapters/store/postgres/postgresMigrator.js';
 import { buildSql } from '../../src/adapters/store/postgres/postgresSql.js';
 import { isUpshiftError } from '../../src/core/errors.js';
-import { asOrgId, newJobId, type OrgId } from '../../src/core/ids.js';
+import { asOrgId, newJobId, newResultId, type OrgId } from '../../src/core/ids.js';
 import type { JobStore } from '../../src/ports/jobStore.js';
 import { jobStoreContract } from '../contracts/jobStore.contract.js';
 import { dropSchema, requirePostgres, testSchemaName } from '../helpers/services.js';
@@ -169,6 +169,31 @@ describe.skipIf(!url)('PostgreSQL specifics', () => {
     await reader;
     const all = (await admin.query(`SELECT position FROM "${schema}".job_events ORDER BY position`)).rows.map((r) => Number(r.position));
     expect(seen).toEqual(all);
+  });
+
+  it('analyzer output holding U+0000 (which PostgreSQL cannot store) is stored with U+FFFD instead of failing the job', async () => {
+    const store = make(fresh());
+    await store.migrate();
+    const lease = async (i: number) => {
+      await store.submitJob(cmd(i));
+      const [c] = await store.claimJobs({ orgId: org, limit: 1, workerId: 'w', now: i, leaseMs: 60_000, analyzers: null });
+      return { orgId: org, jobId: c!.jobId, attempt: c!.attempt, leaseToken: c!.leaseToken };
+    };
+    const l = await lease(1);
+    await store.recordProgress(l, 0.5, 'half\u0000way', 2);
+    const p1 = await store.recordPartial(l, 'chunk\u0000', { 'k\u0000': ['v\u0000'] }, 3);
+    const p2 = await store.recordPartial(l, 'chunk\u0000', { other: 1 }, 4);
+    expect(p1.created).toBe(true);
+    expect(p2).toEqual({ result: p1.result, created: false });
+    expect(p1.result).toMatchObject({ chunkKey: 'chunk\uFFFD', payload: { 'k\uFFFD': ['v\uFFFD'] } });
+    const done = await store.finishJob(l, { status: 'completed', resultId: newResultId(), payload: { s: 'a\u0000b' } }, 5);
+    expect((await store.getResult(org, done.resultId!))?.payload).toEqual({ s: 'a\uFFFDb' });
+    expect((await store.getJob(org, l.jobId))?.progress.message).toBe('half\uFFFDway');
+    const l2 = await lease(10);
+    const failed = await store.finishJob(l2, { status: 'failed', error: { code: 'E', message: 'bad\u0000byte' } }, 11);
+    expect(failed.error).toEqual({ code: 'E', message: 'bad\uFFFDbyte' });
+    const events = await store.listEvents(org, l2.jobId, 0, 10);
+    expect(events.at(-1)?.payload).toMatchObject({ error: { message: 'bad\uFFFDbyte' } });
   });
 
   it('listings work on a database whose default collation is not C (ICU en-US, like most installs)', async () => {

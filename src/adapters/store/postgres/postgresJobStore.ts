@@ -14,6 +14,7 @@ import { heartbeatOp, mutationOp } from './postgresMutations.js';
 import { createPostgresRetentionMethods } from './postgresRetention.js';
 import { toApiKey, toClaimedJob, toEvent, toJob, toRemovedResult, toResult, type ApiKeyRow, type EventRow, type JobRow, type RemovedResultRow, type ResultRow } from './postgresRows.js';
 import { buildSql, type PgSql } from './postgresSql.js';
+import { storableOutcome, storablePayload, storableText } from './postgresText.js';
 
 export interface PostgresJobStoreOptions {
   /** postgres://user@host:port/db — the user owns (or will create) the schema. */
@@ -115,9 +116,11 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
     submitJob: (cmd) => write(submitOp(cmd)),
     claimJobs: (cmd) => write(claimOp(cmd)),
     heartbeat: (cmd) => (cmd.leases.length === 0 ? Promise.resolve([]) : write(heartbeatOp(cmd))),
-    recordProgress: (lease, fraction, message, now) => write(mutationOp<void>({ kind: 'progress', lease, fraction, message, now })),
-    recordPartial: (lease, chunkKey, payload, now) => write(mutationOp({ kind: 'partial', lease, chunkKey, payload, now })),
-    finishJob: (lease, outcome, now) => write(mutationOp({ kind: 'finish', lease, outcome, now })),
+    // What analyzers report is stored with U+0000 replaced (see postgresText.ts).
+    recordProgress: (lease, fraction, message, now) =>
+      write(mutationOp<void>({ kind: 'progress', lease, fraction, message: message === null ? null : storableText(message), now })),
+    recordPartial: (lease, chunkKey, payload, now) => write(mutationOp({ kind: 'partial', lease, chunkKey: storableText(chunkKey), payload: storablePayload(payload), now })),
+    finishJob: (lease, outcome, now) => write(mutationOp({ kind: 'finish', lease, outcome: storableOutcome(outcome), now })),
     requestCancel: (orgId, jobId, now) => write(mutationOp({ kind: 'cancel', orgId, jobId, now })),
     recoverExpiredLeases: (now, limit, retryAt) => write(recoverOp(now, limit, retryAt)),
 
