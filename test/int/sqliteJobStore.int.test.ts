@@ -189,8 +189,8 @@ describe('SQLite specifics', () => {
       listRunning: /INDEX jobs_running \(org_id=\?\)/,
       listCompleted: /INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id<\?\)/,
       listUnsuccessful: /INDEX jobs_org_unsuccessful \(org_id=\? AND status=\? AND job_id<\?\)/,
-      markRunning: /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id=\?\)/,
-      complete: /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id=\?\)/,
+      markRunning: /SEARCH jobs USING INTEGER PRIMARY KEY \(rowid=\?\)/,
+      completeHeld: /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id=\?\)/,
       listEvents: /INDEX sqlite_autoindex_job_events_1 \(job_id=\? AND event_seq>\?\)/,
     };
     for (const [name, re] of Object.entries(expectations)) expect(plan(name), name).toMatch(re);

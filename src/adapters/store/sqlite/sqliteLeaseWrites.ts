@@ -3,7 +3,7 @@ import { asJobId, newResultId, newToken } from '../../../core/ids.js';
 import type { ClaimedJob, Job, JobResult, Json, LeaseRef } from '../../../core/job.js';
 import { assertTransition } from '../../../core/jobState.js';
 import type { ClaimCommand, FinishOutcome, HeartbeatCommand, HeartbeatResult } from '../../../ports/jobStore.js';
-import { jobRowOf, jobRowsOf, toClaimedJob, toJob, toJson, toResult, type JobRow } from './rowMapping.js';
+import { JOB_COLUMNS, jobRowOf, toClaimedJob, toJob, toJson, toResult, type JobRow } from './rowMapping.js';
 import type { WriteOp } from './sqliteGroupCommit.js';
 import { appendEvent, cancelRow, failRow, requeueRow } from './sqliteJobWrites.js';
 import type { Queries } from './sqliteQueries.js';
@@ -35,16 +35,17 @@ export function claimOp(q: Queries, cmd: ClaimCommand): WriteOp<ClaimedJob[]> {
   return (events) => {
     if (cmd.limit <= 0 || (cmd.analyzers !== null && cmd.analyzers.length === 0)) return [];
     const limit = Math.floor(cmd.limit);
-    const rows = jobRowsOf(
+    const raw =
       cmd.analyzers === null
         ? q.claimable.all(cmd.orgId, cmd.now, limit)
-        : q.claimableFiltered.all(cmd.orgId, cmd.now, JSON.stringify(cmd.analyzers), limit),
-    );
+        : q.claimableFiltered.all(cmd.orgId, cmd.now, JSON.stringify(cmd.analyzers), limit);
     const expires = cmd.now + cmd.leaseMs;
     // One random draw per claim batch, suffixed per job: tokens stay unique and unguessable
     // while the batch pays for a single randomBytes call.
     const batchToken = newToken('lse_');
-    return rows.map((row, i) => {
+    return raw.map((v, i) => {
+      const row = jobRowOf(v) as JobRow;
+      const rowid = v[JOB_COLUMNS.length] as number;
       assertTransition('queued', 'running', 'claim');
       const after: JobRow = {
         ...row,
@@ -55,7 +56,7 @@ export function claimOp(q: Queries, cmd: ClaimCommand): WriteOp<ClaimedJob[]> {
         started_at: cmd.now,
         last_event_seq: row.last_event_seq + 1,
       };
-      q.markRunning.run(after.lease_token as string, expires, cmd.workerId, cmd.now, after.last_event_seq, row.org_id, row.job_id);
+      q.markRunning.run(after.lease_token as string, expires, cmd.workerId, cmd.now, after.last_event_seq, rowid);
       appendEvent(q, events, after, 'job.started', { attempt: row.attempt, worker_id: cmd.workerId }, cmd.now);
       return toClaimedJob(after);
     });
@@ -119,26 +120,17 @@ export function partialOp(
 
 export function finishOp(q: Queries, lease: LeaseRef, outcome: FinishOutcome, now: number): WriteOp<Job> {
   return (events) => {
+    if (outcome.status === 'completed') {
+      // The hot path: fenced compare-and-set in one statement (lease check + update + new row).
+      assertTransition('running', 'completed', 'analyzer_returned');
+      const after = jobRowOf(q.completeHeld.get(outcome.resultId, now, lease.orgId, lease.jobId, lease.attempt, lease.leaseToken));
+      if (!after) throw leaseLost(lease);
+      q.insertResult.run(outcome.resultId, after.job_id, after.org_id, 'final', null, after.partial_count + 1, toJson(outcome.payload), now);
+      appendEvent(q, events, after, 'job.completed', { result_id: outcome.resultId, attempt: after.attempt }, now);
+      return toJob(after);
+    }
     const row = requireLease(q, lease);
     switch (outcome.status) {
-      case 'completed': {
-        assertTransition('running', 'completed', 'analyzer_returned');
-        q.insertResult.run(outcome.resultId, row.job_id, row.org_id, 'final', null, row.partial_count + 1, toJson(outcome.payload), now);
-        const after: JobRow = {
-          ...row,
-          status: 'completed',
-          result_id: outcome.resultId,
-          finished_at: now,
-          progress_fraction: 1,
-          error: null,
-          lease_token: null,
-          lease_expires_at: null,
-          last_event_seq: row.last_event_seq + 1,
-        };
-        q.complete.run(outcome.resultId, now, after.last_event_seq, row.org_id, row.job_id);
-        appendEvent(q, events, after, 'job.completed', { result_id: outcome.resultId, attempt: row.attempt }, now);
-        return toJob(after);
-      }
       case 'failed':
         assertTransition('running', 'failed', row.attempt >= row.max_attempts ? 'attempts_exhausted' : 'analyzer_failed');
         return toJob(failRow(q, events, row, outcome.error, now));

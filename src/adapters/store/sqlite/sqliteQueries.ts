@@ -21,13 +21,20 @@ const LIST_FILTERS = `job_id < @before
 const RAW_JOB_SQL = {
   jobByOrg: `SELECT ${J} FROM jobs WHERE org_id = ? AND job_id = ?`,
   jobByIdempotencyKey: `SELECT ${J} FROM jobs WHERE org_id = ? AND idempotency_key = ?`,
-  claimable: `SELECT ${J} FROM jobs WHERE status = 'queued' AND org_id = ? AND run_at <= ?
+  // Claims also read the rowid (after the job columns): markRunning updates by rowid, one seek
+  // less per claimed job than going through the primary key index again.
+  claimable: `SELECT ${J}, rowid FROM jobs WHERE status = 'queued' AND org_id = ? AND run_at <= ?
     ORDER BY priority DESC, run_at, job_id LIMIT ?`,
-  claimableFiltered: `SELECT ${J} FROM jobs WHERE status = 'queued' AND org_id = ? AND run_at <= ?
+  claimableFiltered: `SELECT ${J}, rowid FROM jobs WHERE status = 'queued' AND org_id = ? AND run_at <= ?
       AND analyzer IN (SELECT value FROM json_each(?))
     ORDER BY priority DESC, run_at, job_id LIMIT ?`,
   expiredLeases: `SELECT ${J} FROM jobs WHERE status = 'running' AND lease_expires_at < ?
     ORDER BY lease_expires_at, job_id LIMIT ?`,
+  // The hot finalization: lease check and state change in one statement (one seek, not a read
+  // then a write); no row back = the lease is not held. RETURNING gives the row after the update.
+  completeHeld: `UPDATE jobs SET status = 'completed', result_id = ?, finished_at = ?, progress_fraction = 1, error = NULL,
+      lease_token = NULL, lease_expires_at = NULL, last_event_seq = last_event_seq + 1
+    WHERE org_id = ? AND job_id = ? AND status = 'running' AND attempt = ? AND lease_token = ? RETURNING ${J}`,
   staleCancels: `SELECT ${J} FROM jobs WHERE status = 'running' AND cancel_requested_at IS NOT NULL AND cancel_requested_at < ?
     ORDER BY cancel_requested_at, job_id LIMIT ?`,
   // One statement per status so each uses the index that keeps it bounded (see 0001_init.sql);
@@ -50,12 +57,10 @@ const SQL = {
       idempotency_key, request_hash, created_at, run_at, trace_context, last_event_seq)
     VALUES (?, ?, ?, ?, 'queued', 1, ?, ?, ?, ?, ?, ?, ?, 1)`,
   markRunning: `UPDATE jobs SET status = 'running', lease_token = ?, lease_expires_at = ?, worker_id = ?, started_at = ?,
-      last_event_seq = ? WHERE org_id = ? AND job_id = ?`,
+      last_event_seq = ? WHERE rowid = ?`,
   extendLease: `UPDATE jobs SET lease_expires_at = ? WHERE org_id = ? AND job_id = ?`,
   setProgress: `UPDATE jobs SET progress_fraction = ?, progress_message = ?, last_event_seq = ? WHERE org_id = ? AND job_id = ?`,
   addPartial: `UPDATE jobs SET result_id = ?, partial_count = ?, last_event_seq = ? WHERE org_id = ? AND job_id = ?`,
-  complete: `UPDATE jobs SET status = 'completed', result_id = ?, finished_at = ?, progress_fraction = 1, error = NULL,
-      lease_token = NULL, lease_expires_at = NULL, last_event_seq = ? WHERE org_id = ? AND job_id = ?`,
   fail: `UPDATE jobs SET status = 'failed', error = ?, finished_at = ?,
       lease_token = NULL, lease_expires_at = NULL, last_event_seq = ? WHERE org_id = ? AND job_id = ?`,
   cancel: `UPDATE jobs SET status = 'canceled', finished_at = ?, cancel_requested_at = ?,
@@ -128,6 +133,7 @@ export interface Queries {
   claimableFiltered: Raw<[string, number, string, number]>;
   expiredLeases: Raw<[number, number]>;
   staleCancels: Raw<[number, number]>;
+  completeHeld: Raw<[string, number, ...Key, number, string]>;
   listJobs: Raw<ListParams>;
   listQueued: Raw<ListParams>;
   listRunning: Raw<ListParams>;
@@ -135,11 +141,10 @@ export interface Queries {
   listUnsuccessful: Raw<ListParams>;
 
   insertJob: S<[string, string, string, string, number, number, string | null, string | null, number, number, string | null]>;
-  markRunning: S<[string, number, string, number, number, ...Key]>;
+  markRunning: S<[string, number, string, number, number, rowid: number]>;
   extendLease: S<[number, ...Key]>;
   setProgress: S<[number, string | null, number, ...Key]>;
   addPartial: S<[string, number, number, ...Key]>;
-  complete: S<[string, number, number, ...Key]>;
   fail: S<[string, number, number, ...Key]>;
   cancel: S<[number, number, number, ...Key]>;
   requeue: S<[number, number, string | null, number, ...Key]>;
