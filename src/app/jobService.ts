@@ -75,14 +75,7 @@ export class JobService {
   async submit(orgId: OrgId, req: SubmitRequest): Promise<{ job: Job; created: boolean }> {
     const { registry, store, clock } = this.opts;
     const input = registry.validateInput(req.analyzer, req.input);
-    const nul = nulPath(input, '');
-    if (nul !== null) {
-      // PostgreSQL can store no U+0000 in text or jsonb; refused here, the contract is the same on every store.
-      const field = `input${nul.replaceAll('/', '.')}`;
-      throw new UpshiftError('VALIDATION_FAILED', `input must not contain the NUL character (U+0000), found at ${nul || '/'}`, {
-        details: { errors: [{ in: 'body', field, message: 'must not contain U+0000' }] },
-      });
-    }
+    checkStorable(input);
     const analyzer = registry.get(req.analyzer);
     const maxAttempts = req.maxAttempts ?? analyzer.maxAttempts ?? this.opts.defaultMaxAttempts;
     const priority = req.priority ?? 0;
@@ -285,22 +278,34 @@ export function decodeCursor(cursor: string): JobId {
   throw new UpshiftError('CURSOR_INVALID', 'cursor is not valid');
 }
 
-/** JSON pointer of the first string or key holding U+0000, or null. */
-function nulPath(v: Json, at: string): string | null {
-  if (typeof v === 'string') return v.includes('\u0000') ? at : null;
-  if (v === null || typeof v !== 'object') return null;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const p = nulPath(v[i] as Json, `${at}/${i}`);
-      if (p !== null) return p;
+/** Deepest input nesting accepted: deeper JSON overflows the call stack of JSON.stringify and PostgreSQL's jsonb parser. */
+export const MAX_INPUT_DEPTH = 512;
+
+/**
+ * Refuses input no store can keep, the same way on every store: nesting deeper than
+ * MAX_INPUT_DEPTH, and U+0000 in any string or key (PostgreSQL text and jsonb cannot hold it).
+ * Iterative, so arbitrarily deep input is refused rather than overflowing the stack here.
+ */
+function checkStorable(input: Json): void {
+  const refuse = (pointer: string, message: string): never => {
+    const field = `input${pointer.replaceAll('/', '.')}`;
+    throw new UpshiftError('VALIDATION_FAILED', `input ${message} (at ${pointer || '/'})`, { details: { errors: [{ in: 'body', field, message }] } });
+  };
+  const stack: Array<[Json, string, number]> = [[input, '', 0]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [v, at, depth] = next;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) refuse(at, 'must not contain the NUL character (U+0000)');
+      continue;
     }
-    return null;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= MAX_INPUT_DEPTH) refuse(at, `must not be nested deeper than ${MAX_INPUT_DEPTH} levels`);
+    const entries: Array<[string, Json]> = Array.isArray(v) ? v.map((x, i) => [String(i), x as Json]) : Object.entries(v);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [k, x] = entries[i] as [string, Json];
+      const key = `${at}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      if (k.includes('\u0000')) refuse(key, 'must not contain the NUL character (U+0000)');
+      stack.push([x, key, depth + 1]);
+    }
   }
-  for (const [k, x] of Object.entries(v)) {
-    const key = `${at}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-    if (k.includes('\u0000')) return key;
-    const p = nulPath(x, key);
-    if (p !== null) return p;
-  }
-  return null;
 }

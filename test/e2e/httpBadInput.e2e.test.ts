@@ -89,6 +89,7 @@ const bodyCases: Case[] = SUBMIT_PATHS.flatMap((path): Case[] => [
   // U+0000 cannot be stored by PostgreSQL: refused the same way on every store.
   { name: `${path}: NUL in an input string`, path, body: { analyzer: 'noop', input: { a: ['x', 'b\u0000c'] } }, status: 400, code: 'VALIDATION_FAILED', detail: /U\+0000.*\/a\/1/ },
   { name: `${path}: NUL in an input key`, path, body: { analyzer: 'noop', input: { 'k\u0000': 1 } }, status: 400, code: 'VALIDATION_FAILED', detail: /U\+0000/ },
+  { name: `${path}: input nested 600 deep`, path, body: `{"analyzer":"noop","input":${'['.repeat(600)}1${']'.repeat(600)}}`, headers: JSON_CT, status: 400, code: 'VALIDATION_FAILED', detail: /deeper than 512/ },
   { name: `${path}: oversize JSON body`, path, body: { ...VALID, input: 'x'.repeat(3000) }, status: 413, code: 'BODY_TOO_LARGE' },
   { name: `${path}: text/plain`, path, body: 'analyzer=noop', headers: { 'content-type': 'text/plain' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
   { name: `${path}: application/xml`, path, body: '<a/>', headers: { 'content-type': 'application/xml' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
