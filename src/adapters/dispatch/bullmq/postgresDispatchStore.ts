@@ -263,13 +263,16 @@ export class PostgresDispatchStore {
   /**
    * The store's claim statement (postgresSql.ts `claim`) restricted to the named jobs: rows
    * locked by another writer are skipped (reported `busy` by the caller, asked again later).
+   * Each named job is one primary-key probe: the status guard is spelled so it does not match
+   * the partial jobs_claim index, which a planner without statistics would otherwise scan
+   * whole (every queued job) per batch (docs/postgres.md, "Plans that do not depend on statistics").
    */
   private claimSql(): string {
     const s = this.s;
     return `WITH picked AS (
         SELECT j.org_id, j.job_id FROM ${s}.jobs j
         JOIN unnest($1::text[], $2::text[]) AS r(org_id, job_id) ON j.org_id = r.org_id AND j.job_id = r.job_id
-        WHERE j.status = 'queued' AND j.run_at <= $3
+        WHERE (j.status || '') = 'queued' AND j.run_at <= $3
         ORDER BY j.org_id, j.job_id
         FOR UPDATE OF j SKIP LOCKED),
       u AS (
