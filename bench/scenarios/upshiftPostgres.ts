@@ -28,7 +28,9 @@ const org = parseOrgId('bench');
 const bullmq = process.env.BENCH_UPSHIFT_DISPATCH === 'bullmq';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-await drive(bullmq ? 'upshift-postgres-bullmq' : 'upshift-postgres', async (): Promise<Peer> => {
+const system = bullmq ? 'upshift-postgres-bullmq' : 'upshift-postgres';
+
+await drive(system, async (): Promise<Peer> => {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-bench-pg-'));
   let onStart: (i: number) => void = () => undefined;
   // The built-in noop (returns its input as the result) plus the start hook.
@@ -76,10 +78,13 @@ await drive(bullmq ? 'upshift-postgres-bullmq' : 'upshift-postgres', async (): P
     async close() {
       // CPU of this process and of its PostgreSQL backends: on a shared machine CPU per job is
       // steadier than wall-clock throughput.
-      const pgCpu = await backendCpuSeconds(url);
+      const pgCpu = cpuSecondsOf(await ownBackends(url));
       const cpu = process.cpuUsage();
-      process.stderr.write(`${bullmq ? 'upshift-postgres-bullmq' : 'upshift-postgres'} ${mode}: node CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, PostgreSQL backends CPU ${pgCpu.seconds.toFixed(2)} s (${pgCpu.backends} backends), load ${loadavg()[0]?.toFixed(2)}\n`);
-      await up.close();
+      process.stderr.write(`${system} ${mode}: node CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, PostgreSQL backends CPU ${pgCpu.seconds.toFixed(2)} s (${pgCpu.backends} backends), load ${loadavg()[0]?.toFixed(2)}\n`);
+      // Bounded (the driver's hard stop comes 30 s after the deadline): the schema and the
+      // queue are removed even when a graceful close hangs.
+      const closed = await Promise.race([up.close().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000).unref())]);
+      if (!closed) process.stderr.write(`${system}: close did not finish within 15 s; terminating its backends and cleaning up\n`);
       rmSync(dir, { recursive: true, force: true });
       if (bullmq) {
         const queue = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl }, prefix: 'upshift' });
@@ -88,6 +93,7 @@ await drive(bullmq ? 'upshift-postgres-bullmq' : 'upshift-postgres', async (): P
       }
       const admin = new pg.Client({ connectionString: url });
       await admin.connect();
+      if (!closed) await admin.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [await ownBackends(url)]);
       await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await admin.end();
     },
@@ -117,8 +123,8 @@ function traceStore(up: Upshift): void {
   process.on('exit', () => process.stderr.write(`store trace: ${JSON.stringify(stats)}\n`));
 }
 
-/** CPU seconds of the PostgreSQL backends serving this process (matched by our sockets' local ports). */
-async function backendCpuSeconds(connectionString: string): Promise<{ seconds: number; backends: number }> {
+/** Pids of the PostgreSQL backends serving this process (matched by our sockets' local ports). */
+async function ownBackends(connectionString: string): Promise<number[]> {
   const inodes = new Set<string>();
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
@@ -135,8 +141,14 @@ async function backendCpuSeconds(connectionString: string): Promise<{ seconds: n
   }
   const admin = new pg.Client({ connectionString });
   await admin.connect();
-  const pids = (await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])', [[...ports]])).rows.map((r) => r.pid);
-  await admin.end();
+  try {
+    return (await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[]) AND pid <> pg_backend_pid()', [[...ports]])).rows.map((r) => r.pid);
+  } finally {
+    await admin.end();
+  }
+}
+
+function cpuSecondsOf(pids: readonly number[]): { seconds: number; backends: number } {
   let ticks = 0;
   for (const pid of pids) {
     try {
