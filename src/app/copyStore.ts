@@ -67,7 +67,9 @@ export async function copyStore(deps: CopyStoreDeps, opts: CopyStoreOptions): Pr
     for (const [table, n] of Object.entries(perOrg) as [CopyTableName, number][]) if (n > 0 && !present.has(table)) skipped.add(table);
   }
   const children = CHILD_TABLES.filter((t) => present.has(t));
-  const total = Object.values(counts).reduce((n, perOrg) => n + Object.values(perOrg).reduce((a, b) => a + (b ?? 0), 0), 0);
+  const sumRows = (c: Record<string, RowCounts>, skip: readonly CopyTableName[] = []): number =>
+    Object.values(c).reduce((n, perOrg) => n + Object.entries(perOrg).reduce((a, [t, b]) => a + (skip.includes(t as CopyTableName) ? 0 : (b ?? 0)), 0), 0);
+  let total = sumRows(counts);
   const report: CopyStoreReport = {
     mode: opts.dryRun ? 'dry-run' : 'copy',
     completed: false,
@@ -89,7 +91,7 @@ export async function copyStore(deps: CopyStoreDeps, opts: CopyStoreOptions): Pr
     (report as { resumedFromCheckpoints: number }).resumedFromCheckpoints = checkpoints.length;
     // A resumed run starts its bar where the target already is.
     const already = await target.countRows();
-    done = Math.min(total, Object.values(already).reduce((n, perOrg) => n + Object.values(perOrg).reduce((a, b) => a + (b ?? 0), 0), 0));
+    done = Math.min(total, sumRows(already));
     for (const org of orgs) {
       for (const t of SCAN_TABLES) {
         if (!present.has(t.table)) continue;
@@ -120,7 +122,9 @@ export async function copyStore(deps: CopyStoreDeps, opts: CopyStoreOptions): Pr
   if (!opts.dryRun) await target.analyze();
 
   // Catch-up (or, in a dry run, the plan): compare everything, write only the differences.
+  // It walks every row but events and results (those are read only for jobs that changed).
   done = 0;
+  total = sumRows(counts, ['job_events', 'job_results']);
   const phase = opts.dryRun ? 'plan' : 'catch-up';
   const sink = (org: string): RowCounts => (opts.dryRun ? entry(org).toCopy : entry(org).caughtUp);
   const apply = async (org: string, batch: CopyBatch): Promise<void> => {

@@ -127,7 +127,7 @@ function progressView(out: NodeJS.WritableStream & { readonly isTTY?: boolean })
     let started = false;
     return {
       update(p) {
-        if (!started) bar.start(p.total, 0, {});
+        if (!started) bar.start(p.total, 0, { phase: p.phase, org: p.org, table: p.table });
         started = true;
         bar.setTotal(Math.max(p.total, p.done));
         bar.update(p.done, { phase: p.phase, org: p.org, table: p.table });

@@ -129,6 +129,8 @@ describe.skipIf(!pgUrl)('copy-store: SQLite → PostgreSQL', () => {
     expect(before.paths.length).toBeGreaterThan(ORGS.length * 100);
     // The sample covers every kind of answer: found, gone (410), and the listings.
     expect(new Set(before.responses.map((r) => r.status))).toEqual(new Set([200, 410]));
+    const streams = before.paths.filter((p) => p.endsWith('/stream'));
+    expect(streams.length).toBe(ORGS.length * 3);
     for (const [i, path] of before.paths.entries()) {
       expect({ path, ...after.responses[i] }).toEqual({ path, ...before.responses[i] });
     }

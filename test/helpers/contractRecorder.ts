@@ -8,7 +8,8 @@ export interface Recording {
 
 /**
  * Ids to ask the HTTP API about, sampled from an embedded store file: per org, jobs of every
- * status, results, removed results (410), notifications, webhook endpoints and deliveries.
+ * status (and the SSE replay of finished ones), results, removed results (410), notifications,
+ * webhook endpoints and deliveries.
  */
 export function sampleRequests(file: string, orgs: readonly string[]): string[] {
   const Db = loadSqliteDriver();
@@ -25,6 +26,8 @@ export function sampleRequests(file: string, orgs: readonly string[]): string[] 
         for (let i = 0; i < all.length && i < step * 6; i += step) {
           const job = all[i] as string;
           for (const sub of ['', '/events?limit=1000', '/events?after_seq=2&limit=2', '/results', '/notifications?channel=in_app']) get(`/analyze/jobs/${job}${sub}`);
+          // The SSE replay of a finished job ends with its terminal event.
+          if (status !== 'queued' && i === 0) get(`/analyze/jobs/${job}/stream`);
         }
         get(`/analyze/jobs?status=${status}&limit=20`);
       }
@@ -66,11 +69,25 @@ export async function recordContract(baseUrl: string, requests: readonly string[
     const path = line.slice(space + 1);
     const res = await fetch(baseUrl + path, { headers: { 'x-org-id': org } });
     const text = await res.text();
-    const body: unknown = text === '' ? null : JSON.parse(text);
+    const sse = (res.headers.get('content-type') ?? '').startsWith('text/event-stream');
+    // Bodies compare as JSON values: jsonb stores object keys in its own order (by length, then
+    // bytes), so the PostgreSQL store serialises payloads with keys in another order. For the
+    // same reason SSE frames are compared as (id, event, parsed data), not as bytes.
+    const body: unknown = text === '' ? null : sse ? sseFrames(text) : JSON.parse(text);
     paths.push(line);
     responses.push({ status: res.status, body });
     const next = (body as { next_cursor?: unknown } | null)?.next_cursor;
     if (followCursors && typeof next === 'string' && !path.includes('cursor=')) queue.splice(i + 1, 0, `${org} ${path}${path.includes('?') ? '&' : '?'}cursor=${encodeURIComponent(next)}`);
   }
   return { paths, responses };
+}
+
+/** An SSE body as its frames: comments and `retry:` kept as lines, `data:` parsed as JSON. */
+function sseFrames(text: string): unknown[] {
+  return text
+    .split('\n\n')
+    .filter((block) => block.trim() !== '')
+    .map((block) =>
+      block.split('\n').map((line) => (line.startsWith('data: ') ? { data: JSON.parse(line.slice('data: '.length)) as unknown } : line)),
+    );
 }

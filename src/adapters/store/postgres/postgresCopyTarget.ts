@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import { UpshiftError } from '../../../core/errors.js';
-import { COPY_TABLES, copyTable, scanKey, type CellValue, type CopyRow, type CopyTableName, type CopyTableSpec } from '../../../core/storeCopy.js';
+import { COPY_TABLES, copyTable, scanKey, type CopyRow, type CopyTableName, type CopyTableSpec } from '../../../core/storeCopy.js';
 import type { CopyBatch, CopyWriter } from '../../../ports/storeCopy.js';
 import { createClient, ident, resolveNames } from './postgresConnection.js';
+import { fromPg, selectList, toPg, upsertSql } from './postgresCopyRows.js';
 import { toStoreError } from './postgresErrors.js';
 import { loadMigrations, schemaState } from './postgresMigrator.js';
 
@@ -97,7 +98,6 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
     return out;
   };
   const typeOf = (t: CopyTableSpec, col: string): string => types?.get(t.table)?.get(col) ?? 'text';
-  const select = (t: CopyTableSpec): string => t.columns.map((c) => (c.kind === 'json' ? `${ident(c.name)}::text AS ${ident(c.name)}` : ident(c.name))).join(', ');
   const present = async (): Promise<CopyTableSpec[]> => {
     const m = await columnTypes();
     return COPY_TABLES.filter((t) => m.has(t.table));
@@ -113,7 +113,7 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
           out[name] = [];
           return;
         }
-        const r = await c.query(`SELECT ${select(t)} FROM ${s}.${name} WHERE org_id = $1 AND job_id = ANY($2)`, [org, jobIds]);
+        const r = await c.query(`SELECT ${selectList(t)} FROM ${s}.${name} WHERE org_id = $1 AND job_id = ANY($2)`, [org, jobIds]);
         out[name] = r.rows.map((row: Record<string, unknown>) => fromPg(t, row, typeOf));
       }),
     );
@@ -122,7 +122,7 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
     const t = copyTable(table);
     if (!(await columnTypes()).has(table)) return { [table]: [] };
     return tx(org, async (c) => {
-      const r = await c.query(`SELECT ${select(t)} FROM ${s}.${table} WHERE org_id = $1 AND ${where}`, [org, ...params]);
+      const r = await c.query(`SELECT ${selectList(t)} FROM ${s}.${table} WHERE org_id = $1 AND ${where}`, [org, ...params]);
       const out: Record<string, CopyRow[]> = { [table]: r.rows.map((row: Record<string, unknown>) => fromPg(t, row, typeOf)) };
       await childRows(
         c,
@@ -135,19 +135,6 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
     });
   };
 
-  const upsert = (t: CopyTableSpec): string => {
-    const colList = t.columns.map((c) => ident(c.name)).join(', ');
-    // JSON cells travel as text and are cast to the column type (jsonb keeps big numbers exact).
-    const recordType = t.columns.map((c) => `${ident(c.name)} ${c.kind === 'json' ? 'text' : typeOf(t, c.name)}`).join(', ');
-    const values = t.columns.map((c) => (c.kind === 'json' ? `r.${ident(c.name)}::${typeOf(t, c.name)}` : `r.${ident(c.name)}`)).join(', ');
-    const conflict = t.mutable
-      ? `ON CONFLICT (${t.key.map(ident).join(', ')}) DO UPDATE SET ${t.columns
-          .filter((c) => !t.key.includes(c.name))
-          .map((c) => `${ident(c.name)} = EXCLUDED.${ident(c.name)}`)
-          .join(', ')}`
-      : 'ON CONFLICT DO NOTHING';
-    return `INSERT INTO ${s}.${t.table} (${colList}) SELECT ${values} FROM jsonb_to_recordset($1::jsonb) AS r(${recordType}) ${conflict}`;
-  };
 
   return {
     async checkSchema() {
@@ -241,7 +228,7 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
         for (const t of COPY_TABLES) {
           const rows = batch[t.table];
           if (!rows || rows.length === 0) continue;
-          sent.push(c.query(upsert(t), [JSON.stringify(rows.map((row) => toPg(t, row, typeOf)))]));
+          sent.push(c.query(upsertSql(s, t, typeOf), [JSON.stringify(rows.map((row) => toPg(t, row, typeOf)))]));
         }
         if (seq !== null) {
           const max = events.reduce((m, e) => Math.max(m, e.position as number), 0);
@@ -312,25 +299,4 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
     sequence = seq;
     return seq;
   }
-}
-
-/** The store-neutral cell → the JSON the recordset decodes into the column's type. */
-function toPg(t: CopyTableSpec, row: CopyRow, typeOf: (t: CopyTableSpec, col: string) => string): Record<string, CellValue> {
-  const out: Record<string, CellValue> = {};
-  for (const c of t.columns) {
-    const v = row[c.name] ?? null;
-    out[c.name] = c.kind === 'bool' && v !== null && typeOf(t, c.name) !== 'boolean' ? (v ? 1 : 0) : v;
-  }
-  return out;
-}
-
-function fromPg(t: CopyTableSpec, row: Record<string, unknown>, typeOf: (t: CopyTableSpec, col: string) => string): CopyRow {
-  const out: Record<string, CellValue> = {};
-  for (const c of t.columns) {
-    const v = row[c.name];
-    if (v === null || v === undefined) out[c.name] = null;
-    else if (c.kind === 'bool') out[c.name] = typeOf(t, c.name) === 'boolean' ? (v as boolean) : v === 1;
-    else out[c.name] = v as string | number;
-  }
-  return out;
 }
