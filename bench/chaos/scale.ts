@@ -10,8 +10,7 @@ import { startPrivatePostgres, startPrivateRedis } from './privateServices.js';
 /**
  * Scale-mode chaos run (`npm run chaos -- --mode scale`; docs/chaos.md): a PRIVATE PostgreSQL
  * cluster and a PRIVATE redis-server (own temp dirs and ports, never the shared ones), several
- * API processes (`upshift serve`, UPSHIFT_WORKER_ENABLED=false) and worker processes (`upshift
- * serve` with workers; clients never call them), BullMQ dispatch by default. The same job mix
+ * `upshift api` and `upshift worker` processes, BullMQ dispatch by default. The same job mix
  * as embedded mode (plan() of embedded.ts) goes in over HTTP through random API processes;
  * K SIGKILLs hit random API and worker processes (each restarted); PostgreSQL is stopped
  * (immediate shutdown) for 10 s and Redis killed for 10 s mid-run. Every process that exits —
@@ -102,17 +101,16 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
   /** Keeps the slot's process running: (re)starts it whenever it exits, until the run stops. */
   async function keep(slot: Slot): Promise<void> {
     while (!stopping) {
-      const child = spawn(process.execPath, [join(root, 'bin', 'upshift.js'), 'serve', '--port', String(slot.port)], {
-        env: { ...process.env, ...env, UPSHIFT_WORKER_ENABLED: slot.role === 'worker' ? 'true' : 'false' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      const args = slot.role === 'api' ? ['api', '--port', String(slot.port)] : ['worker'];
+      const child = spawn(process.execPath, [join(root, 'bin', 'upshift.js'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
       let tail = '';
-      child.stderr?.on('data', (d: Buffer) => (tail = (tail + d.toString()).slice(-2000)));
+      child.stderr?.on('data', (d: Buffer) => (tail = (tail + d.toString()).slice(-6000)));
       slot.child = child;
       slot.killedByUs = false;
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      // Workers have no HTTP listener: only API processes are health-checked (and called).
       void (async () => {
-        while (child.exitCode === null && child.signalCode === null && !stopping) {
+        while (slot.role === 'api' && child.exitCode === null && child.signalCode === null && !stopping) {
           try {
             if ((await fetch(`http://127.0.0.1:${slot.port}/health`, { signal: AbortSignal.timeout(1000) })).ok) {
               slot.url = `http://127.0.0.1:${slot.port}`;
@@ -129,12 +127,15 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
       if (stopping) return;
       if (!slot.killedByUs) {
         unplannedExits++;
-        o.log(`chaos scale: ${slot.role} on ${slot.port} exited on its own (${child.exitCode ?? child.signalCode}): ${tail.trim().split('\n').pop() ?? ''}`);
+        const lines = tail.trim().split('\n');
+        // A refused start (store down) says so in its last line; anything else gets its stack.
+        const last = lines[lines.length - 1] ?? '';
+        o.log(`chaos scale: ${slot.role} ${slot.port} exited on its own (${child.exitCode ?? child.signalCode}): ${last.startsWith('upshift:') ? last : lines.slice(-25).join('\n')}`);
       }
       await sleep(slot.killedByUs ? 0 : 500);
     }
   }
-  // The first process migrates the schema alone; the others start once it is healthy.
+  // The first process (an API) migrates the schema alone; the others start once it is healthy.
   const keepers = [keep(slots[0] as Slot)];
   while (!slots[0]?.url) {
     checkDeadline('first process healthy');
