@@ -42,7 +42,7 @@ const types: pg.CustomTypesConfig = {
  * reply, so a transaction's fire-and-forget statements (BEGIN, role switch) cost no round trip.
  */
 export function createPool(url: string, max: number, applicationName: string): pg.Pool {
-  return new pg.Pool({
+  const pool = new pg.Pool({
     connectionString: url,
     max,
     pipeline: true,
@@ -52,6 +52,12 @@ export function createPool(url: string, max: number, applicationName: string): p
     idleTimeoutMillis: 30_000,
     keepAlive: true,
   });
+  // A checked-out client whose connection dies (PostgreSQL restarted, backend terminated)
+  // emits 'error' on itself — the pool only listens on idle clients — and an 'error' event
+  // without a listener kills the process. The failure already reaches the caller through
+  // the rejected query, and the caller releases the client as broken.
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
 }
 
 export function createClient(url: string, applicationName: string, opts: { readonly pipeline?: boolean } = {}): pg.Client {
