@@ -107,6 +107,7 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
       child.stderr?.on('data', (d: Buffer) => (tail = (tail + d.toString()).slice(-6000)));
       slot.child = child;
       slot.killedByUs = false;
+      const spawnedAt = Date.now();
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       // Workers have no HTTP listener: only API processes are health-checked (and called).
       void (async () => {
@@ -130,7 +131,7 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
         const lines = tail.trim().split('\n');
         // A refused start (store down) says so in its last line; anything else gets its stack.
         const last = lines[lines.length - 1] ?? '';
-        o.log(`chaos scale: ${slot.role} ${slot.port} exited on its own (${child.exitCode ?? child.signalCode}): ${last.startsWith('upshift:') ? last : lines.slice(-25).join('\n')}`);
+        o.log(`chaos scale: ${slot.role} ${slot.port} exited on its own after ${Date.now() - spawnedAt} ms (${child.exitCode ?? child.signalCode}): ${last.startsWith('upshift:') ? last : lines.slice(-25).join('\n')}`);
       }
       await sleep(slot.killedByUs ? 0 : 500);
     }
