@@ -24,7 +24,7 @@ import { RetentionScheduler } from './app/retentionScheduler.js';
 import { WorkerRuntime } from './app/workerRuntime.js';
 import type { Config } from './config/config.js';
 import { defineAnalyzer, PermanentError, type Analyzer } from './core/analyzer.js';
-import { coerceError, UpshiftError } from './core/errors.js';
+import { coerceError, UpshiftError, type ErrorCode } from './core/errors.js';
 import { isTerminalEvent } from './core/events.js';
 import type { RetentionReport } from './core/retention.js';
 import { buildHttpServer } from './http/server.js';
@@ -76,6 +76,8 @@ export interface Upshift {
   readonly notifications: NotificationService;
   /** Delivers the outbox; null with UPSHIFT_NOTIFICATIONS_ENABLED=false. */
   readonly dispatcher: NotificationDispatcher | null;
+  /** What GET /ready answers: the store, its migrations and (BullMQ mode) Redis. */
+  readiness(): Promise<{ ok: boolean; checks: Record<string, string>; code?: ErrorCode }>;
   /**
    * Runs retention once on this instance's store, sharing its writer with the API (`now`
    * defaults to the clock). The scheduled runs (UPSHIFT_RETENTION_INTERVAL_MS) use the same path.
@@ -292,7 +294,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       : () => {};
   metrics.setTerminalWithoutInAppProvider(() => store.countTerminalWithoutInApp(clock.now() - IN_APP_GRACE_MS));
 
-  const readiness = async (): Promise<{ ok: boolean; checks: Record<string, string> }> => {
+  const readiness = async (): Promise<{ ok: boolean; checks: Record<string, string>; code?: ErrorCode }> => {
     const [db, queue] = await Promise.allSettled([store.ping(), dispatch ? dispatch.ping() : Promise.resolve()]);
     const checks: Record<string, string> = {
       store: db.status === 'fulfilled' ? 'ok' : coerceError(db.reason).message,
@@ -300,7 +302,8 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       queue: queue.status === 'rejected' ? coerceError(queue.reason).message : dispatch ? 'ok' : worker ? 'ok' : 'disabled',
     };
     if (db.status === 'fulfilled') checks.migrations = 'ok';
-    return { ok: db.status === 'fulfilled' && queue.status === 'fulfilled', checks };
+    if (db.status === 'rejected') return { ok: false, checks, code: 'STORE_UNAVAILABLE' as const };
+    return queue.status === 'rejected' ? { ok: false, checks, code: 'QUEUE_UNAVAILABLE' as const } : { ok: true, checks };
   };
   const http = opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, config, logger, readiness, metrics, tracer, notifications });
 
@@ -336,6 +339,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
     deliveries: store,
     notifications,
     dispatcher,
+    readiness,
     async runRetention(o) {
       try {
         const report = await runRetention({ store, clock }, { ...retentionDefaults, ...o, now: o.now ?? clock.now() });

@@ -1,3 +1,4 @@
+import { createServer, type Server } from 'node:http';
 import { Command } from 'commander';
 import { coerceError } from '../core/errors.js';
 import { addConfigFlags, configFromFlags } from './configFlags.js';
@@ -42,6 +43,17 @@ export async function serve(opts: Readonly<Record<string, unknown>>, io: CliIo, 
     await upshift.close().catch(() => undefined);
     throw e;
   }
+  // A worker has no API; with UPSHIFT_HEALTH_PORT it answers probes (liveness, readiness).
+  let health: Server | null = null;
+  if (role === 'worker' && config.healthPort > 0) {
+    try {
+      health = await listenHealth(config.host, config.healthPort, () => upshift.readiness());
+    } catch (e) {
+      await upshift.close().catch(() => undefined);
+      throw e;
+    }
+    url = `http://${config.host}:${config.healthPort}`;
+  }
   logger.info(
     { role, url, store: upshift.store.kind, dispatch: config.dispatch.mode, auth_mode: config.auth.mode, worker: config.worker.enabled, analyzers: upshift.registry.names() },
     role === 'worker' ? 'worker running' : 'listening',
@@ -62,6 +74,7 @@ export async function serve(opts: Readonly<Record<string, unknown>>, io: CliIo, 
         resolve(EXIT.failure);
       }, graceMs + CLOSE_SLACK_MS);
       overrun.unref();
+      health?.close();
       upshift.close().then(
         () => {
           clearTimeout(overrun);
@@ -77,5 +90,25 @@ export async function serve(opts: Readonly<Record<string, unknown>>, io: CliIo, 
       );
     };
     for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  });
+}
+
+/** GET /health (200 while the process runs) and GET /ready (200 or 503 with the checks). */
+function listenHealth(host: string, port: number, readiness: () => Promise<{ ok: boolean; checks: Record<string, string> }>): Promise<Server> {
+  const server = createServer((req, res) => {
+    const reply = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    };
+    if (req.method !== 'GET') return reply(405, { status: 'method not allowed' });
+    if (req.url === '/health') return reply(200, { status: 'ok' });
+    if (req.url !== '/ready') return reply(404, { status: 'not found' });
+    readiness().then(
+      (r) => reply(r.ok ? 200 : 503, { status: r.ok ? 'ready' : 'not ready', checks: r.checks }),
+      (e: unknown) => reply(503, { status: 'not ready', checks: { error: coerceError(e).message } }),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
   });
 }

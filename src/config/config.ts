@@ -8,6 +8,8 @@ import { UpshiftError } from '../core/errors.js';
 export interface Config {
   readonly host: string;
   readonly port: number;
+  /** `upshift worker` only: port of its /health and /ready listener; 0 = none. */
+  readonly healthPort: number;
   readonly database: { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'postgres'; readonly url: string; readonly schema: string };
   /**
    * How workers learn which jobs to claim (docs/scale-mode.md): `store` claims straight from the
@@ -84,6 +86,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export const CONFIG_KEYS = {
   UPSHIFT_HOST: '127.0.0.1',
   UPSHIFT_PORT: '8080',
+  UPSHIFT_HEALTH_PORT: '0',
   UPSHIFT_DATABASE_URL: 'sqlite:./data/upshift.db',
   UPSHIFT_DATABASE_SCHEMA: 'upshift',
   UPSHIFT_REDIS_URL: '',
@@ -179,6 +182,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
   const cfg: Config = {
     host,
     port,
+    healthPort: int('UPSHIFT_HEALTH_PORT', 0, 65535),
     database,
     dispatch: parseDispatch(oneOf('UPSHIFT_DISPATCH_MODE', ['auto', 'store', 'bullmq'] as const), get('UPSHIFT_REDIS_URL').trim(), database.kind, {
       sweepMs: int('UPSHIFT_DISPATCH_SWEEP_MS', 0, 86_400_000),

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../core/errors.js';
 import type { FastifyRequest } from 'fastify';
 import type { AnalyzerRegistry } from '../app/analyzerRegistry.js';
 import type { JobService } from '../app/jobService.js';
@@ -38,6 +39,7 @@ export function orgOf(request: FastifyRequest): OrgId {
 }
 
 /** Readiness probe supplied by the composition root. */
-export type Readiness = () => Promise<{ ok: boolean; checks: Record<string, string> }>;
+/** `code`: the catalogue code of the first failing dependency (default STORE_UNAVAILABLE). */
+export type Readiness = () => Promise<{ ok: boolean; checks: Record<string, string>; code?: ErrorCode }>;
 
 export const TENANT_CONFIG = { tenant: true } as const;

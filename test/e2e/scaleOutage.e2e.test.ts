@@ -2,7 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { api, freePort, repoRoot } from '../helpers/proc.js';
 import { requireRedis } from '../helpers/services.js';
 
@@ -55,6 +55,7 @@ describe.skipIf(!canRun)('scale mode outages: private PostgreSQL and Redis stopp
   let redis: ChildProcess | null = null;
   const procs: Proc[] = [];
   let url: string;
+  let workerHealth: string;
 
   const pgCtl = (action: string, extra: string[] = []): void =>
     run(asPostgres(join(PG_BIN, 'pg_ctl'), ['-D', pgData, '-w', '-t', '30', ...extra, action]));
@@ -99,7 +100,13 @@ describe.skipIf(!canRun)('scale mode outages: private PostgreSQL and Redis stopp
     await until('the API to be healthy', async () => (await fetch(`${url}/health`)).ok || false, 30_000).catch((e: unknown) => {
       throw new Error(`${String(e)}\n${apiProc.output()}`);
     });
-    procs.push(spawnProc(['worker'], env));
+    const healthPort = await freePort();
+    workerHealth = `http://127.0.0.1:${healthPort}`;
+    const worker = spawnProc(['worker'], { ...env, UPSHIFT_HEALTH_PORT: String(healthPort) });
+    procs.push(worker);
+    await until('the worker health port to answer', async () => (await fetch(`${workerHealth}/ready`)).status === 200 || false, 30_000).catch((e: unknown) => {
+      throw new Error(`${String(e)}\n${worker.output()}`);
+    });
   }, 90_000);
 
   afterAll(async () => {
@@ -133,18 +140,30 @@ describe.skipIf(!canRun)('scale mode outages: private PostgreSQL and Redis stopp
     );
     expect(ready.body.checks.store).toBe('ok');
     expect(ready.body.checks.queue).toMatch(/Redis unavailable/);
+    expect((ready.body as unknown as { code: string }).code).toBe('QUEUE_UNAVAILABLE');
+    // The worker's probe listener reports the same.
+    await until('the worker to report Redis down', async () => (await fetch(`${workerHealth}/ready`)).status === 503 || false, 10_000);
+    expect((await fetch(`${workerHealth}/health`)).status).toBe(200);
     await sleep(1_000);
     expect(await jobStatus(during.body.job_id!)).toBe('queued');
 
     await startRedis();
     await until('the job accepted during the outage to complete', async () => (await jobStatus(during.body.job_id!)) === 'completed' || false, 20_000);
     await until('/ready to recover', async () => (await api(url, '/ready')).status === 200 || false, 10_000);
+    await until('the worker /ready to recover', async () => (await fetch(`${workerHealth}/ready`)).status === 200 || false, 10_000);
   }, 60_000);
 
   it('PostgreSQL down: writes answer 503 STORE_UNAVAILABLE promptly; everything recovers without a restart', async () => {
+    onTestFailed(() => {
+      for (const p of procs) console.log(`--- ${p.child.spawnargs.slice(2, 3).join(' ')} (exit ${p.child.exitCode} ${p.child.signalCode}):\n${p.output()}`);
+    });
     pgCtl('stop', ['-m', 'immediate']);
     const t0 = Date.now();
-    const r = await fetch(`${url}/analyze/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-org-id': 'acme' }, body: JSON.stringify({ analyzer: 'noop', input: {} }) });
+    const post = (): Promise<Response> =>
+      fetch(`${url}/analyze/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-org-id': 'acme' }, body: JSON.stringify({ analyzer: 'noop', input: {} }) });
+    // One retry on a socket error: a keep-alive connection the server closes for idleness at the
+    // moment it is reused fails with "other side closed" (a client race, not an answer).
+    const r = await post().catch(() => post());
     const elapsed = Date.now() - t0;
     expect(r.status).toBe(503);
     expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);

@@ -17,13 +17,13 @@ export function opsRoutes(app: FastifyInstance, readiness: Readiness): void {
       schema: {
         tags: ['ops'],
         summary: 'Readiness (store, migrations, queue)',
-        description: '200 when ready; 503 problem (STORE_UNAVAILABLE) with the same `checks` when not.',
+        description: '200 when ready; 503 problem (STORE_UNAVAILABLE, or QUEUE_UNAVAILABLE when only Redis is down) with the same `checks` when not.',
         response: { 200: ReadyResponse, ...problemResponses },
       },
     },
     async () => {
       const r = await readiness();
-      if (!r.ok) throw new UpshiftError('STORE_UNAVAILABLE', 'not ready', { details: { checks: r.checks } });
+      if (!r.ok) throw new UpshiftError(r.code ?? 'STORE_UNAVAILABLE', 'not ready', { details: { checks: r.checks } });
       return { status: 'ready' as const, checks: r.checks };
     },
   );
