@@ -94,6 +94,36 @@ export class SqliteCheckpointer {
   }
 }
 
+/**
+ * Checkpoints during sustained writing, in the checkpointer's worker thread and not awaited:
+ * returns a hook to call after every commit. Without it the committing connection checkpoints
+ * every `wal_autocheckpoint` pages on the event loop — copying pages and fsyncing the WAL and
+ * the database file (~10 ms each on a loaded VM disk), a stall every few hundred milliseconds
+ * under load that every job and request in flight waits through. With it the copying and the
+ * fsyncs run on the other core while commits continue. Small steps (at most one in flight, one
+ * per `minIntervalMs` after at least `minCommits` commits) usually catch up completely between
+ * two commits, so the next transaction rewinds the WAL; if they do not, the commit-time
+ * checkpoint (raised `wal_autocheckpoint`) still bounds the WAL and finds little left to copy.
+ * A store with only a few writes (tests, an idle server) never starts the worker.
+ */
+export function backgroundCheckpoints(checkpointer: SqliteCheckpointer, minCommits = 64, minIntervalMs = 50): () => void {
+  let commits = 0;
+  let last = 0;
+  let inFlight = false;
+  return () => {
+    commits++;
+    if (inFlight || commits < minCommits) return;
+    const now = performance.now();
+    if (now - last < minIntervalMs) return;
+    commits = 0;
+    last = now;
+    inFlight = true;
+    void checkpointer.checkpoint().finally(() => {
+      inFlight = false;
+    });
+  };
+}
+
 /** Answers each numeric request with its id once the checkpoint ran; 'stop' closes and exits. */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
