@@ -30,19 +30,19 @@ describe.skipIf(!pgUrl)('copy-store use cases on SQLite → PostgreSQL', () => {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-copy-int-'));
   const file = join(dir, 'upshift.db');
   const opts = { sourceId: file, batchSize: 7, maxRowsPerSecond: 0, dryRun: false };
-  const run = async (dryRun = false) => {
+  const run = async (dryRun = false, into = schema, maxRowsPerSecond = 0) => {
     const source = createSqliteCopySource(file);
-    const target = createPostgresCopyTarget({ url, schema });
+    const target = createPostgresCopyTarget({ url, schema: into });
     try {
-      return await copyStore({ source, target, clock: systemClock }, { ...opts, dryRun });
+      return await copyStore({ source, target, clock: systemClock }, { ...opts, dryRun, maxRowsPerSecond });
     } finally {
       await source.close();
       await target.close();
     }
   };
-  const verify = async () => {
+  const verify = async (into = schema) => {
     const source = createSqliteCopySource(file);
-    const target = createPostgresCopyTarget({ url, schema });
+    const target = createPostgresCopyTarget({ url, schema: into });
     try {
       return await verifyCopy({ source, target, now: () => Date.now() }, { batchSize: 7 });
     } finally {
@@ -63,8 +63,10 @@ describe.skipIf(!pgUrl)('copy-store use cases on SQLite → PostgreSQL', () => {
   beforeAll(async () => {
     await buildEmbeddedStore(file, ORGS, 40);
   }, 60_000);
+  const second = testSchemaName();
   afterAll(async () => {
     await dropSchema(url, schema);
+    await dropSchema(url, second);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -137,5 +139,21 @@ describe.skipIf(!pgUrl)('copy-store use cases on SQLite → PostgreSQL', () => {
     // Idempotent: a third run finds nothing to do.
     const third = await run();
     expect(third.orgs).toEqual({});
+  }, 60_000);
+
+  it('a target connection killed mid-copy fails the run with STORE_UNAVAILABLE (no crash); the next run resumes and verifies', async () => {
+    const store = createPostgresJobStore({ url, schema: second });
+    await store.migrate();
+    await store.close();
+    // Rate-limited so the copy is still running when its backend is terminated.
+    const copying = run(false, second, 1500);
+    copying.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 600));
+    await sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'upshift-copy-store' AND pid <> pg_backend_pid()`);
+    await expect(copying).rejects.toSatisfy((e) => isUpshiftError(e, 'STORE_UNAVAILABLE'));
+    const resumed = await run(false, second);
+    expect(resumed.completed).toBe(true);
+    expect(resumed.resumedFromCheckpoints).toBeGreaterThan(0);
+    expect((await verify(second)).ok).toBe(true);
   }, 60_000);
 });

@@ -31,6 +31,9 @@ export function createPostgresCopyTarget(opts: PostgresCopyTargetOptions): CopyW
   // Pipeline mode: a transaction's statements leave together (BEGIN, tenant binding, the
   // inserts) and come back in one round trip, so the next source page is read meanwhile.
   const client = createClient(opts.url, 'upshift-copy-store', { pipeline: true });
+  // A dying connection emits 'error' on the client; unheard, that event kills the process. The
+  // failure reaches the copy through the rejected query instead (STORE_UNAVAILABLE: run again).
+  client.on('error', () => undefined);
   let connected: Promise<void> | null = null;
   let types: Map<CopyTableName, Map<string, string>> | null = null;
   let sequence: string | null = null;
