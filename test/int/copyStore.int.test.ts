@@ -141,7 +141,7 @@ describe.skipIf(!pgUrl)('copy-store use cases on SQLite → PostgreSQL', () => {
     expect(third.orgs).toEqual({});
   }, 60_000);
 
-  it('a target connection killed mid-copy fails the run with STORE_UNAVAILABLE (no crash); the next run resumes and verifies', async () => {
+  it('a target connection killed mid-copy fails the run with STORE_UNAVAILABLE (no crash); the next run resumes and verifies; new events get positions above the copied ones', async () => {
     const store = createPostgresJobStore({ url, schema: second });
     await store.migrate();
     await store.close();
@@ -155,5 +155,18 @@ describe.skipIf(!pgUrl)('copy-store use cases on SQLite → PostgreSQL', () => {
     expect(resumed.completed).toBe(true);
     expect(resumed.resumedFromCheckpoints).toBeGreaterThan(0);
     expect((await verify(second)).ok).toBe(true);
+
+    // Positions were kept; the store's next event is drawn above every copied one.
+    const db = new (loadSqliteDriver())(file, { readonly: true });
+    const maxCopied = db.prepare('SELECT max(position) AS m FROM job_events').pluck().get() as number;
+    db.close();
+    const app = await openApp(url, { UPSHIFT_DATABASE_SCHEMA: second, UPSHIFT_WORKER_ENABLED: 'false', UPSHIFT_NOTIFICATIONS_ENABLED: 'false' });
+    try {
+      const { job } = await app.service.submit(asOrgId('acme'), { analyzer: 'noop', input: {} });
+      const [queued] = await app.service.events(asOrgId('acme'), job.jobId, 0, 10);
+      expect(queued?.position).toBeGreaterThan(maxCopied);
+    } finally {
+      await app.close();
+    }
   }, 60_000);
 });
