@@ -244,13 +244,26 @@ describe.skipIf(!pgUrl || !redisAvailable)('scale mode: 2 API + 2 worker process
       }
     })();
 
-    // t ≈ 4 s: SIGKILL a worker mid-run (it holds running jobs); a supervisor restarts it.
+    // t ≈ 4 s: SIGKILL a worker mid-run while it holds running jobs; a supervisor restarts it.
+    // The worker is frozen (SIGSTOP) before its running jobs are read, so none of them can
+    // finish between the read and the kill: each of them must later run again (attempt ≥ 2).
     await sleep(4_000);
     const victim = procs.find((p) => p.name === 'worker1')!;
-    const runningBefore = await db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM "${schema}".jobs WHERE status = 'running' AND worker_id LIKE $1`, [`wrk_${victim.child.pid}_%`]);
+    let killedRunning: string[] = [];
+    for (let tries = 0; killedRunning.length === 0; tries++) {
+      if (tries === 40) throw new Error('worker1 never held a running job');
+      victim.child.kill('SIGSTOP');
+      await sleep(500); // statements it sent before the stop settle in PostgreSQL
+      const r = await db.query<{ job_id: string }>(`SELECT job_id FROM "${schema}".jobs WHERE status = 'running' AND worker_id LIKE $1`, [`wrk_${victim.child.pid}_%`]);
+      killedRunning = r.rows.map((x) => x.job_id);
+      if (killedRunning.length === 0) {
+        victim.child.kill('SIGCONT');
+        await sleep(250);
+      }
+    }
     victim.child.kill('SIGKILL');
     await victim.exited;
-    report.push(`worker1 killed with ${runningBefore.rows[0]?.n} jobs running`);
+    report.push(`worker1 killed with ${killedRunning.length} jobs running`);
     startWorker('worker1b');
 
     // t ≈ 7 s: Redis dies (no persistence: every BullMQ entry is gone) and is back 10 s later.
@@ -298,6 +311,9 @@ describe.skipIf(!pgUrl || !redisAvailable)('scale mode: 2 API + 2 worker process
     const retried = await db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM "${schema}".jobs WHERE job_id = ANY($1) AND attempt > 1`, [ids]);
     report.push(`${retried.rows[0]?.n} jobs needed a second attempt (recovered after the kill)`);
     expect(Number(retried.rows[0]?.n)).toBeGreaterThan(0);
+    const killed = await db.query<{ status: string; attempt: number }>(`SELECT status, attempt FROM "${schema}".jobs WHERE job_id = ANY($1)`, [killedRunning]);
+    expect(killed.rows).toHaveLength(killedRunning.length);
+    for (const j of killed.rows) expect([j.status, j.attempt >= 2]).toEqual(['completed', true]);
     const outbox = await db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM "${schema}".dispatch_outbox`);
     expect(Number(outbox.rows[0]?.n)).toBe(0);
     for (const url of apis) expect((await api(url, '/ready')).status).toBe(200);
