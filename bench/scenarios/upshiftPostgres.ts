@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
@@ -31,6 +31,7 @@ const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const system = bullmq ? 'upshift-postgres-bullmq' : 'upshift-postgres';
 
 await drive(system, async (): Promise<Peer> => {
+  await removeOrphans();
   const dir = mkdtempSync(join(tmpdir(), 'upshift-bench-pg-'));
   let onStart: (i: number) => void = () => undefined;
   // The built-in noop (returns its input as the result) plus the start hook.
@@ -159,4 +160,32 @@ function cpuSecondsOf(pids: readonly number[]): { seconds: number; backends: num
     }
   }
   return { seconds: ticks / 100, backends: pids.length };
+}
+
+/**
+ * A run that is killed (the driver's hard stop, the harness's time bound) cannot clean up after
+ * itself; the next run does: schemas `bench_up_<pid>_<ms>` whose process no longer exists on
+ * this machine are dropped, with their BullMQ queues.
+ */
+async function removeOrphans(): Promise<void> {
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  const orphans: string[] = [];
+  try {
+    const rows = (await admin.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_up\\_%'`)).rows;
+    for (const { nspname } of rows) {
+      const pid = /^bench_up_(\d+)_\d+$/.exec(nspname)?.[1];
+      if (pid === undefined || existsSync(`/proc/${pid}`)) continue;
+      await admin.query(`DROP SCHEMA IF EXISTS "${nspname}" CASCADE`);
+      orphans.push(nspname);
+    }
+  } finally {
+    await admin.end();
+  }
+  for (const nspname of orphans) {
+    const queue = new Queue(`dispatch-${nspname}`, { connection: { url: redisUrl, connectTimeout: 2_000, maxRetriesPerRequest: 1 }, prefix: 'upshift' });
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await queue.close().catch(() => undefined);
+  }
+  if (orphans.length > 0) process.stderr.write(`${system}: removed ${orphans.length} schema(s) of killed runs: ${orphans.join(', ')}\n`);
 }
