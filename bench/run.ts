@@ -9,6 +9,8 @@ import { runChild, summarise, writeReport, type Measurement } from './harness.js
 interface Context {
   readonly reps: number;
   readonly quick: boolean;
+  /** `all --quick`: every scenario once, the comparative ones at one concurrency / rate (c = 50, 500/s). */
+  readonly smoke: boolean;
   /** Measurements that failed (exit code, time bound of the child); reported, not hidden. */
   readonly failures: string[];
   /** What the table does not show and why (e.g. a mode a system does not have). */
@@ -83,7 +85,7 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
     const n = ctx.quick ? '5000' : '20000';
     const out: Measurement[] = [];
     for (let i = 0; i < ctx.reps; i++) {
-      for (const c of ['10', '50']) for (const sys of systems) out.push(...(await measure(ctx, sys, ['throughput', n, c])));
+      for (const c of ctx.smoke ? ['50'] : ['10', '50']) for (const sys of systems) out.push(...(await measure(ctx, sys, ['throughput', n, c])));
     }
     return out;
   },
@@ -92,7 +94,7 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
     const seconds = ctx.quick ? '3' : '10';
     const out: Measurement[] = [];
     for (let i = 0; i < ctx.reps; i++) {
-      for (const rate of ['500', '200']) for (const sys of systems) out.push(...(await measure(ctx, sys, ['latency', rate, seconds])));
+      for (const rate of ctx.smoke ? ['500'] : ['500', '200']) for (const sys of systems) out.push(...(await measure(ctx, sys, ['latency', rate, seconds])));
     }
     return out;
   },
@@ -109,7 +111,7 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
     const out: Measurement[] = [];
     for (let i = 0; i < ctx.reps; i++) {
       for (const sys of pgSystems) out.push(...(await measure(ctx, sys, ['throughput', n, '50'])));
-      for (const rate of ['500', '200']) for (const sys of pgSystems) out.push(...(await measure(ctx, sys, ['latency', rate, seconds])));
+      for (const rate of ctx.smoke ? ['500'] : ['500', '200']) for (const sys of pgSystems) out.push(...(await measure(ctx, sys, ['latency', rate, seconds])));
     }
     return out;
   },
@@ -157,9 +159,17 @@ async function main(): Promise<void> {
     // --quick without --reps: a single scenario that is comparative keeps 3 repetitions (it is
     // bounded); everything else, and `all --quick` (a smoke run of every scenario), runs once.
     const smoke = quick && (wanted.length > 1 || !comparative.has(name));
-    const ctx: Context = { reps: repsIdx >= 0 ? reps : smoke ? 1 : 3, quick, failures: [], notes: [] };
+    const ctx: Context = { reps: repsIdx >= 0 ? reps : smoke ? 1 : 3, quick, smoke: quick && (names.length === 0 || names.includes('all')), failures: [], notes: [] };
     const loadAtStart = loadavg();
-    const summaries = summarise(await scenario(ctx));
+    let measured: Measurement[] = [];
+    try {
+      measured = await scenario(ctx);
+    } catch (e) {
+      // One broken scenario must not hide the others' results: reported, and the exit code says so.
+      ctx.failures.push(`${name}: ${(e as Error).message}`);
+      process.exitCode = 1;
+    }
+    const summaries = summarise(measured);
     console.log(writeReport(name, summaries, `npm run bench -- ${args.join(' ')}`, comparative.has(name) ? (ratioBase[name] ?? UPSHIFT) : undefined, ctx.failures, loadAtStart, ctx.notes));
   }
 }

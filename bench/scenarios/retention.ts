@@ -58,7 +58,9 @@ const jobIds: string[] = [];
   const insertJob = s('insertJob');
   const markRunning = s('markRunning');
   const addPartial = s('addPartial');
-  const complete = s('complete');
+  // The store's fenced completion (lease check and state change in one statement); it bumps
+  // last_event_seq by one itself.
+  const complete = s('completeHeld');
   const insertEvent = s('insertEvent');
   const insertResult = s('insertResult');
   const progressPayload = JSON.stringify({ fraction: 0.5, message: 'rows 100000-199999' });
@@ -69,7 +71,7 @@ const jobIds: string[] = [];
     let seq = 0;
     const event = (type: string, status: string, payload: unknown, at: number) =>
       insertEvent.run(jobId, ++seq, org, type, status, typeof payload === 'string' ? payload : JSON.stringify(payload), at);
-    insertJob.run(jobId, org, 'dataset-profile', JSON.stringify({ format: 'csv', file: '/data/uploads/bench/x.csv' }), 3, 0, null, null, created, created, null);
+    const { lastInsertRowid: rowid } = insertJob.run(jobId, org, 'dataset-profile', JSON.stringify({ format: 'csv', file: '/data/uploads/bench/x.csv' }), 3, 0, null, null, created, created, null);
     event('job.queued', 'queued', { attempt: 1 }, created);
     event('job.started', 'running', { attempt: 1, worker_id: 'wrk_bench' }, created + 1);
     let resultId = '';
@@ -82,9 +84,9 @@ const jobIds: string[] = [];
     const finalId = newResultId();
     insertResult.run(finalId, jobId, org, 'final', null, PARTIALS + 1, JSON.stringify({ rows: 250_000, columns: 12, profile: 'x'.repeat(200) }), finishedAt);
     event('job.completed', 'completed', { result_id: finalId, attempt: 1 }, finishedAt);
-    markRunning.run('lse_bench', null, 'wrk_bench', created + 1, 2, org, jobId);
+    markRunning.run('lse_bench', null, 'wrk_bench', created + 1, 2, rowid);
     addPartial.run(resultId, PARTIALS, seq - 1, org, jobId);
-    complete.run(finalId, finishedAt, seq, org, jobId);
+    if (complete.all(finalId, finishedAt, org, jobId, 1, 'lse_bench').length !== 1) throw new Error(`setup: completing ${jobId} updated no row`);
   };
   const insertAll = db.transaction((count: number, finishedAt: (i: number) => number) => {
     for (let i = 0; i < count; i++) writeJob(finishedAt(i));
