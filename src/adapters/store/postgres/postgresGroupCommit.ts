@@ -17,7 +17,10 @@ export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly o
  */
 export interface Op<I, T> {
   readonly key: string | null;
-  /** `org:job` keys the op touches; null = unknown (claims, sweeps): nothing may overtake it. */
+  /**
+   * `org:job` keys the op touches; null = unknown (claims, sweeps): nothing may overtake it.
+   * Empty: the op locks no job row and appends no job event (deliveries, API keys, retention).
+   */
   readonly jobs: readonly string[] | null;
   readonly input: I;
   readonly exec: (tx: Tx, inputs: readonly I[]) => Promise<Array<Outcome<T>>>;
@@ -53,6 +56,15 @@ const MAX_RETRIES = 4;
  * `maxConcurrent` batches are in flight on separate pooled connections; while they are busy
  * new ops accumulate, so batches grow with load. Promises settle and listeners fire only after
  * COMMIT. Serialization failures and deadlocks (40001, 40P01) redo the whole batch.
+ *
+ * Lock order: a batch with any op on jobs takes the commit-order position lock (see
+ * Tx.appendEventsAndCommit) right after BEGIN, before any job row lock, and holds it to COMMIT.
+ * Otherwise a batch could hold the position lock (taken mid-statement by the first statement
+ * that appends events) while it waits for job rows that another batch — of this process or of
+ * another one on the same schema — holds while waiting for the position lock: a deadlock, ~1 s
+ * (deadlock_timeout) plus a redo each. With the lock first, only its holder can hold job row
+ * locks among job-touching batches, so no such cycle exists. Batches without job ops
+ * (deliveries, API keys, retention) take no job row locks and skip it.
  */
 export class PgGroupCommit {
   private queue: Pending[] = [];
@@ -66,7 +78,14 @@ export class PgGroupCommit {
     private readonly names: PgNames,
     private readonly sql: PgSql,
     private readonly listeners: ReadonlySet<CommitListener>,
-    private readonly opts: { maxConcurrent: number; maxOpsPerTx: number; onListenerError: (e: unknown) => void; inlineInApp: boolean },
+    private readonly opts: {
+      maxConcurrent: number;
+      maxOpsPerTx: number;
+      onListenerError: (e: unknown) => void;
+      inlineInApp: boolean;
+      /** Called before a batch is redone after a serialization failure or deadlock (its error). */
+      onBatchRetry?: (e: unknown) => void;
+    },
   ) {}
 
   enqueue<I, T>(op: Op<I, T>): Promise<T> {
@@ -160,6 +179,7 @@ export class PgGroupCommit {
           client.release(broken);
           break;
         }
+        this.opts.onBatchRetry?.(e);
         await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
       }
       client.release(broken);
@@ -190,6 +210,9 @@ export class PgGroupCommit {
     const tx = new Tx(client, this.names, this.sql, this.opts.inlineInApp);
     const outcomes = new Map<Pending, Outcome<unknown>>();
     tx.send('BEGIN');
+    if (groups.some((g) => g.items.some((p) => p.op.jobs === null || p.op.jobs.length > 0))) {
+      tx.send({ name: this.sql.names.positionLock, text: this.sql.positionLock, values: [tx.positionArgs()[0]] });
+    }
     for (let gi = 0; gi < groups.length; gi++) {
       const g = groups[gi] as Group;
       const exec = (g.items[0] as Pending).op.exec;

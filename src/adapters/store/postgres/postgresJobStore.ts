@@ -33,6 +33,8 @@ export interface PostgresJobStoreOptions {
   readonly maxOpsPerTransaction?: number;
   /** Called when an onCommitted listener throws (listeners are isolated from each other). */
   readonly onListenerError?: (e: unknown) => void;
+  /** Called each time a group-commit batch is redone after a deadlock or serialization failure (40P01 / 40001). */
+  readonly onBatchRetry?: (e: unknown) => void;
   /** application_name of the pool's connections (pg_stat_activity). Default `upshift-store`. */
   readonly applicationName?: string;
   /** How terminal transitions deliver the in-app notification (see DeliveryStore). Default `outbox`. */
@@ -68,6 +70,7 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
     maxOpsPerTx: Math.max(1, opts.maxOpsPerTransaction ?? 2000),
     onListenerError: opts.onListenerError ?? (() => undefined),
     inlineInApp: opts.inAppDelivery === 'inline',
+    ...(opts.onBatchRetry ? { onBatchRetry: opts.onBatchRetry } : {}),
   });
   let closed = false;
 

@@ -22,6 +22,9 @@ export function buildSql(schema: string) {
   const text = {
     // One round trip: role and org are both GUCs, set for this transaction only.
     setTenant: `SELECT set_config('role', $1, true), set_config('upshift.org_id', $2, true)`,
+    // The commit-order position lock, taken first by every batch that touches jobs (lock order,
+    // see PgGroupCommit); the statements that append events take it again (a no-op then).
+    positionLock: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
     setInternal: `SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`,
     // readyOrgs walks jobs_claim in org order (one descent per org). Before the table has
     // statistics (a fresh schema, or autovacuum behind) the planner estimates a handful of
