@@ -101,7 +101,9 @@ export function writeReport(scenario: string, summaries: Summary[], command: str
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const info = machineInfo();
   writeFileSync(join(dir, `${scenario}-${stamp}.json`), JSON.stringify({ scenario, command, machine: info, load_at_start: loadAtStart, summaries, ratios: base ? ratios(summaries, base) : [], failures, notes }, null, 2));
-  const fmt = (n: number) => (Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(2));
+  // A failed measurement can leave a value null/NaN (JSON has no NaN): report it, never crash
+  // the report writer and lose the other systems' results.
+  const fmt = (n: number | null | undefined) => (typeof n !== 'number' || !Number.isFinite(n) ? 'n/a' : Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(2));
   const lines = [
     `### ${scenario} — ${new Date().toISOString()}`,
     '',
@@ -122,7 +124,7 @@ export function writeReport(scenario: string, summaries: Summary[], command: str
       '',
       `| metric | peer | ${base} | peer | ratio |`,
       '|---|---|---:|---:|---:|',
-      ...rs.map((r) => `| ${r.metric} | ${r.peer} | ${fmt(r.base)} ${r.unit} | ${fmt(r.peerValue)} ${r.unit}${r.peerIncomplete ? ' †' : ''} | ${r.ratio >= 0.1 ? r.ratio.toFixed(2) : r.ratio.toPrecision(2)}× |`),
+      ...rs.map((r) => `| ${r.metric} | ${r.peer} | ${fmt(r.base)} ${r.unit} | ${fmt(r.peerValue)} ${r.unit}${r.peerIncomplete ? ' †' : ''} | ${typeof r.ratio !== 'number' || !Number.isFinite(r.ratio) ? 'n/a' : r.ratio >= 0.1 ? r.ratio.toFixed(2) + '×' : r.ratio.toPrecision(2) + '×'} |`),
       '',
     );
   }
