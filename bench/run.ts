@@ -148,7 +148,18 @@ async function main(): Promise<void> {
   const quick = args.includes('--quick');
   const repsIdx = args.indexOf('--reps');
   const reps = repsIdx >= 0 ? Number(args[repsIdx + 1]) : 3;
-  const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--reps');
+  const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--reps' && args[i - 1] !== '--systems');
+  // --systems a,b,c: only these systems in the comparative scenarios (a shorter side-by-side run).
+  const systemsIdx = args.indexOf('--systems');
+  if (systemsIdx >= 0) {
+    const keep = new Set((args[systemsIdx + 1] ?? '').split(',').filter(Boolean));
+    const unknown = [...keep].filter((k) => !systems.some((s) => s.name === k));
+    if (keep.size === 0 || unknown.length > 0) {
+      console.error(`--systems: unknown or missing system names ${unknown.join(', ')}; known: ${systems.map((s) => s.name).join(', ')}`);
+      process.exit(2);
+    }
+    for (let i = systems.length - 1; i >= 0; i--) if (!keep.has(systems[i]!.name)) systems.splice(i, 1);
+  }
   const wanted = names.length === 0 || names.includes('all') ? Object.keys(scenarios) : names;
   for (const name of wanted) {
     const scenario = scenarios[name];
