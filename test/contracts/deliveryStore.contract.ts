@@ -17,11 +17,11 @@ export type DeliveryStoreFactory = (opts: { readonly inAppDelivery: InAppDeliver
  * Time is passed explicitly (T0 + n). Most tests run in `outbox` mode (entries to claim);
  * the last block runs in `inline` mode.
  */
-export function deliveryStoreContract(name: string, factory: DeliveryStoreFactory, supports: { readonly inline: boolean } = { inline: true }): void {
+export function deliveryStoreContract(name: string, factory: DeliveryStoreFactory): void {
   deliveryStoreOutboxContract(name, () => factory({ inAppDelivery: 'outbox' }));
   // An adapter that does not implement `inline` yet says so at its call site (and its
   // composition root must not pick it: see inAppDeliveryOf in src/main.ts).
-  describe.skipIf(!supports.inline)(`${name}: inline in-app delivery`, () => {
+  describe(`${name}: inline in-app delivery`, () => {
     inlineInAppContract(name, () => factory({ inAppDelivery: 'inline' }));
   });
 }

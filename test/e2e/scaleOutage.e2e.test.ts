@@ -1,10 +1,10 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { api, freePort, repoRoot } from '../helpers/proc.js';
-import { requireRedis } from '../helpers/services.js';
+import { requireProgram, requireRedis } from '../helpers/services.js';
 
 // Outages in scale mode (issue 4): a PRIVATE PostgreSQL cluster and a PRIVATE redis-server
 // (never the shared ones) are stopped under a running `upshift api` + `upshift worker` (BullMQ
@@ -14,7 +14,7 @@ import { requireRedis } from '../helpers/services.js';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 // Needs the PostgreSQL server binaries, redis-server and (as root) the postgres user to run initdb.
-const canRun = existsSync(join(PG_BIN, 'initdb')) && (await requireRedis()) !== null;
+const canRun = requireProgram('PostgreSQL server binaries', join(PG_BIN, 'initdb')) && (await requireRedis()) !== null;
 const asPostgres = (cmd: string, args: string[]): string[] => (process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--', cmd, ...args] : [cmd, ...args]);
 const run = (argv: string[]): void => {
   execFileSync(argv[0] as string, argv.slice(1), { stdio: 'pipe', timeout: 60_000 });

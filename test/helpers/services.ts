@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import pg from 'pg';
 
@@ -50,6 +51,14 @@ export async function requireRedis(): Promise<string | null> {
     sock.on('data', (d) => done(d.toString().startsWith('+PONG') || d.toString().startsWith('-NOAUTH') ? true : `unexpected reply ${d.toString().trim()}`));
   });
   return ok === true ? REDIS_TEST_URL : unavailable('Redis', REDIS_TEST_URL, ok);
+}
+
+/**
+ * A local program a suite needs (e.g. PostgreSQL's initdb for a private cluster): true if the
+ * file exists, else false with the loud banner — or a throw under CI=true, like the services.
+ */
+export function requireProgram(what: string, path: string): boolean {
+  return existsSync(path) || unavailable(what, path, 'file not found') !== null;
 }
 
 /** A fresh schema name for one test (file): `upshift_t_<random>`. */
