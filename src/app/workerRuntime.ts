@@ -217,7 +217,7 @@ export class WorkerRuntime implements DispatchSink {
     const span = this.span('upshift.analyzer.run', job);
     try {
       const value = await Promise.race([analyzer.run(job.input, this.context(job, lease, controller, log)), forcedCancel]);
-      if (value !== 'forced') outcome = { status: 'completed', resultId: newResultId(), payload: toJson(value) };
+      if (value !== 'forced') outcome = { status: 'completed', resultId: newResultId(this.o.clock.now()), payload: toJson(value) };
       else outcome = abortKind(controller.signal) === 'lease_lost' ? null : { status: 'canceled', reason: 'cancel_forced' };
     } catch (e) {
       outcome = this.outcomeOfError(job, controller.signal, e);

@@ -27,11 +27,12 @@ import type {
  * `inAppDelivery` option, see InAppDelivery):
  *  - `outbox` (the default): the entry is written `pending`; a dispatcher claims it
  *    (claimOutbox) and delivers it (completeInApp).
- *  - `inline`: the terminal transaction itself also inserts the in-app notification
- *    (createdAt = the transition's `now`, unique by job and type) and writes the `in_app` entry
- *    already `delivered` (attempts 1; first/last attempt and delivered time = `now`). The
+ *  - `inline`: the terminal transaction itself inserts the in-app notification (createdAt =
+ *    the transition's `now`, unique by job and type) instead of a pending `in_app` entry. The
  *    notification is thus committed — or rolled back — with the transition: nothing is left
  *    to claim, and countTerminalWithoutInApp never counts it. A local write needs no lease.
+ *    (SQLite writes no `in_app` entry at all in this mode — the notification row is the
+ *    delivery record; PostgreSQL still writes one born `delivered`.)
  * Webhook entries are the same in both modes. Entries of either mode may coexist in one
  * database (e.g. written by processes configured differently); pending ones are always claimable.
  *

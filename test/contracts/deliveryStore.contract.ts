@@ -67,7 +67,7 @@ function deliveryStoreOutboxContract(name: string, factory: () => Promise<{ stor
     };
     const complete = async (orgId: OrgId = A, now = T0): Promise<Job> => {
       const { lease } = await running(orgId, now);
-      return store.finishJob(lease, { status: 'completed', resultId: newResultId(), payload: { ok: 1 } }, now);
+      return store.finishJob(lease, { status: 'completed', resultId: newResultId(Date.now()), payload: { ok: 1 } }, now);
     };
     const claimAll = (kind: 'in_app' | 'webhook', now = T0, limit = 100): Promise<ClaimedEntry[]> => store.claimOutbox({ kind, now, limit, leaseMs: LEASE });
     const webhook = (orgId: OrgId = A, eventTypes: NotificationType[] = ALL) =>
@@ -105,7 +105,7 @@ function deliveryStoreOutboxContract(name: string, factory: () => Promise<{ stor
         await store.requestCancel(A, r.job.jobId, T0); // running: only cancel requested
         await store.finishJob(r.lease, { status: 'retry', error: { code: 'E', message: 'again' }, retryAt: T0 }, T0); // → canceled (cancel requested)
         const other = await running();
-        await store.finishJob(other.lease, { status: 'completed', resultId: newResultId(), payload: 1 }, T0);
+        await store.finishJob(other.lease, { status: 'completed', resultId: newResultId(Date.now()), payload: 1 }, T0);
         const lost = await store.finishJob(other.lease, { status: 'failed', error: { code: 'E', message: 'x' } }, T0).catch((e: unknown) => e);
         expect(isUpshiftError(lost, 'JOB_LEASE_LOST')).toBe(true);
         const entries = await claimAll('in_app');
@@ -332,7 +332,7 @@ function inlineInAppContract(name: string, factory: () => Promise<{ store: Deliv
 
     it('every terminal path commits its notification with the transition; nothing is left to claim', async () => {
       const done = await running(A, T0 + 1);
-      const completed = await store.finishJob(done, { status: 'completed', resultId: newResultId(), payload: { ok: 1 } }, T0 + 1);
+      const completed = await store.finishJob(done, { status: 'completed', resultId: newResultId(Date.now()), payload: { ok: 1 } }, T0 + 1);
       const f = await running(A, T0 + 2);
       await store.finishJob(f, { status: 'failed', error: { code: 'X', message: 'boom' } }, T0 + 2);
       const c = await running(A, T0 + 3);
@@ -365,7 +365,7 @@ function inlineInAppContract(name: string, factory: () => Promise<{ store: Deliv
       const r = await running();
       await store.requestCancel(A, r.jobId, T0); // running: only cancel requested
       expect(await notificationsOf(A, r.jobId)).toEqual([]);
-      await store.finishJob(r, { status: 'completed', resultId: newResultId(), payload: 1 }, T0 + 1);
+      await store.finishJob(r, { status: 'completed', resultId: newResultId(Date.now()), payload: 1 }, T0 + 1);
       const lost = await store.finishJob(r, { status: 'failed', error: { code: 'E', message: 'x' } }, T0 + 2).catch((e: unknown) => e);
       expect(isUpshiftError(lost, 'JOB_LEASE_LOST')).toBe(true);
       expect((await notificationsOf(A, r.jobId)).map((x) => x.type)).toEqual(['async.job.completed']);
@@ -377,7 +377,7 @@ function inlineInAppContract(name: string, factory: () => Promise<{ store: Deliv
     it('webhook entries are still written pending and delivered through the outbox', async () => {
       const ep = await store.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId: A, url: 'https://example.com/hook', description: null, eventTypes: ['async.job.completed'], secret: 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=', now: T0 });
       const lease = await running();
-      await store.finishJob(lease, { status: 'completed', resultId: newResultId(), payload: 1 }, T0);
+      await store.finishJob(lease, { status: 'completed', resultId: newResultId(Date.now()), payload: 1 }, T0);
       const [e, ...more] = await store.claimOutbox({ kind: 'webhook', now: T0, limit: 10, leaseMs: LEASE });
       expect(more).toEqual([]);
       expect(e).toMatchObject({ jobId: lease.jobId, endpointId: ep.endpointId, attempts: 0 });

@@ -71,7 +71,7 @@ export function jobStoreContract(name: string, factory: () => Promise<{ store: J
       );
       expect(isUpshiftError(err, code), `expected ${code}, got ${String(err)}`).toBe(true);
     };
-    const completed = (resultId: ResultId = newResultId()) => ({ status: 'completed' as const, resultId, payload: { done: true } });
+    const completed = (resultId: ResultId = newResultId(Date.now())) => ({ status: 'completed' as const, resultId, payload: { done: true } });
 
     describe('migrations and health', () => {
       it('migrate is idempotent and ping succeeds on a migrated store', async () => {
@@ -334,7 +334,7 @@ export function jobStoreContract(name: string, factory: () => Promise<{ store: J
       it('completed: final result row, latest result, progress 1, job.completed', async () => {
         const { job, lease } = await running();
         const partial = await store.recordPartial(lease, 'c', { p: 1 }, T0 + 1);
-        const resultId = newResultId();
+        const resultId = newResultId(Date.now());
         const done = await store.finishJob(lease, { status: 'completed', resultId, payload: { total: 42 } }, T0 + 2);
         expect(done).toMatchObject({ status: 'completed', finishedAt: T0 + 2, resultId, progress: { fraction: 1 }, attempt: 1, error: null });
         expect(await store.getJob(A, job.jobId)).toEqual(done);
@@ -656,7 +656,7 @@ export function jobStoreContract(name: string, factory: () => Promise<{ store: J
       });
 
       it('getRemovedResult is undefined for unknown ids', async () => {
-        expect(await store.getRemovedResult(A, newResultId())).toBeUndefined();
+        expect(await store.getRemovedResult(A, newResultId(Date.now()))).toBeUndefined();
       });
     });
   });

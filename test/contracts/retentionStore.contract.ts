@@ -73,7 +73,7 @@ export function retentionStoreContract(name: string, factory: () => Promise<Rete
       for (let i = 0; i < (opts.partials ?? 0); i++) resultIds.push((await store.recordPartial(lease, `c${i}`, { i }, at - 5)).result.resultId);
       let job: Job;
       if (outcome === 'completed') {
-        const resultId = newResultId();
+        const resultId = newResultId(Date.now());
         resultIds.push(resultId);
         job = await store.finishJob(lease, { status: 'completed', resultId, payload: { done: true } }, at);
       } else if (outcome === 'failed') {

@@ -58,7 +58,7 @@ async function setup(sender: WebhookSender, over: Partial<NotificationDispatcher
       jobs.map((j) =>
         store.finishJob(
           { orgId, jobId: j.jobId, attempt: j.attempt, leaseToken: j.leaseToken },
-          status === 'completed' ? { status, resultId: newResultId(), payload: 1 } : { status, error: { code: 'E', message: 'x' } },
+          status === 'completed' ? { status, resultId: newResultId(Date.now()), payload: 1 } : { status, error: { code: 'E', message: 'x' } },
           now,
         ),
       ),

@@ -48,7 +48,7 @@ describe.skipIf(!url)('PostgreSQL delivery specifics', () => {
   const completedJob = async (): Promise<string> => {
     const { job } = await store.submitJob({ jobId: newJobId(T0), orgId: org, analyzer: 'noop', input: 1, priority: 0, maxAttempts: 1, idempotencyKey: null, requestHash: null, traceContext: null, now: T0 });
     const [c] = await store.claimJobs({ orgId: org, limit: 1, workerId: 'w', now: T0, leaseMs: 1000, analyzers: null });
-    await store.finishJob({ orgId: org, jobId: c!.jobId, attempt: c!.attempt, leaseToken: c!.leaseToken }, { status: 'completed', resultId: newResultId(), payload: 1 }, T0);
+    await store.finishJob({ orgId: org, jobId: c!.jobId, attempt: c!.attempt, leaseToken: c!.leaseToken }, { status: 'completed', resultId: newResultId(Date.now()), payload: 1 }, T0);
     return job.jobId;
   };
 

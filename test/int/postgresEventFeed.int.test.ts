@@ -56,7 +56,7 @@ describe.skipIf(!url)('PostgreSQL event feed (LISTEN/NOTIFY)', () => {
     for (;;) {
       const jobs = await store.claimJobs({ orgId: org, limit: 25, workerId: 'w', now: 1e6, leaseMs: 1000, analyzers: null });
       if (jobs.length === 0) break;
-      await Promise.all(jobs.map((j) => store.finishJob({ orgId: org, jobId: j.jobId, attempt: j.attempt, leaseToken: j.leaseToken }, { status: 'completed', resultId: newResultId(), payload: null }, 1e6)));
+      await Promise.all(jobs.map((j) => store.finishJob({ orgId: org, jobId: j.jobId, attempt: j.attempt, leaseToken: j.leaseToken }, { status: 'completed', resultId: newResultId(Date.now()), payload: null }, 1e6)));
     }
   };
 
@@ -135,7 +135,7 @@ describe.skipIf(!url)('PostgreSQL event feed with local commits', () => {
     for (;;) {
       const jobs = await store.claimJobs({ orgId: org, limit: 20, workerId: 'w', now: 1e6, leaseMs: 1000, analyzers: null });
       if (jobs.length === 0) break;
-      await Promise.all(jobs.map((j) => store.finishJob({ orgId: org, jobId: j.jobId, attempt: j.attempt, leaseToken: j.leaseToken }, { status: 'completed', resultId: newResultId(), payload: null }, 1e6)));
+      await Promise.all(jobs.map((j) => store.finishJob({ orgId: org, jobId: j.jobId, attempt: j.attempt, leaseToken: j.leaseToken }, { status: 'completed', resultId: newResultId(Date.now()), payload: null }, 1e6)));
     }
   };
 

@@ -186,7 +186,7 @@ describe.skipIf(!url)('PostgreSQL specifics', () => {
     expect(p1.created).toBe(true);
     expect(p2).toEqual({ result: p1.result, created: false });
     expect(p1.result).toMatchObject({ chunkKey: 'chunk\uFFFD', payload: { 'k\uFFFD': ['v\uFFFD'] } });
-    const done = await store.finishJob(l, { status: 'completed', resultId: newResultId(), payload: { s: 'a\u0000b' } }, 5);
+    const done = await store.finishJob(l, { status: 'completed', resultId: newResultId(Date.now()), payload: { s: 'a\u0000b' } }, 5);
     expect((await store.getResult(org, done.resultId!))?.payload).toEqual({ s: 'a\uFFFDb' });
     expect((await store.getJob(org, l.jobId))?.progress.message).toBe('half\uFFFDway');
     const l2 = await lease(10);

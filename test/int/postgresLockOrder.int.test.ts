@@ -80,7 +80,7 @@ describe.skipIf(!url)('PostgreSQL lock order', () => {
       // requests cancels (lock rows in id order, events appended at the end) in another order.
       const order = shuffle(leases);
       const now = ++clock;
-      const opsA = order.map((j) => () => a.finishJob(lease(j), { status: 'completed', resultId: newResultId(), payload: null }, now));
+      const opsA = order.map((j) => () => a.finishJob(lease(j), { status: 'completed', resultId: newResultId(Date.now()), payload: null }, now));
       const opsB = shuffle(leases).map((j, i) => () => (i % 2 === 0 ? b.requestCancel(j.orgId, j.jobId, now) : b.recordProgress(lease(j), 0.25, 'b', now)));
       await Promise.all([burst(opsA), burst(opsB)]);
     }

@@ -88,7 +88,7 @@ describe.skipIf(!url)('upshift retention --database postgres://…', () => {
         const [c] = await store.claimJobs({ orgId: org, limit: 1, workerId: 'w', now: at, leaseMs: 1000, analyzers: null });
         const lease = { orgId: org, jobId: job.jobId, attempt: 1, leaseToken: c!.leaseToken };
         resultIds.push((await store.recordPartial(lease, 'c', { i }, at)).result.resultId);
-        const resultId = newResultId();
+        const resultId = newResultId(Date.now());
         resultIds.push(resultId);
         await store.finishJob(lease, { status: 'completed', resultId, payload: { i } }, at);
       }

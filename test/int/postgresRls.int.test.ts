@@ -29,7 +29,7 @@ describe.skipIf(!url)('PostgreSQL row-level security', () => {
     jobA = await submit(A);
     jobB = await submit(B);
     const [claimed] = await store.claimJobs({ orgId: B, limit: 1, workerId: 'w', now: 2, leaseMs: 1000, analyzers: null });
-    resultB = newResultId();
+    resultB = newResultId(Date.now());
     await store.finishJob({ orgId: B, jobId: claimed!.jobId, attempt: 1, leaseToken: claimed!.leaseToken }, { status: 'completed', resultId: resultB as never, payload: 1 }, 3);
     await store.createApiKey({ keyId: 'key_b', orgId: B, hash: 'x'.repeat(64), label: null, createdAt: 1, revokedAt: null });
     client = new pg.Client({ connectionString: url! });
@@ -166,7 +166,7 @@ describe.skipIf(!url)('PostgreSQL store owned by a non-superuser', () => {
       const { job } = await store.submitJob({ jobId: newJobId(1), orgId: org, analyzer: 'noop', input: {}, priority: 0, maxAttempts: 1, idempotencyKey: null, requestHash: null, traceContext: null, now: 1 });
       expect(await store.readyOrgs(2, null)).toEqual([{ orgId: 'org-o', running: 0 }]);
       const [claimed] = await store.claimJobs({ orgId: org, limit: 5, workerId: 'w', now: 2, leaseMs: 100, analyzers: null });
-      const done = await store.finishJob({ orgId: org, jobId: job.jobId, attempt: 1, leaseToken: claimed!.leaseToken }, { status: 'completed', resultId: newResultId(), payload: 1 }, 3);
+      const done = await store.finishJob({ orgId: org, jobId: job.jobId, attempt: 1, leaseToken: claimed!.leaseToken }, { status: 'completed', resultId: newResultId(Date.now()), payload: 1 }, 3);
       expect(done.status).toBe('completed');
       expect((await store.listEvents(org, job.jobId, 0, 10)).map((e) => e.type)).toEqual(['job.queued', 'job.started', 'job.completed']);
       expect(await store.getJob(asOrgId('org-x'), job.jobId)).toBeUndefined();

@@ -38,7 +38,7 @@ async function storeWithJobs(name: string, n: number, at = Date.UTC(2026, 0, 1))
     const [c] = await store.claimJobs({ orgId: org, limit: 1, workerId: 'w', now: at, leaseMs: 1000, analyzers: null });
     const lease = { orgId: org, jobId: job.jobId, attempt: 1, leaseToken: c!.leaseToken };
     await store.recordPartial(lease, 'c', { i }, at);
-    await store.finishJob(lease, { status: 'completed', resultId: newResultId(), payload: { i } }, at);
+    await store.finishJob(lease, { status: 'completed', resultId: newResultId(Date.now()), payload: { i } }, at);
   }
   await store.close();
   return file;

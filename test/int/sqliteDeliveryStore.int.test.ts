@@ -40,7 +40,7 @@ describe('SQLite delivery specifics', () => {
     await store.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId: org, url: 'https://example.com/h', description: null, eventTypes: ['async.job.completed'], secret: 'whsec_eA==', now: T0 });
     const { job } = await store.submitJob({ jobId: newJobId(T0), orgId: org, analyzer: 'noop', input: 1, priority: 0, maxAttempts: 1, idempotencyKey: null, requestHash: null, traceContext: null, now: T0 });
     const [c] = await store.claimJobs({ orgId: org, limit: 1, workerId: 'w', now: T0, leaseMs: 1000, analyzers: null });
-    await store.finishJob({ orgId: org, jobId: c!.jobId, attempt: c!.attempt, leaseToken: c!.leaseToken }, { status: 'completed', resultId: newResultId(), payload: 1 }, T0);
+    await store.finishJob({ orgId: org, jobId: c!.jobId, attempt: c!.attempt, leaseToken: c!.leaseToken }, { status: 'completed', resultId: newResultId(Date.now()), payload: 1 }, T0);
     return { store, jobId: job.jobId };
   }
 
@@ -65,17 +65,14 @@ describe('SQLite delivery specifics', () => {
     }
   });
 
-  it('inline: the in-app entry commits delivered (one attempt) beside its notification', async () => {
+  it('inline: the notification commits with the transition and no in-app entry is written (webhooks still are)', async () => {
     const file = freshFile();
     const { jobId } = await completedJob(file, 'inline');
     const db = new Database(file, { readonly: true });
     try {
       const rows = db.prepare('SELECT channel, status, attempts, delivered_at, last_attempt_at FROM notification_outbox WHERE job_id = ? ORDER BY kind').all(jobId);
-      expect(rows).toEqual([
-        { channel: 'in_app', status: 'delivered', attempts: 1, delivered_at: T0, last_attempt_at: T0 },
-        { channel: expect.stringMatching(/^webhook:whe_/), status: 'pending', attempts: 0, delivered_at: null, last_attempt_at: null },
-      ]);
-      expect(db.prepare('SELECT COUNT(*) AS n FROM notifications WHERE job_id = ?').get(jobId)).toEqual({ n: 1 });
+      expect(rows).toEqual([{ channel: expect.stringMatching(/^webhook:whe_/), status: 'pending', attempts: 0, delivered_at: null, last_attempt_at: null }]);
+      expect(db.prepare('SELECT COUNT(*) AS n, MIN(created_at) AS at FROM notifications WHERE job_id = ?').get(jobId)).toEqual({ n: 1, at: T0 });
     } finally {
       db.close();
     }

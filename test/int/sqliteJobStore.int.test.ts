@@ -22,8 +22,15 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+// The default: writes run in the writer thread (ThreadWriter).
 jobStoreContract('sqlite', async () => {
   const store = createSqliteJobStore({ file: freshFile() });
+  return { store, cleanup: () => store.close() };
+});
+
+// The same contract with the in-thread writer (InlineWriter; `:memory:` databases use it).
+jobStoreContract('sqlite-inline-writer', async () => {
+  const store = createSqliteJobStore({ file: freshFile(), writer: 'inline' });
   return { store, cleanup: () => store.close() };
 });
 

@@ -86,7 +86,7 @@ async function execMutations(tx: Tx, muts: readonly Mutation[]): Promise<Array<O
         const row = requireLease(m.lease);
         const existing = chunks.get(`${row.job_id}:${m.chunkKey}`);
         if (existing) return { result: existing, created: false };
-        const resultId = newResultId();
+        const resultId = newResultId(m.now);
         // partial_count never decreases (retention keeps it), so partial_count + 1 is a fresh seq.
         const seq = row.partial_count + 1;
         const payload = JSON.parse(JSON.stringify(m.payload) ?? 'null') as Json;

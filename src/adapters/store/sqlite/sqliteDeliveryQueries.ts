@@ -14,11 +14,6 @@ const SQL = {
   insertEntry: `INSERT INTO notification_outbox (entry_id, org_id, job_id, type, channel, kind, endpoint_id, payload,
       occurred_at, next_attempt_at, created_at, updated_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-  // In-app delivered inline: the entry is born delivered (one attempt, now) beside its notification.
-  insertDeliveredInApp: `INSERT INTO notification_outbox (entry_id, org_id, job_id, type, channel, kind, endpoint_id, payload,
-      occurred_at, status, attempts, next_attempt_at, first_attempt_at, last_attempt_at, created_at, updated_at, delivered_at)
-    VALUES (?, ?, ?, ?, 'in_app', 'in_app', NULL, ?, ?, 'delivered', 1, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-
   dueEntries: `SELECT o.entry_id, o.org_id, o.job_id, o.type, o.channel, o.kind, o.endpoint_id, o.payload, o.occurred_at,
       o.attempts, o.first_attempt_at, e.url, e.secret, e.enabled
     FROM notification_outbox o INDEXED BY notification_outbox_due
@@ -133,7 +128,6 @@ type T = string;
 export interface DeliveryQueries {
   subscribedEndpoints: S<[T, T], T>;
   insertEntry: S<[T, T, T, T, T, T, T | null, T, N, N, N, N]>;
-  insertDeliveredInApp: S<[T, T, T, T, T, N, N, N, N, N, N, N]>;
   dueEntries: S<[T, N, N], DueRow>;
   leaseEntry: S<[N, T, T]>;
   entryById: S<[T], OutboxRow>;

@@ -1,4 +1,3 @@
-import type Database from 'better-sqlite3';
 import { UpshiftError } from '../../../core/errors.js';
 import type { JobId, OrgId, ResultId } from '../../../core/ids.js';
 import type { DeliveryStore, InAppDelivery } from '../../../ports/deliveryStore.js';
@@ -6,12 +5,13 @@ import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
 import type { RetentionStore } from '../../../ports/retentionStore.js';
 import { jobRowOf, jobRowsOf, toApiKey, toClaimedJob, toEvent, toJob, toRemovedResult, toResult } from './rowMapping.js';
 import { backgroundCheckpoints, SqliteCheckpointer } from './sqliteCheckpointer.js';
-import { loadSqliteDriver } from './sqliteDriver.js';
 import { createSqliteDeliveryMethods } from './sqliteDeliveryStore.js';
 import { readAsync, toStoreError } from './sqliteErrors.js';
-import { GroupCommit, type CommitListener, type WriteOp } from './sqliteGroupCommit.js';
-import { recoverExpiredLeasesOp, requestCancelOp, submitOp } from './sqliteJobWrites.js';
-import { claimOp, finishOp, heartbeatOp, partialOp, progressOp } from './sqliteLeaseWrites.js';
+import { openSqliteConnection } from './sqliteConnection.js';
+import type { CommitListener } from './sqliteGroupCommit.js';
+import { attemptKey } from './sqliteJobWrites.js';
+import { InlineWriter, ThreadWriter, type SqliteWriter } from './sqliteWriter.js';
+import type { WriteArgs, WriteName, WriteResult } from './sqliteWriteOps.js';
 import { applyMigrations, loadMigrations, schemaState } from './sqliteMigrator.js';
 import { prepareQueries, type Queries } from './sqliteQueries.js';
 import { createSqliteRetention } from './sqliteRetention.js';
@@ -27,99 +27,125 @@ export interface SqliteJobStoreOptions {
   readonly onListenerError?: (e: unknown) => void;
   /** How terminal transitions deliver the in-app notification (DeliveryStore port). Default `outbox`. */
   readonly inAppDelivery?: InAppDelivery;
+  /**
+   * Where writes run (see sqliteWriter.ts): `thread` (default for a file) — a writer thread with
+   * its own connection; `inline` — the caller's thread and connection (always for `:memory:`).
+   */
+  readonly writer?: 'thread' | 'inline';
 }
 
 /** Sorts after every job id: the "no cursor" bound of listJobs. */
 const NO_CURSOR = '~';
 
 /**
- * The embedded store: one SQLite file in WAL mode, one connection, one writer.
- * Writes are group-committed (see GroupCommit); reads are synchronous better-sqlite3 calls on
- * the same connection, which never has a transaction open between event-loop turns, so
+ * The embedded store: one SQLite file in WAL mode. One writer (a writer thread by default, see
+ * sqliteWriter.ts) group-commits every write; reads are synchronous better-sqlite3 calls on
+ * this thread's connection, which never has a transaction open between event-loop turns, so
  * reads see exactly the committed state.
  */
 export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & RetentionStore & DeliveryStore {
   const migrations = loadMigrations();
-  const db = openDatabase(opts);
+  const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+  const db = openSqliteConnection(opts.file, busyTimeoutMs);
   const listeners = new Set<CommitListener>();
-  const writer = new GroupCommit(db, listeners, opts.maxOpsPerTransaction ?? 1000, opts.onListenerError);
+  const inAppDelivery = opts.inAppDelivery ?? 'outbox';
+  const writerOptions = {
+    listeners,
+    onListenerError: opts.onListenerError ?? (() => {}),
+    maxOpsPerTransaction: opts.maxOpsPerTransaction ?? 1000,
+    inAppDelivery,
+  };
+  const writer: SqliteWriter =
+    (opts.writer ?? 'thread') === 'thread' && opts.file !== ':memory:' && opts.file !== ''
+      ? new ThreadWriter({ file: opts.file, busyTimeoutMs, maxOpsPerTransaction: writerOptions.maxOpsPerTransaction, inAppDelivery }, writerOptions)
+      : new InlineWriter(db, writerOptions);
   // WAL checkpoints of sustained writing run in a worker thread (see backgroundCheckpoints).
   const checkpointer = new SqliteCheckpointer(opts.file);
   listeners.add(backgroundCheckpoints(checkpointer));
   let queries: Queries | null = null;
   let closed = false;
+  let recovering: Promise<unknown> = Promise.resolve();
 
+  const assertOpen = (): void => {
+    if (closed) throw new UpshiftError('STORE_UNAVAILABLE', 'the SQLite store is closed');
+  };
   /** Prepared lazily: the tables exist only after migrate(). */
   const q = (): Queries => {
-    if (closed) throw new UpshiftError('STORE_UNAVAILABLE', 'the SQLite store is closed');
-    queries ??= prepareQueries(db, opts.inAppDelivery ?? 'outbox');
+    assertOpen();
+    queries ??= prepareQueries(db, inAppDelivery);
     return queries;
   };
-  const write = <T>(build: (q: Queries) => WriteOp<T>): Promise<T> => {
-    let op: WriteOp<T>;
-    try {
-      op = build(q());
-    } catch (e) {
-      return Promise.reject(toStoreError(e));
-    }
-    return writer.enqueue(op);
-  };
+  const write = <N extends WriteName>(name: N, args: WriteArgs<N>): Promise<WriteResult<N>> =>
+    closed ? Promise.reject(new UpshiftError('STORE_UNAVAILABLE', 'the SQLite store is closed')) : writer.run(name, args);
 
-  // Retention shares this connection and writer (see sqliteRetention.ts).
-  const retention = createSqliteRetention({
-    db,
-    file: opts.file,
-    enqueue: (op) => writer.enqueue(op),
-    assertOpen: () => {
-      if (closed) throw new UpshiftError('STORE_UNAVAILABLE', 'the SQLite store is closed');
-    },
-  });
+  // Retention shares the reading connection and the writer (see sqliteRetention.ts).
+  const retention = createSqliteRetention({ db, file: opts.file, purge: (cmd) => write('purge', cmd), assertOpen });
 
   return {
     kind: 'sqlite',
     ...retention,
-    // The notification outbox/inbox/webhooks share this connection and group commit.
+    // The notification outbox/inbox/webhooks share the connection and the writer.
     ...createSqliteDeliveryMethods({
       read: (fn) => readAsync(() => fn(q().delivery)),
-      write: (fn) => write((qs) => () => fn(qs.delivery)),
+      write: (name, args) => write(name, args as never) as never,
     }),
 
     migrate() {
       return readAsync(() => {
-        if (closed) throw new UpshiftError('STORE_UNAVAILABLE', 'the SQLite store is closed');
+        assertOpen();
         return { applied: applyMigrations(db, migrations) };
       });
     },
 
     ping() {
       return readAsync(() => {
-        if (closed) throw new UpshiftError('STORE_UNAVAILABLE', 'the SQLite store is closed');
+        assertOpen();
         const state = schemaState(db, migrations);
         if (state === 'too_new') throw new UpshiftError('STORE_SCHEMA_TOO_NEW');
         if (state === 'not_migrated') throw new UpshiftError('STORE_NOT_MIGRATED');
       });
     },
 
-    close() {
-      if (closed) return Promise.resolve();
+    async close() {
+      if (closed) return;
+      closed = true;
       try {
-        writer.close();
+        await writer.close();
       } finally {
-        closed = true;
         listeners.clear();
         db.close();
       }
-      return Promise.all([retention.close(), checkpointer.close()]).then(() => undefined);
+      await Promise.all([retention.close(), checkpointer.close()]);
     },
 
-    submitJob: (cmd) => write((q) => submitOp(q, cmd)),
-    claimJobs: (cmd) => write((q) => claimOp(q, cmd)),
-    heartbeat: (cmd) => write((q) => heartbeatOp(q, cmd)),
-    recordProgress: (lease, fraction, message, now) => write((q) => progressOp(q, lease, fraction, message, now)),
-    recordPartial: (lease, chunkKey, payload, now) => write((q) => partialOp(q, lease, chunkKey, payload, now)),
-    finishJob: (lease, outcome, now) => write((q) => finishOp(q, lease, outcome, now)),
-    requestCancel: (orgId, jobId, now) => write((q) => requestCancelOp(q, orgId, jobId, now)),
-    recoverExpiredLeases: (now, limit, retryAt) => write((q) => recoverExpiredLeasesOp(q, now, limit, retryAt)),
+    submitJob: (cmd) => write('submit', cmd),
+    claimJobs: (cmd) => write('claim', cmd),
+    heartbeat: (cmd) => write('heartbeat', cmd),
+    recordProgress: (lease, fraction, message, now) => write('progress', { lease, fraction, message, now }),
+    recordPartial: (lease, chunkKey, payload, now) => write('partial', { lease, chunkKey, payload, now }),
+    finishJob: (lease, outcome, now) => write('finish', { lease, outcome, now }),
+    requestCancel: (orgId, jobId, now) => write('cancel', { orgId, jobId, now }),
+    recoverExpiredLeases: (now, limit, retryAt) => {
+      // The retry policy is a callback, which cannot travel to the writer thread: it is applied
+      // here to the jobs seen expired, and the write re-checks each one under the write lock
+      // (recoverExpiredLeasesOp). One recovery at a time per store, each planning from the state
+      // the previous one committed, so concurrent calls split the expired jobs between them.
+      const run = recovering.then(() => {
+        const plan: Record<string, number | null> = {};
+        if (limit > 0) {
+          for (const row of jobRowsOf(q().expiredLeases.all(now, Math.floor(limit)))) {
+            const requeue = row.cancel_requested_at === null && row.attempt < row.max_attempts;
+            plan[attemptKey(row.job_id, row.attempt)] = requeue ? retryAt(toJob(row)) : null;
+          }
+        }
+        return Object.keys(plan).length === 0 ? [] : write('recover', { now, limit, plan });
+      });
+      recovering = run.then(
+        () => undefined,
+        () => undefined,
+      );
+      return run.catch((e: unknown) => Promise.reject(toStoreError(e)));
+    },
 
     getJob: (orgId: OrgId, jobId: JobId) =>
       readAsync(() => {
@@ -197,10 +223,7 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & Re
       };
     },
 
-    createApiKey: (record) =>
-      write((q) => () => {
-        q.insertApiKey.run(record.keyId, record.orgId, record.hash, record.label, record.createdAt, record.revokedAt);
-      }),
+    createApiKey: (record) => write('createApiKey', record),
 
     findApiKeyByHash: (hash) =>
       readAsync(() => {
@@ -208,36 +231,9 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & Re
         return row ? toApiKey(row) : undefined;
       }),
 
-    revokeApiKey: (keyId, now) => write((q) => () => q.revokeApiKey.run(now, keyId).changes > 0),
+    revokeApiKey: (keyId, now) => write('revokeApiKey', { keyId, now }),
 
     listApiKeys: (orgId) => readAsync(() => (orgId === null ? q().listApiKeys.all() : q().listApiKeysByOrg.all(orgId)).map(toApiKey)),
   };
 }
 
-/**
- * WAL: readers never block the writer. synchronous=NORMAL: in WAL mode a commit is durable
- * against process crashes; only an OS crash / power loss can lose the last commits, never
- * corrupt the file. busy_timeout: how long BEGIN IMMEDIATE waits for another process's
- * writer (it blocks this thread; better-sqlite3 is synchronous).
- */
-function openDatabase(opts: SqliteJobStoreOptions): Database.Database {
-  const SqliteDatabase = loadSqliteDriver(); // better-sqlite3 12 or 13 by Node version; throws STORE_UNAVAILABLE
-  let db: Database.Database | undefined;
-  try {
-    db = new SqliteDatabase(opts.file);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('foreign_keys = ON');
-    // A larger page cache (64 MiB) keeps the hot indexes in memory. Checkpoints normally run
-    // in a worker thread (backgroundCheckpoints); the commit-time checkpoint is the safety net
-    // that bounds the WAL (40 MB), in big, rare steps that find most pages already copied.
-    db.pragma('cache_size = -65536');
-    db.pragma('temp_store = MEMORY');
-    db.pragma('wal_autocheckpoint = 10000');
-    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
-    return db;
-  } catch (e) {
-    db?.close();
-    throw new UpshiftError('STORE_UNAVAILABLE', `cannot open SQLite database ${opts.file}`, { cause: e });
-  }
-}

@@ -158,18 +158,29 @@ export function requestCancelOp(q: Queries, orgId: OrgId, jobId: JobId, now: num
 
 const LEASE_EXPIRED: JobError = { code: 'LEASE_EXPIRED', message: 'the worker holding the job stopped heartbeating; the lease expired' };
 
-export function recoverExpiredLeasesOp(q: Queries, now: number, limit: number, retryAt: (job: Job) => number): WriteOp<Job[]> {
+/** The key of a lease-recovery decision: a job at one attempt. */
+export const attemptKey = (jobId: string, attempt: number): string => `${jobId}#${attempt}`;
+
+/**
+ * `plan` holds, by attemptKey, the expired jobs the caller saw, each with its next run time if
+ * it is to be requeued (computed with the caller's retry policy before queueing the op:
+ * callbacks cannot cross to the writer thread), else null. Rows expired since then, or at
+ * another attempt, are left for the next sweep.
+ */
+export function recoverExpiredLeasesOp(q: Queries, now: number, limit: number, plan: Readonly<Record<string, number | null>>): WriteOp<Job[]> {
   return (events) => {
     if (limit <= 0) return [];
     const moved: Job[] = [];
     for (const row of jobRowsOf(q.expiredLeases.all(now, Math.floor(limit)))) {
+      const runAt = plan[attemptKey(row.job_id, row.attempt)];
+      if (runAt === undefined) continue;
       let after: JobRow;
       if (row.cancel_requested_at !== null) {
         assertTransition('running', 'canceled', 'lease_expired');
         after = cancelRow(q, events, row, 'lease_expired', now);
-      } else if (row.attempt < row.max_attempts) {
+      } else if (row.attempt < row.max_attempts && runAt !== null) {
         assertTransition('running', 'queued', 'lease_expired');
-        after = requeueRow(q, events, row, LEASE_EXPIRED, retryAt(toJob(row)), now);
+        after = requeueRow(q, events, row, LEASE_EXPIRED, runAt, now);
       } else {
         assertTransition('running', 'failed', 'lease_expired');
         after = failRow(q, events, row, LEASE_EXPIRED, now);

@@ -96,7 +96,7 @@ export function partialOp(
     const row = requireLease(q, lease);
     const existing = q.resultByChunk.get(row.job_id, chunkKey);
     if (existing) return { result: toResult(existing), created: false };
-    const resultId = newResultId();
+    const resultId = newResultId(now);
     // partial_count never decreases (retention keeps it), so partial_count + 1 is a fresh seq.
     const seq = row.partial_count + 1;
     const text = toJson(payload);

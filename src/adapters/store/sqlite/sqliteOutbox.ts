@@ -9,11 +9,13 @@ import type { DeliveryQueries } from './sqliteDeliveryQueries.js';
  * Writes the outbox entries of a terminal transition: one `in_app` entry and one per enabled
  * webhook endpoint of the org subscribed to the type. Called from inside the op that wrote the
  * terminal state (see appendEvent), so the entries commit — or roll back — with it.
- * `inline`: the in-app notification is inserted here too and its entry is written delivered
- * (see InAppDelivery in the DeliveryStore port).
+ * `inline`: the in-app notification is inserted here instead of an `in_app` entry (see
+ * InAppDelivery in the DeliveryStore port): the notification row, unique by job and type, is
+ * the delivery record, and an entry born delivered would be one more row (and three more index
+ * pages per group commit) that nothing ever reads.
  *
- * This is on the hot path of every job: two INSERTs (one in `outbox` mode) plus one index seek
- * on the org's endpoints. ON CONFLICT DO NOTHING on the dedupe keys makes a replay insert nothing.
+ * This is on the hot path of every job: one INSERT plus one index seek on the org's endpoints.
+ * ON CONFLICT DO NOTHING on the dedupe keys makes a replay insert nothing.
  */
 export function writeOutbox(q: DeliveryQueries, mode: InAppDelivery, job: JobRow, now: number): void {
   const status = job.status;
@@ -31,12 +33,10 @@ export function writeOutbox(q: DeliveryQueries, mode: InAppDelivery, job: JobRow
       finishedAt,
     }),
   );
-  const inAppId = outboxEntryId(job.job_id, type, IN_APP_CHANNEL);
   if (mode === 'inline') {
-    q.insertDeliveredInApp.run(inAppId, job.org_id, job.job_id, type, payload, finishedAt, now, now, now, now, now, now);
     q.insertNotification.run(notificationIdOf(job.job_id, type), job.org_id, job.job_id, type, payload, now);
   } else {
-    q.insertEntry.run(inAppId, job.org_id, job.job_id, type, IN_APP_CHANNEL, 'in_app', null, payload, finishedAt, now, now, now);
+    q.insertEntry.run(outboxEntryId(job.job_id, type, IN_APP_CHANNEL), job.org_id, job.job_id, type, IN_APP_CHANNEL, 'in_app', null, payload, finishedAt, now, now, now);
   }
   for (const endpointId of q.subscribedEndpoints.all(job.org_id, type)) {
     const channel = webhookChannel(endpointId);

@@ -4,7 +4,6 @@ import { isTerminal, type JobStatus, type TerminalStatus } from '../../../core/j
 import type { JobKey, PurgeCommand, PurgeOutcome, RetentionStore, TerminalJobPage, TerminalJobStats } from '../../../ports/retentionStore.js';
 import { SqliteCheckpointer } from './sqliteCheckpointer.js';
 import { readAsync, toStoreError } from './sqliteErrors.js';
-import type { WriteOp } from './sqliteGroupCommit.js';
 
 /**
  * RetentionStore on the SQLite store's own connection and group-commit writer: deletes are
@@ -40,7 +39,7 @@ const CHECKPOINT_EVERY_MS = 50;
 
 type ScanRow = [org: string, job: string, status: JobStatus, finishedAt: number | null, results: number | null, events: number | null];
 
-interface RetentionQueries {
+export interface RetentionQueries {
   scan: Statement<[{ org: string; job: string; limit: number }], unknown[]>;
   jobState: Statement<[string, string], { status: JobStatus; finished_at: number | null }>;
   recordRemoved: Statement<[{ now: number; job: string; org: string; n: number }]>;
@@ -52,8 +51,8 @@ export interface SqliteRetentionDeps {
   readonly db: Database;
   /** The database file (for the checkpointer's own connection). */
   readonly file: string;
-  /** Queues a write op on the store's group-commit writer. */
-  readonly enqueue: <T>(op: WriteOp<T>) => Promise<T>;
+  /** Runs `purgeOp` as a write op of the store's group-commit writer. */
+  readonly purge: (cmd: PurgeCommand) => Promise<PurgeOutcome>;
   /** Throws STORE_UNAVAILABLE once the store is closed. */
   readonly assertOpen: () => void;
 }
@@ -67,16 +66,7 @@ export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore
   /** Prepared lazily: the tables exist only after migrate(). */
   const q = (): RetentionQueries => {
     deps.assertOpen();
-    if (!prepared) {
-      const s = (sql: string) => deps.db.prepare(sql);
-      prepared = {
-        scan: s(SQL.scan).raw(true),
-        jobState: s(SQL.jobState),
-        recordRemoved: s(SQL.recordRemoved),
-        deleteResults: s(SQL.deleteResults),
-        deleteEvents: s(SQL.deleteEvents),
-      } as unknown as RetentionQueries;
-    }
+    prepared ??= prepareRetentionQueries(deps.db);
     return prepared;
   };
 
@@ -104,13 +94,12 @@ export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore
       }),
 
     purgeJobData(cmd) {
-      let qs: RetentionQueries;
       try {
-        qs = q();
+        deps.assertOpen();
       } catch (e) {
         return Promise.reject(toStoreError(e));
       }
-      return deps.enqueue((): PurgeOutcome => purge(qs, cmd)).then(async (out) => {
+      return deps.purge(cmd).then(async (out) => {
         // Every CHECKPOINT_EVERY_MS of deleting, before the next delete begins: a few hundred
         // WAL pages per checkpoint, so the WAL rewinds and stays far below wal_autocheckpoint.
         if (out.resultsDeleted + out.eventsDeleted > 0 && performance.now() - lastCheckpoint >= CHECKPOINT_EVERY_MS) {
@@ -125,8 +114,20 @@ export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore
   };
 }
 
-/** The write op: runs inside the group transaction (see GroupCommit). */
-function purge(q: RetentionQueries, cmd: PurgeCommand): PurgeOutcome {
+/** The retention statements, prepared on `db` (the reading connection or the writer's). */
+export function prepareRetentionQueries(db: Database): RetentionQueries {
+  const s = (sql: string) => db.prepare(sql);
+  return {
+    scan: s(SQL.scan).raw(true),
+    jobState: s(SQL.jobState),
+    recordRemoved: s(SQL.recordRemoved),
+    deleteResults: s(SQL.deleteResults),
+    deleteEvents: s(SQL.deleteEvents),
+  } as unknown as RetentionQueries;
+}
+
+/** The write op: runs inside the group transaction (see BatchExecutor). */
+export function purgeOp(q: RetentionQueries, cmd: PurgeCommand): PurgeOutcome {
   let budget = Math.max(1, Math.floor(cmd.maxRows));
   let resultsDeleted = 0;
   let eventsDeleted = 0;
