@@ -55,7 +55,7 @@ async function worker(w: number): Promise<void> {
     }
     await Promise.all(
       jobs.map((j) =>
-        store.finishJob({ orgId: j.orgId, jobId: j.jobId, attempt: j.attempt, leaseToken: j.leaseToken }, { status: 'completed', resultId: newResultId(), payload: { ok: true } }, Date.now()),
+        store.finishJob({ orgId: j.orgId, jobId: j.jobId, attempt: j.attempt, leaseToken: j.leaseToken }, { status: 'completed', resultId: newResultId(Date.now()), payload: { ok: true } }, Date.now()),
       ),
     );
     finished += jobs.length;

@@ -76,12 +76,12 @@ const jobIds: string[] = [];
     event('job.started', 'running', { attempt: 1, worker_id: 'wrk_bench' }, created + 1);
     let resultId = '';
     for (let p = 1; p <= PARTIALS; p++) {
-      resultId = newResultId();
+      resultId = newResultId(Date.now());
       insertResult.run(resultId, jobId, org, 'partial', `rows-${p}`, p, JSON.stringify({ rows: p * 100_000, columns: 12 }), created + p);
       event('job.partial', 'running', { result_id: resultId, chunk_key: `rows-${p}`, seq: p }, created + p);
     }
     for (let k = seq; k < EVENTS_PER_JOB - 1; k++) event('job.progress', 'running', progressPayload, created + 10 + k);
-    const finalId = newResultId();
+    const finalId = newResultId(Date.now());
     insertResult.run(finalId, jobId, org, 'final', null, PARTIALS + 1, JSON.stringify({ rows: 250_000, columns: 12, profile: 'x'.repeat(200) }), finishedAt);
     event('job.completed', 'completed', { result_id: finalId, attempt: 1 }, finishedAt);
     markRunning.run('lse_bench', null, 'wrk_bench', created + 1, 2, rowid);
