@@ -110,6 +110,31 @@ describe('SQLite specifics', () => {
     await expect(codeOf(store.getJob(asOrgId('a'), newJobId(0)))).resolves.toBe('STORE_UNAVAILABLE');
   });
 
+  for (const writer of ['thread', 'inline'] as const) {
+    it(`${writer} writer: a write whose arguments cannot be serialised fails alone; the writes beside it commit`, async () => {
+      const store = createSqliteJobStore({ file: freshFile(), writer });
+      open.push(store);
+      await store.migrate();
+      const cmd = (i: number, input: unknown) => ({
+        jobId: newJobId(i), orgId: asOrgId('a'), analyzer: 'noop', input: input as null, priority: 0, maxAttempts: 1,
+        idempotencyKey: null, requestHash: null, traceContext: null, now: i,
+      });
+      const [good, bad, alsoGood] = await Promise.allSettled([
+        store.submitJob(cmd(1, { n: 1 })),
+        store.submitJob(cmd(2, { n: 10n })),
+        store.submitJob(cmd(3, [1, 2])),
+      ]);
+      expect(good.status).toBe('fulfilled');
+      expect(alsoGood.status).toBe('fulfilled');
+      expect(bad.status).toBe('rejected');
+      expect(isUpshiftError((bad as PromiseRejectedResult).reason)).toBe(true);
+      expect((await store.listJobs(asOrgId('a'), { limit: 10 })).map((j) => j.input)).toEqual([[1, 2], { n: 1 }]);
+      // The writer goes on: the next write commits.
+      await store.submitJob(cmd(4, 'after'));
+      expect(await store.listJobs(asOrgId('a'), { limit: 10 })).toHaveLength(3);
+    });
+  }
+
   it('a write pending at close() is committed before the file closes', async () => {
     const file = freshFile();
     const store = make(file);
@@ -197,7 +222,7 @@ describe('SQLite specifics', () => {
       listCompleted: /INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id<\?\)/,
       listUnsuccessful: /INDEX jobs_org_unsuccessful \(org_id=\? AND status=\? AND job_id<\?\)/,
       markRunning: /SEARCH jobs USING INTEGER PRIMARY KEY \(rowid=\?\)/,
-      completeHeld: /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id=\?\)/,
+      leaseRow: /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(org_id=\? AND job_id=\?\)/,
       listEvents: /INDEX sqlite_autoindex_job_events_1 \(job_id=\? AND event_seq>\?\)/,
     };
     for (const [name, re] of Object.entries(expectations)) expect(plan(name), name).toMatch(re);

@@ -121,10 +121,24 @@ export function partialOp(
 export function finishOp(q: Queries, lease: LeaseRef, outcome: FinishOutcome, now: number): WriteOp<Job> {
   return (events) => {
     if (outcome.status === 'completed') {
-      // The hot path: fenced compare-and-set in one statement (lease check + update + new row).
+      // The hot path: the lease check on the row just read, then one update by rowid. Atomic:
+      // nothing else writes between the two (the single writer's transaction).
       assertTransition('running', 'completed', 'analyzer_returned');
-      const after = jobRowOf(q.completeHeld.get(outcome.resultId, now, lease.orgId, lease.jobId, lease.attempt, lease.leaseToken));
-      if (!after) throw leaseLost(lease);
+      const v = q.leaseRow.get(lease.orgId, lease.jobId);
+      const row = jobRowOf(v);
+      if (!holds(row, lease)) throw leaseLost(lease);
+      const after: JobRow = {
+        ...row,
+        status: 'completed',
+        result_id: outcome.resultId,
+        finished_at: now,
+        progress_fraction: 1,
+        error: null,
+        lease_token: null,
+        lease_expires_at: null,
+        last_event_seq: row.last_event_seq + 1,
+      };
+      q.complete.run(outcome.resultId, now, after.last_event_seq, (v as unknown[])[JOB_COLUMNS.length] as number);
       q.insertResult.run(outcome.resultId, after.job_id, after.org_id, 'final', null, after.partial_count + 1, toJson(outcome.payload), now);
       appendEvent(q, events, after, 'job.completed', { result_id: outcome.resultId, attempt: after.attempt }, now);
       return toJob(after);

@@ -32,9 +32,10 @@ const RAW_JOB_SQL = {
     ORDER BY lease_expires_at, job_id LIMIT ?`,
   // The hot finalization: lease check and state change in one statement (one seek, not a read
   // then a write); no row back = the lease is not held. RETURNING gives the row after the update.
-  completeHeld: `UPDATE jobs SET status = 'completed', result_id = ?, finished_at = ?, progress_fraction = 1, error = NULL,
-      lease_token = NULL, lease_expires_at = NULL, last_event_seq = last_event_seq + 1
-    WHERE org_id = ? AND job_id = ? AND status = 'running' AND attempt = ? AND lease_token = ? RETURNING ${J}`,
+  // A worker's finalization: the row (with its rowid) for the lease check, then one update by
+  // rowid (see finishOp). Cheaper than one UPDATE ... RETURNING through the primary key index,
+  // which SQLite runs with an ephemeral table for the returned row.
+  leaseRow: `SELECT ${J}, rowid FROM jobs WHERE org_id = ? AND job_id = ?`,
   staleCancels: `SELECT ${J} FROM jobs WHERE status = 'running' AND cancel_requested_at IS NOT NULL AND cancel_requested_at < ?
     ORDER BY cancel_requested_at, job_id LIMIT ?`,
   // One statement per status so each uses the index that keeps it bounded (see 0001_init.sql);
@@ -56,6 +57,8 @@ const SQL = {
   insertJob: `INSERT INTO jobs (job_id, org_id, analyzer, input, status, attempt, max_attempts, priority,
       idempotency_key, request_hash, created_at, run_at, trace_context, last_event_seq)
     VALUES (?, ?, ?, ?, 'queued', 1, ?, ?, ?, ?, ?, ?, ?, 1)`,
+  complete: `UPDATE jobs SET status = 'completed', result_id = ?, finished_at = ?, progress_fraction = 1, error = NULL,
+      lease_token = NULL, lease_expires_at = NULL, last_event_seq = ? WHERE rowid = ?`,
   markRunning: `UPDATE jobs SET status = 'running', lease_token = ?, lease_expires_at = ?, worker_id = ?, started_at = ?,
       last_event_seq = ? WHERE rowid = ?`,
   extendLease: `UPDATE jobs SET lease_expires_at = ? WHERE org_id = ? AND job_id = ?`,
@@ -133,7 +136,7 @@ export interface Queries {
   claimableFiltered: Raw<[string, number, string, number]>;
   expiredLeases: Raw<[number, number]>;
   staleCancels: Raw<[number, number]>;
-  completeHeld: Raw<[string, number, ...Key, number, string]>;
+  leaseRow: Raw<Key>;
   listJobs: Raw<ListParams>;
   listQueued: Raw<ListParams>;
   listRunning: Raw<ListParams>;
@@ -141,6 +144,7 @@ export interface Queries {
   listUnsuccessful: Raw<ListParams>;
 
   insertJob: S<[string, string, string, string, number, number, string | null, string | null, number, number, string | null]>;
+  complete: S<[string, number, number, rowid: number]>;
   markRunning: S<[string, number, string, number, number, rowid: number]>;
   extendLease: S<[number, ...Key]>;
   setProgress: S<[number, string | null, number, ...Key]>;

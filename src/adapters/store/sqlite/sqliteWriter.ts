@@ -124,7 +124,7 @@ export class ThreadWriter implements SqliteWriter {
       if (!worker) return;
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
       worker.ref();
-      worker.postMessage({ kind: 'close' } satisfies ToWriter);
+      worker.postMessage(JSON.stringify({ kind: 'close' } satisfies ToWriter));
       await exited;
     })();
     return this.closing;
@@ -147,26 +147,43 @@ export class ThreadWriter implements SqliteWriter {
 
   private send(): void {
     if (this.outgoing.length === 0) return;
-    const ops = this.outgoing;
+    let ops = this.outgoing;
     this.outgoing = [];
-    this.sent += ops.length;
     let worker: Worker;
     try {
       worker = this.worker ?? this.start();
     } catch (e) {
-      const error = toStoreError(e);
-      for (const [id] of ops) this.settle(id, { ok: false, code: error.code, message: error.message, details: error.details });
+      this.failAll(ops, e);
       return;
     }
+    // JSON text both ways: cheaper than structured clone for many small objects, and the
+    // arguments are JSON-shaped (commands, leases, Json payloads).
+    let text: string;
+    try {
+      text = JSON.stringify({ kind: 'ops', ops } satisfies ToWriter);
+    } catch {
+      // Arguments that cannot be serialised (a BigInt in a payload, a cycle): fail those writes only.
+      ops = ops.filter((op) => {
+        try {
+          JSON.stringify(op);
+          return true;
+        } catch (e) {
+          this.failAll([op], e);
+          return false;
+        }
+      });
+      if (ops.length === 0) return;
+      text = JSON.stringify({ kind: 'ops', ops } satisfies ToWriter);
+    }
+    this.sent += ops.length;
     // Someone waits for an answer: keep the process alive until it comes.
     worker.ref();
-    try {
-      worker.postMessage({ kind: 'ops', ops } satisfies ToWriter);
-    } catch (e) {
-      // Arguments that cannot be cloned (a bug in the caller): fail this batch, not the writer.
-      const error = toStoreError(e);
-      for (const [id] of ops) this.settle(id, { ok: false, code: error.code, message: error.message, details: error.details });
-    }
+    worker.postMessage(text);
+  }
+
+  private failAll(ops: readonly WireOp[], e: unknown): void {
+    const error = toStoreError(e);
+    for (const [id] of ops) this.settle(id, { ok: false, code: error.code, message: error.message, details: error.details });
   }
 
   private start(): Worker {

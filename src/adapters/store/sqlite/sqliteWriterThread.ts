@@ -21,7 +21,8 @@ const executor = new BatchExecutor(db);
 let queue: WireOp[] = [];
 let scheduled: NodeJS.Immediate | null = null;
 
-port.on('message', (msg: ToWriter) => {
+port.on('message', (text: string) => {
+  const msg = JSON.parse(text) as ToWriter;
   if (msg.kind === 'ops') {
     for (const op of msg.ops) queue.push(op);
     // setImmediate: every message already waiting joins this transaction.
