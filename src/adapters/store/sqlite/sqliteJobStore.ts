@@ -90,11 +90,14 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & Re
       write: (name, args) => write(name, args as never) as never,
     }),
 
-    migrate() {
-      return readAsync(() => {
+    async migrate() {
+      const applied = await readAsync(() => {
         assertOpen();
-        return { applied: applyMigrations(db, migrations) };
+        return applyMigrations(db, migrations);
       });
+      // The writer (thread) is ready and has its statements prepared when migrate() returns.
+      await write('warm', {});
+      return { applied };
     },
 
     ping() {

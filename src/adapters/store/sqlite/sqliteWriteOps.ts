@@ -45,6 +45,13 @@ const delivery = <N extends keyof DeliveryWrites>(name: N) =>
  * no functions, no class instances besides errors.
  */
 export const WRITE_OPS = {
+  /** Prepares the writer's statements (after migrate(): the tables exist), so the first real write does not. */
+  warm:
+    (q: WriterQueries, _: Record<string, never>): WriteOp<void> =>
+    () => {
+      void q.jobs;
+      void q.retention;
+    },
   submit: (q: WriterQueries, cmd: SubmitJobCommand) => submitOp(q.jobs, cmd),
   claim: (q: WriterQueries, cmd: ClaimCommand) => claimOp(q.jobs, cmd),
   heartbeat: (q: WriterQueries, cmd: HeartbeatCommand) => heartbeatOp(q.jobs, cmd),

@@ -102,7 +102,15 @@ export class ThreadWriter implements SqliteWriter {
   constructor(
     private readonly data: WriterThreadData,
     private readonly opts: WriterOptions,
-  ) {}
+  ) {
+    // Started now, not at the first write: a thread takes tens of milliseconds to load its
+    // modules and open the database, which the first writes would otherwise wait through.
+    try {
+      this.start();
+    } catch {
+      // The first write retries and reports the reason.
+    }
+  }
 
   run<N extends WriteName>(name: N, args: WriteArgs<N>): Promise<WriteResult<N>> {
     if (this.closed) return Promise.reject(closedError());
