@@ -103,7 +103,7 @@ export function inAppDeliveryOf(config: Config): InAppDelivery {
 export function createStore(config: Config): JobStore & RetentionStore & DeliveryStore {
   if (config.database.kind === 'sqlite') {
     if (config.database.file !== ':memory:') mkdirSync(dirname(config.database.file), { recursive: true });
-    return createSqliteJobStore({ file: config.database.file, inAppDelivery: inAppDeliveryOf(config) });
+    return createSqliteJobStore({ file: config.database.file, inAppDelivery: inAppDeliveryOf(config), writer: config.sqliteWriter });
   }
   return createPostgresJobStore({ url: config.database.url, schema: config.database.schema, inAppDelivery: inAppDeliveryOf(config) });
 }

@@ -25,6 +25,8 @@ const config = loadConfig({}, {
   UPSHIFT_LOG_LEVEL: 'warn',
   UPSHIFT_WORKER_CONCURRENCY: mode === 'throughput' ? b : '50',
   UPSHIFT_POLL_MS: '1000',
+  // A/B of the SQLite writer (thread | inline); default auto.
+  ...(process.env.UPSHIFT_SQLITE_WRITER !== undefined && { UPSHIFT_SQLITE_WRITER: process.env.UPSHIFT_SQLITE_WRITER }),
 });
 const up = await createUpshift({ config, http: false });
 const emit = (metric: string, value: number, unit: string, extra?: Record<string, number | string>) =>

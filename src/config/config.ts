@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { UpshiftError } from '../core/errors.js';
 
@@ -11,6 +12,8 @@ export interface Config {
   /** `upshift worker` only: port of its /health and /ready listener; 0 = none. */
   readonly healthPort: number;
   readonly database: { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'postgres'; readonly url: string; readonly schema: string };
+  /** Where the SQLite store's writes run (sqliteWriter.ts), resolved from `auto` at load. */
+  readonly sqliteWriter: 'thread' | 'inline';
   /**
    * How workers learn which jobs to claim (docs/scale-mode.md): `store` claims straight from the
    * store; `bullmq` relays a PostgreSQL outbox to BullMQ on Redis. Resolved from `auto` at load.
@@ -89,6 +92,7 @@ export const CONFIG_KEYS = {
   UPSHIFT_HEALTH_PORT: '0',
   UPSHIFT_DATABASE_URL: 'sqlite:./data/upshift.db',
   UPSHIFT_DATABASE_SCHEMA: 'upshift',
+  UPSHIFT_SQLITE_WRITER: 'auto',
   UPSHIFT_REDIS_URL: '',
   UPSHIFT_DISPATCH_MODE: 'auto',
   UPSHIFT_DISPATCH_SWEEP_MS: '30000',
@@ -184,6 +188,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     port,
     healthPort: int('UPSHIFT_HEALTH_PORT', 0, 65535),
     database,
+    // auto: a writer thread pays off only with a second core to run it on.
+    sqliteWriter: ((w) => (w === 'auto' ? (availableParallelism() >= 2 ? 'thread' : 'inline') : w))(oneOf('UPSHIFT_SQLITE_WRITER', ['auto', 'thread', 'inline'] as const)),
     dispatch: parseDispatch(oneOf('UPSHIFT_DISPATCH_MODE', ['auto', 'store', 'bullmq'] as const), get('UPSHIFT_REDIS_URL').trim(), database.kind, {
       sweepMs: int('UPSHIFT_DISPATCH_SWEEP_MS', 0, 86_400_000),
       sweepGraceMs: int('UPSHIFT_DISPATCH_SWEEP_GRACE_MS', 0, 86_400_000),
