@@ -2,10 +2,11 @@ import { PermanentError, RetryAfterError, type Analyzer, type AnalyzerContext } 
 import { coerceError, isUpshiftError } from '../core/errors.js';
 import type { FairnessPolicy } from '../core/fairness.js';
 import { newResultId } from '../core/ids.js';
+import type { JobEvent } from '../core/events.js';
 import type { ClaimedJob, Job, JobError, Json, LeaseRef } from '../core/job.js';
 import { backoffDelay, type BackoffPolicy } from '../core/retry.js';
 import type { Clock } from '../ports/clock.js';
-import type { ClaimGroup, Dispatcher, DispatchSink } from '../ports/dispatcher.js';
+import type { ClaimGroup, Dispatcher, DispatchSink, ReadyHint } from '../ports/dispatcher.js';
 import type { EventFeed } from '../ports/eventFeed.js';
 import type { FinishOutcome, JobStore } from '../ports/jobStore.js';
 import type { Logger } from '../ports/logger.js';
@@ -110,7 +111,7 @@ export class WorkerRuntime implements DispatchSink {
     this.started = true;
     this.unsubscribe = this.o.feed.subscribe((events) => {
       for (const e of events) {
-        if (e.type === 'job.queued' || e.type === 'job.retrying') this.poke();
+        if (e.type === 'job.queued' || e.type === 'job.retrying') this.poke(readyHintOf(e));
         else if (e.type === 'job.cancel_requested') this.cancelLocal(e.jobId);
       }
     });
@@ -121,8 +122,8 @@ export class WorkerRuntime implements DispatchSink {
   }
 
   /** Wake the dispatcher now (a job was queued, or a slot was freed). */
-  poke(): void {
-    if (!this.stopping) this.dispatcher.poke();
+  poke(ready?: ReadyHint): void {
+    if (!this.stopping) this.dispatcher.poke(ready);
   }
 
   /**
@@ -364,6 +365,13 @@ export class WorkerRuntime implements DispatchSink {
       this.o.logger.warn({ err: coerceError(e) }, 'lease sweep failed');
     }
   }
+}
+
+/** What a job.queued / job.retrying event tells the dispatcher (undefined if its payload lacks run_at). */
+function readyHintOf(e: JobEvent): ReadyHint | undefined {
+  const p = e.payload;
+  if (p === null || typeof p !== 'object' || Array.isArray(p) || typeof p.run_at !== 'number') return undefined;
+  return typeof p.analyzer === 'string' ? { orgId: e.orgId, runAt: p.run_at, analyzer: p.analyzer } : { orgId: e.orgId, runAt: p.run_at };
 }
 
 function endAttemptSpan(span: Span, outcome: FinishOutcome | null): void {

@@ -25,8 +25,11 @@ export interface Dispatcher {
    */
   start(sink: DispatchSink): void;
 
-  /** Hint: a job may have become claimable, or local capacity was freed. Cheap; may be ignored. */
-  poke(): void;
+  /**
+   * Hint: a job may have become claimable (`ready` says which, when known: a committed
+   * job.queued / job.retrying event), or local capacity was freed. Cheap; may be ignored.
+   */
+  poke(ready?: ReadyHint): void;
 
   /**
    * Stops claiming. Resolves once no claim is in flight any more; jobs already handed to the
@@ -39,6 +42,14 @@ export interface Dispatcher {
 
   /** Releases connections. Call after stop() and after the sink finished its jobs. */
   close(): Promise<void>;
+}
+
+/** A job that was queued (or requeued) in `orgId`, claimable from `runAt` (epoch ms). */
+export interface ReadyHint {
+  readonly orgId: string;
+  readonly runAt: number;
+  /** The job's analyzer, when the event names it (job.queued does, job.retrying does not). */
+  readonly analyzer?: string;
 }
 
 /** The worker side a dispatcher feeds (WorkerRuntime implements it). */
