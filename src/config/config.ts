@@ -188,8 +188,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     port,
     healthPort: int('UPSHIFT_HEALTH_PORT', 0, 65535),
     database,
-    // auto: a writer thread pays off only with a second core to run it on.
-    sqliteWriter: ((w) => (w === 'auto' ? (availableParallelism() >= 2 ? 'thread' : 'inline') : w))(oneOf('UPSHIFT_SQLITE_WRITER', ['auto', 'thread', 'inline'] as const)),
+    // auto: a writer thread pays off only with cores to spare for it (docs/configuration.md).
+    sqliteWriter: ((w) => (w === 'auto' ? (availableParallelism() >= 4 ? 'thread' : 'inline') : w))(oneOf('UPSHIFT_SQLITE_WRITER', ['auto', 'thread', 'inline'] as const)),
     dispatch: parseDispatch(oneOf('UPSHIFT_DISPATCH_MODE', ['auto', 'store', 'bullmq'] as const), get('UPSHIFT_REDIS_URL').trim(), database.kind, {
       sweepMs: int('UPSHIFT_DISPATCH_SWEEP_MS', 0, 86_400_000),
       sweepGraceMs: int('UPSHIFT_DISPATCH_SWEEP_GRACE_MS', 0, 86_400_000),
