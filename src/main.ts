@@ -14,6 +14,7 @@ import { createPromMetrics } from './adapters/telemetry/metrics.js';
 import { createOtelTracer } from './adapters/telemetry/otelTracer.js';
 import { createPinoLogger } from './adapters/telemetry/pinoLogger.js';
 import { closeDatasetProfilePool, createDatasetProfileAnalyzer, noopAnalyzer, sleepAnalyzer } from './analyzers/index.js';
+import { retryWhileUnavailable } from './app/startupRetry.js';
 import { AnalyzerRegistry } from './app/analyzerRegistry.js';
 import { ApiKeyService } from './app/apiKeys.js';
 import { JobService } from './app/jobService.js';
@@ -194,7 +195,11 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   for (const a of await loadAnalyzerModules(config.analyzerModules)) registry.register(a);
 
   const store = createStore(config);
-  await store.migrate();
+  // A database that is (re)starting delays the start instead of failing it (startupRetry.ts).
+  await retryWhileUnavailable(() => store.migrate(), {
+    timeoutMs: config.startupTimeoutMs,
+    onRetry: (err, attempt, waitMs) => logger.warn({ err, attempt, wait_ms: waitMs }, 'store unavailable at startup; retrying'),
+  });
   // Scale mode: every process sees every commit through LISTEN/NOTIFY (also the worker wake-up
   // for jobs submitted by other processes); embedded: the store's own commit hook.
   const feed =

@@ -12,6 +12,8 @@ export interface Config {
   /** `upshift worker` only: port of its /health and /ready listener; 0 = none. */
   readonly healthPort: number;
   readonly database: { readonly kind: 'sqlite'; readonly file: string } | { readonly kind: 'postgres'; readonly url: string; readonly schema: string };
+  /** How long `serve`/`api`/`worker` retry an unavailable store at startup before giving up. */
+  readonly startupTimeoutMs: number;
   /** Where the SQLite store's writes run (sqliteWriter.ts), resolved from `auto` at load. */
   readonly sqliteWriter: 'thread' | 'inline';
   /**
@@ -111,6 +113,7 @@ export const CONFIG_KEYS = {
   UPSHIFT_BACKOFF_BASE_MS: '1000',
   UPSHIFT_BACKOFF_MAX_MS: '300000',
   UPSHIFT_SHUTDOWN_GRACE_MS: '10000',
+  UPSHIFT_STARTUP_TIMEOUT_MS: '30000',
   UPSHIFT_ORG_WEIGHTS: '',
   UPSHIFT_ORG_MAX_RUNNING: '',
   UPSHIFT_DEFAULT_ORG_MAX_RUNNING: '0',
@@ -188,6 +191,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     port,
     healthPort: int('UPSHIFT_HEALTH_PORT', 0, 65535),
     database,
+    startupTimeoutMs: int('UPSHIFT_STARTUP_TIMEOUT_MS', 0, 3_600_000),
     // auto: a writer thread pays off only with cores to spare for it (docs/configuration.md).
     sqliteWriter: ((w) => (w === 'auto' ? (availableParallelism() >= 4 ? 'thread' : 'inline') : w))(oneOf('UPSHIFT_SQLITE_WRITER', ['auto', 'thread', 'inline'] as const)),
     dispatch: parseDispatch(oneOf('UPSHIFT_DISPATCH_MODE', ['auto', 'store', 'bullmq'] as const), get('UPSHIFT_REDIS_URL').trim(), database.kind, {

@@ -184,4 +184,37 @@ describe.skipIf(!canRun)('scale mode outages: private PostgreSQL and Redis stopp
     expect((await api(url, '/ready')).status).toBe(200);
     for (const p of procs) expect(p.child.exitCode).toBeNull();
   }, 90_000);
+
+  it('a process started while PostgreSQL is down waits for it (UPSHIFT_STARTUP_TIMEOUT_MS) instead of exiting', async () => {
+    pgCtl('stop', ['-m', 'immediate']);
+    const port = await freePort();
+    const late = spawnProc(['api', '--port', String(port)], {
+      UPSHIFT_DATABASE_URL: `postgres://postgres@127.0.0.1:${pgPort}/postgres`,
+      UPSHIFT_DATA_DIR: dir,
+      UPSHIFT_NOTIFICATIONS_ENABLED: 'false',
+      UPSHIFT_LOG_LEVEL: 'warn',
+      UPSHIFT_STARTUP_TIMEOUT_MS: '60000',
+    });
+    procs.push(late);
+    await until('the retry to be logged', async () => late.output().includes('store unavailable at startup; retrying') || false, 30_000);
+    expect(late.child.exitCode).toBeNull();
+    startPg();
+    const lateUrl = `http://127.0.0.1:${port}`;
+    await until('the late API to be ready', async () => (await fetch(`${lateUrl}/ready`)).status === 200 || false, 30_000).catch((e: unknown) => {
+      throw new Error(`${String(e)}\n${late.output()}`);
+    });
+    expect((await api<{ job_id: string }>(lateUrl, '/analyze/jobs', { body: { analyzer: 'noop', input: {} } })).status).toBe(202);
+
+    // With the retry off, the same start fails at once, non-zero, saying why.
+    pgCtl('stop', ['-m', 'immediate']);
+    const fast = spawnProc(['api', '--port', String(await freePort())], {
+      UPSHIFT_DATABASE_URL: `postgres://postgres@127.0.0.1:${pgPort}/postgres`,
+      UPSHIFT_DATA_DIR: dir,
+      UPSHIFT_STARTUP_TIMEOUT_MS: '0',
+    });
+    const code = await new Promise<number | null>((resolve) => fast.child.once('exit', (c) => resolve(c)));
+    expect(code).not.toBe(0);
+    expect(fast.output()).toMatch(/STORE_UNAVAILABLE/);
+    startPg();
+  }, 90_000);
 });
