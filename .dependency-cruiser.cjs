@@ -7,6 +7,7 @@
 //   http      gets ports injected: never imports adapters
 //   main.ts   composition root; with src/cli the only importers of adapters
 //   cli       imported by nothing in src (bin/ is its only importer)
+//   ui        (the browser UI) imports only ui/: it reaches the server through the HTTP API
 //
 // Type-only imports count: a type import still couples the layers.
 
@@ -96,6 +97,13 @@ module.exports = {
       comment: 'Adapters implement ports; they never reach up into http, cli or the composition root.',
       from: { path: '^src/adapters/' },
       to: { path: ['^src/(http|cli)/', '^src/main\\.ts$', '^src/index\\.ts$'] },
+    },
+    {
+      name: 'ui-only-ui',
+      severity: 'error',
+      comment: 'ui/ runs in the browser and talks to the HTTP API only: it imports nothing outside ui/.',
+      from: { path: '^ui/' },
+      to: { pathNot: '^ui/' },
     },
     {
       name: 'http-not-to-adapters',

@@ -52,6 +52,8 @@ export interface Config {
     readonly syncTimeoutMs: number;
     readonly sseHeartbeatMs: number;
     readonly rateLimitPerMinute: number;
+    /** Serve the web UI under /ui/ (docs/ui.md). */
+    readonly uiEnabled: boolean;
   };
   /** Scheduled retention inside the server (SPEC §4.2); `upshift retention` takes flags instead. */
   readonly retention: {
@@ -122,6 +124,7 @@ export const CONFIG_KEYS = {
   UPSHIFT_SYNC_TIMEOUT_MS: '60000',
   UPSHIFT_SSE_HEARTBEAT_MS: '15000',
   UPSHIFT_RATE_LIMIT_PER_MINUTE: '0',
+  UPSHIFT_UI_ENABLED: 'true',
   UPSHIFT_RETENTION_INTERVAL_MS: '0',
   UPSHIFT_RETENTION_RESULTS_TTL_SECONDS: '604800',
   UPSHIFT_RETENTION_EVENTS_TTL_SECONDS: '259200',
@@ -227,6 +230,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
       syncTimeoutMs: int('UPSHIFT_SYNC_TIMEOUT_MS', 100, 86_400_000),
       sseHeartbeatMs: int('UPSHIFT_SSE_HEARTBEAT_MS', 100, 600_000),
       rateLimitPerMinute: int('UPSHIFT_RATE_LIMIT_PER_MINUTE', 0, 100_000_000),
+      uiEnabled: bool('UPSHIFT_UI_ENABLED'),
     },
     retention: {
       intervalMs: int('UPSHIFT_RETENTION_INTERVAL_MS', 0, 31_536_000_000),

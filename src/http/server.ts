@@ -19,6 +19,7 @@ import { notificationRoutes } from './routes/notifications.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { opsRoutes } from './routes/ops.js';
 import { resultRoutes } from './routes/results.js';
+import { uiDir, uiRoutes } from './routes/ui.js';
 import { registerUploadParsers, submitRoutes } from './routes/submit.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { UPLOAD_CONTENT_TYPES } from './schemas.js';
@@ -135,6 +136,11 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   if (deps.notifications) {
     notificationRoutes(app, deps.notifications);
     webhookRoutes(app, deps.notifications);
+  }
+  if (config.http.uiEnabled) {
+    const dir = uiDir();
+    if (dir === null) log.warn({ component: 'ui' }, 'web UI not served: no ui/ folder found above the code');
+    else uiRoutes(app, { dir, authMode: config.auth.mode, analyzers: () => deps.registry.names() });
   }
   // Raw-stream parsers only where uploads are accepted; elsewhere those types answer 415.
   await app.register(async (scope) => {

@@ -38,7 +38,7 @@ describe('loadConfig defaults', () => {
       shutdownGraceMs: 10_000,
     });
     expect(c.fairness).toEqual({ weights: {}, maxRunning: {}, defaultMaxRunning: 0 });
-    expect(c.http).toEqual({ bodyLimitBytes: 1_048_576, uploadLimitBytes: 1_073_741_824, syncTimeoutMs: 60_000, sseHeartbeatMs: 15_000, rateLimitPerMinute: 0 });
+    expect(c.http).toEqual({ bodyLimitBytes: 1_048_576, uploadLimitBytes: 1_073_741_824, syncTimeoutMs: 60_000, sseHeartbeatMs: 15_000, rateLimitPerMinute: 0, uiEnabled: true });
     expect(c.analyzerModules).toEqual([]);
     expect(c.logLevel).toBe('info');
   });
@@ -66,12 +66,14 @@ describe('loadConfig layering', () => {
       UPSHIFT_ORG_WEIGHTS: 'acme=3, globex=0.5',
       UPSHIFT_ORG_MAX_RUNNING: 'acme=2',
       UPSHIFT_WORKER_ENABLED: 'no',
+      UPSHIFT_UI_ENABLED: 'false',
       UPSHIFT_DATABASE_URL: 'postgres://u:p@db:5432/upshift',
     });
     expect(c.analyzerModules).toEqual([resolve('./a.js'), resolve('./b.mjs')]);
     expect(c.fairness.weights).toEqual({ acme: 3, globex: 0.5 });
     expect(c.fairness.maxRunning).toEqual({ acme: 2 });
     expect(c.worker.enabled).toBe(false);
+    expect(c.http.uiEnabled).toBe(false);
     expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u:p@db:5432/upshift', schema: 'upshift' });
     expect(loadConfig({}, { UPSHIFT_DATABASE_URL: 'postgres://db/x', UPSHIFT_DATABASE_SCHEMA: 'tenant_a' }).database).toEqual({ kind: 'postgres', url: 'postgres://db/x', schema: 'tenant_a' });
     expect(() => loadConfig({}, { UPSHIFT_DATABASE_URL: 'postgres://db/x', UPSHIFT_DATABASE_SCHEMA: 'Bad-Name' })).toThrow(/UPSHIFT_DATABASE_SCHEMA/);

@@ -1,0 +1,332 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { apiClient, eventually, startTestServer, type TestServer } from '../helpers/server.js';
+import { requireProgram } from '../helpers/services.js';
+
+/**
+ * The web UI (SPEC §6, docs/ui.md) in a real headless Chromium against a real server on a
+ * loopback port. UPSHIFT_UI_SCREENSHOTS=<dir> saves a PNG of each page for a human to look at.
+ */
+
+const CHROMIUM = '/usr/bin/chromium';
+const haveChromium = requireProgram('Chromium (headless browser for the web UI suite)', CHROMIUM);
+const SCREENSHOTS = process.env.UPSHIFT_UI_SCREENSHOTS ?? null;
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+const CSV = ['city,temp,visits,when', 'Oslo,4.5,10,2026-01-01', 'Rome,17,12,2026-01-02', 'Lima,19.2,,2026-01-03', 'Oslo,3.9,7,2026-01-04', 'Pune,31,30,2026-01-05', 'Rome,16.5,11,2026-01-06', 'Oslo,2.1,9,2026-01-07', 'Lima,18,14,2026-01-08'].join('\n') + '\n';
+
+/** How the files are served: no browser needed. */
+describe('web UI files', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ UPSHIFT_WORKER_ENABLED: 'false' });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('serves the shell for every page URL, assets with ETag revalidation, and the UI config', async () => {
+    const root = await fetch(`${server.url}/`, { redirect: 'manual' });
+    expect(root.status).toBe(302);
+    expect(root.headers.get('location')).toBe('/ui/');
+    for (const path of ['/ui/', '/ui/jobs', '/ui/jobs/job_x', '/ui/results/res_y', '/ui/inbox', '/ui/submit']) {
+      const r = await fetch(server.url + path);
+      expect(r.status, path).toBe(200);
+      expect(r.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(r.headers.get('content-security-policy')).toContain("default-src 'none'");
+      expect(await r.text()).toContain('<script type="module" src="/ui/assets/app.js">');
+    }
+    const js = await fetch(`${server.url}/ui/assets/app.js`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(js.headers.get('x-content-type-options')).toBe('nosniff');
+    const etag = js.headers.get('etag')!;
+    expect(etag).toMatch(/^"[\w-]+"$/);
+    expect((await fetch(`${server.url}/ui/assets/app.js`, { headers: { 'if-none-match': etag } })).status).toBe(304);
+    expect((await fetch(`${server.url}/ui/assets/pages/job.js`)).status).toBe(200);
+    const missing = await fetch(`${server.url}/ui/assets/nope.js`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toContain('application/problem+json');
+    expect(((await missing.json()) as { code: string }).code).toBe('ROUTE_NOT_FOUND');
+    const config = (await (await fetch(`${server.url}/ui/config.json`)).json()) as { auth_mode: string; analyzers: string[] };
+    expect(config.auth_mode).toBe('trusted-header');
+    expect(config.analyzers).toEqual(expect.arrayContaining(['dataset-profile', 'noop', 'sleep']));
+    // Not part of the API description.
+    const openapi = (await (await fetch(`${server.url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(openapi.paths).filter((p) => p === '/' || p.startsWith('/ui'))).toEqual([]);
+  });
+
+  it('UPSHIFT_UI_ENABLED=false serves the API only', async () => {
+    const off = await startTestServer({ UPSHIFT_WORKER_ENABLED: 'false', UPSHIFT_UI_ENABLED: 'false' });
+    try {
+      for (const path of ['/', '/ui/', '/ui/assets/app.js', '/ui/config.json']) {
+        const r = await fetch(off.url + path, { redirect: 'manual' });
+        expect(r.status, path).toBe(404);
+      }
+      expect((await fetch(`${off.url}/health`)).status).toBe(200);
+    } finally {
+      await off.close();
+    }
+  });
+});
+
+describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
+  let server: TestServer;
+  let browser: Browser;
+  const acme = () => apiClient(server.url, 'acme');
+  const contexts: BrowserContext[] = [];
+  /** Page errors and CSP violations of the current test: the UI must run clean. */
+  let consoleProblems: string[] = [];
+
+  beforeAll(async () => {
+    server = await startTestServer({ UPSHIFT_NOTIFICATIONS_POLL_MS: '50' });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+    if (SCREENSHOTS !== null) mkdirSync(SCREENSHOTS, { recursive: true });
+  });
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
+    const problems = consoleProblems;
+    consoleProblems = [];
+    expect(problems).toEqual([]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  /** A page whose browser storage already names `org` (null: nobody signed in). */
+  async function openPage(org: string | null): Promise<Page> {
+    const context = await browser.newContext({
+      viewport: { width: 1280, height: 900 },
+      ...(org !== null && { storageState: { cookies: [], origins: [{ origin: server.url, localStorage: [{ name: 'upshift.org', value: org }] }] } }),
+    });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    page.on('pageerror', (e) => consoleProblems.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => {
+      // Chromium logs every non-2xx fetch as "Failed to load resource"; those are expected here.
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleProblems.push(`console: ${m.text()}`);
+    });
+    return page;
+  }
+
+  async function shot(page: Page, name: string): Promise<void> {
+    if (SCREENSHOTS !== null) await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  }
+
+  async function submitViaApi(body: unknown, org = 'acme'): Promise<string> {
+    const r = await apiClient(server.url, org)<{ job_id: string }>('/analyze/jobs', { body });
+    expect(r.status).toBe(202);
+    return r.body.job_id;
+  }
+
+  it('/ leads to the UI, which asks for the org, then lists that org’s jobs', async () => {
+    const jobId = await submitViaApi({ analyzer: 'noop', input: { hello: 'list' } }, 'initech');
+    const page = await openPage(null);
+    const res = await page.goto(`${server.url}/`);
+    expect(page.url()).toBe(`${server.url}/ui/`);
+    expect(res?.headers()['content-security-policy']).toContain("script-src 'self'");
+    await page.fill('#signin input[name=org]', 'initech');
+    await page.click('#signin button[type=submit]');
+    await page.locator('#current-org', { hasText: 'initech' }).waitFor();
+    await page.locator(`#jobs-table tr[data-job-id="${jobId}"]`).waitFor();
+    // The org sits in localStorage: a new page of the same browser is signed in.
+    const again = await page.context().newPage();
+    await again.goto(`${server.url}/ui/inbox`);
+    await again.locator('#current-org', { hasText: 'initech' }).waitFor();
+  });
+
+  it('submits a sleep job from the form and follows it live to completed with its partials', async () => {
+    const page = await openPage('acme');
+    await page.goto(`${server.url}/ui/submit`);
+    await page.selectOption('#submit-analyzer', 'sleep');
+    await page.fill('#submit-input', '{"ms": 3000, "steps": 3}');
+    await page.fill('#submit-priority', '5');
+    await page.click('#submit-button');
+    const link = page.locator('#created-job-link');
+    await link.waitFor();
+    const jobId = (await link.textContent())!.trim();
+    expect(jobId).toMatch(/^job_/);
+    await shot(page, 'submit-created');
+    await link.click();
+    await page.waitForURL(`**/ui/jobs/${jobId}`);
+
+    // While it runs, the page shows it running with fewer than all partials — live, no reload.
+    await eventually(async () => {
+      const status = await page.locator('#job-summary [data-status]').first().getAttribute('data-status');
+      const partials = Number(await page.locator('#partial-count').textContent());
+      return status === 'running' && partials >= 1 && partials < 3;
+    });
+    await page.locator('#stream-state[data-state="live"]').waitFor();
+    await shot(page, 'job-running');
+    await page.locator('#job-summary [data-status="completed"]').waitFor();
+    await page.locator('#final-result #final-link').waitFor();
+    await shot(page, 'job-completed');
+
+    expect(await page.locator('#partial-count').textContent()).toBe('3');
+    expect(await page.locator('#partials .partial').evaluateAll((els) => els.map((e) => e.getAttribute('data-chunk-key')))).toEqual(['step-3', 'step-2', 'step-1']);
+    expect(await page.locator('#job-summary progress').getAttribute('value')).toBe('1');
+    const timeline = await page.locator('#timeline li').evaluateAll((els) => els.map((e) => [Number(e.getAttribute('data-seq')), e.getAttribute('data-type')] as const));
+    // The whole event log, in order, once each.
+    expect(timeline.map(([seq]) => seq)).toEqual(timeline.map((_, i) => i + 1));
+    const types = timeline.map(([, t]) => t);
+    expect(types[0]).toBe('job.queued');
+    expect(types.at(-1)).toBe('job.completed');
+    expect(types.filter((t) => t === 'job.partial')).toHaveLength(3);
+    expect(types).toContain('job.progress');
+    const api = await acme()(`/analyze/jobs/${jobId}/events?limit=1000`);
+    expect(timeline.length).toBe(api.body.events.length);
+    expect((await acme()(`/analyze/jobs/${jobId}`)).body).toMatchObject({ status: 'completed', priority: 5 });
+
+    // The job list shows it with its final status; the filter narrows the list.
+    await page.goto(`${server.url}/ui/jobs?status=completed&analyzer=sleep`);
+    await page.locator(`#jobs-table tr[data-job-id="${jobId}"] [data-status="completed"]`).waitFor();
+    await page.goto(`${server.url}/ui/jobs?status=failed`);
+    await page.locator('#jobs-table td.empty').waitFor();
+  });
+
+  it('the job list updates statuses live and pages with the cursor', async () => {
+    const page = await openPage('paging');
+    for (let i = 0; i < 26; i++) await submitViaApi({ analyzer: 'noop', input: { i } }, 'paging');
+    await eventually(async () => (await apiClient(server.url, 'paging')('/analyze/jobs?status=completed&limit=200')).body.jobs.length === 26);
+    await page.goto(`${server.url}/ui/jobs`);
+    await page.locator('#jobs-table tbody tr').first().waitFor();
+    expect(await page.locator('#jobs-table tbody tr').count()).toBe(25);
+    await page.click('#page-older');
+    await page.locator('#page-first').waitFor();
+    expect(await page.locator('#jobs-table tbody tr').count()).toBe(1);
+    await page.click('#page-first');
+    await page.locator('#page-older').waitFor();
+
+    // A job submitted while the page is open appears and reaches completed without a reload.
+    const jobId = await submitViaApi({ analyzer: 'sleep', input: { ms: 4000 } }, 'paging');
+    const row = page.locator(`#jobs-table tr[data-job-id="${jobId}"]`);
+    await row.locator('[data-status="queued"], [data-status="running"]').waitFor();
+    await row.locator('[data-status="completed"]').waitFor();
+    await shot(page, 'job-list');
+  });
+
+  it('cancels a running job from its page', async () => {
+    const jobId = await submitViaApi({ analyzer: 'sleep', input: { ms: 60_000, steps: 600 } });
+    const page = await openPage('acme');
+    await page.goto(`${server.url}/ui/jobs/${jobId}`);
+    await page.locator('#job-summary [data-status="running"]').waitFor();
+    await page.locator('#partials .partial').first().waitFor();
+    await page.click('#cancel-job');
+    await page.locator('#job-summary [data-status="canceled"]').waitFor();
+    await page.locator('#timeline li[data-type="job.canceled"]').waitFor();
+    expect(await page.locator('#timeline li[data-type="job.cancel_requested"]').count()).toBe(1);
+    expect(await page.locator('#cancel-job').isDisabled()).toBe(true);
+    await page.locator('#stream-state[data-state="ended"]').waitFor();
+    await shot(page, 'job-canceled');
+    expect((await acme()(`/analyze/jobs/${jobId}`)).body.status).toBe('canceled');
+  });
+
+  it('the permalink page renders a dataset profile as tables and SVG charts', async () => {
+    const jobId = await submitViaApi({ analyzer: 'dataset-profile', input: { format: 'csv', data: CSV, chunk_rows: 3 } });
+    const job = await eventually(async () => {
+      const j = (await acme()(`/analyze/jobs/${jobId}`)).body;
+      return j.status === 'completed' ? j : null;
+    });
+    const page = await openPage('acme');
+    await page.goto(`${server.url}/ui/results/${job.result_id}`);
+    await page.locator('table.profile-columns').waitFor();
+    expect(await page.locator('#result-kind').textContent()).toBe('final');
+    expect(await page.locator('.profile-headline').textContent()).toContain('8 rows');
+    const columns = await page.locator('table.profile-columns tbody tr').evaluateAll((els) => els.map((e) => e.getAttribute('data-column')));
+    expect(columns).toEqual(['city', 'temp', 'visits', 'when']);
+    const temp = page.locator('table.profile-columns tr[data-column="temp"]');
+    expect(await temp.locator('td').nth(0).textContent()).toBe('number');
+    expect(await temp.locator('td').nth(4).textContent()).toBe('2.1'); // min
+    expect(await temp.locator('td').nth(5).textContent()).toBe('31'); // max
+    expect(await page.locator('table.profile-columns tr[data-column="visits"] td').nth(2).textContent()).toBe('1'); // nulls
+    // Charts: a histogram for the numeric column (bars sum to its count), top values for the city.
+    const bars = await page.locator('.column-card[data-column="temp"] svg.histogram rect.bar').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-count'))));
+    expect(bars.length).toBeGreaterThan(0);
+    expect(bars.reduce((a, b) => a + b, 0)).toBe(8);
+    const top = page.locator('.column-card[data-column="city"] svg.top-values');
+    expect(await top.locator('text.label').first().textContent()).toBe('Oslo');
+    expect(await top.locator('rect.bar').first().getAttribute('data-count')).toBe('3');
+    await shot(page, 'result-profile');
+
+    // A partial of the same job, viewed as "latest", resolves to the final result.
+    const results = (await acme()(`/analyze/jobs/${jobId}/results`)).body.results as { result_id: string; kind: string }[];
+    const partial = results.find((r) => r.kind === 'partial')!;
+    await page.goto(`${server.url}/ui/results/${partial.result_id}?view=latest`);
+    await page.locator('.note a', { hasText: partial.result_id }).waitFor();
+    expect(await page.locator('#result-kind').textContent()).toBe('final');
+
+    // Any other payload: formatted JSON.
+    const noop = await submitViaApi({ analyzer: 'noop', input: { answer: 42 } });
+    const noopJob = await eventually(async () => {
+      const j = (await acme()(`/analyze/jobs/${noop}`)).body;
+      return j.status === 'completed' ? j : null;
+    });
+    await page.goto(`${server.url}/ui/results/${noopJob.result_id}`);
+    expect(JSON.parse((await page.locator('pre.json').textContent())!)).toEqual({ answer: 42 });
+  });
+
+  it('the inbox shows the job’s notification and marks it read', async () => {
+    const jobId = await submitViaApi({ analyzer: 'noop', input: { inbox: true } }, 'inboxorg');
+    const inbox = apiClient(server.url, 'inboxorg');
+    await eventually(async () => (await inbox(`/analyze/jobs/${jobId}/notifications`)).body.notifications.length === 1);
+    const page = await openPage('inboxorg');
+    await page.goto(`${server.url}/ui/inbox`);
+    const item = page.locator(`#inbox li[data-job-id="${jobId}"]`);
+    await item.waitFor();
+    expect(await item.locator('.n-type').textContent()).toBe('async.job.completed');
+    expect(await item.getAttribute('class')).toContain('unread');
+    await page.locator('#unread-badge', { hasText: '1' }).waitFor();
+    await shot(page, 'inbox');
+    await item.locator('button.mark-read').click();
+    await page.locator(`#inbox li.read[data-job-id="${jobId}"] .read-at`).waitFor();
+    await page.locator('#unread-badge').waitFor({ state: 'hidden' });
+    const n = (await inbox(`/analyze/jobs/${jobId}/notifications`)).body.notifications[0];
+    expect(n.read_at).not.toBeNull();
+    await page.goto(`${server.url}/ui/inbox?unread=true`);
+    await page.locator('#inbox li.empty').waitFor();
+  });
+
+  it('another org’s job and result answer "not found"', async () => {
+    const jobId = await submitViaApi({ analyzer: 'noop', input: { secret: 'acme-only' } });
+    const job = await eventually(async () => {
+      const j = (await acme()(`/analyze/jobs/${jobId}`)).body;
+      return j.status === 'completed' ? j : null;
+    });
+    const page = await openPage('globex');
+    await page.goto(`${server.url}/ui/jobs/${jobId}`);
+    const problem = page.locator('.problem');
+    await problem.waitFor();
+    expect(await problem.locator('.problem-title').textContent()).toBe('Job not found');
+    expect(await problem.getAttribute('data-status')).toBe('404');
+    await shot(page, 'other-org-job');
+    await page.goto(`${server.url}/ui/results/${job.result_id}`);
+    await page.locator('.problem[data-code="RESULT_NOT_FOUND"]').waitFor();
+    expect(await page.content()).not.toContain('acme-only');
+  });
+
+  it('the submit form shows the 4xx problem for malformed JSON and for input the analyzer rejects', async () => {
+    const countJobs = async () => (await acme()('/analyze/jobs?limit=200')).body.jobs.length as number;
+    const before = await countJobs();
+    const page = await openPage('acme');
+    await page.goto(`${server.url}/ui/submit`);
+    await page.selectOption('#submit-analyzer', 'sleep');
+    await page.fill('#submit-input', '{"ms": 10,');
+    await page.click('#submit-button');
+    const problem = page.locator('#submit-outcome .problem');
+    await problem.waitFor();
+    expect(await problem.getAttribute('data-status')).toBe('400');
+    expect(await problem.getAttribute('data-code')).toBe('BODY_MALFORMED');
+    expect(await problem.locator('.problem-title').textContent()).toBe('Body malformed');
+    expect((await problem.locator('.problem-detail').textContent())!.length).toBeGreaterThan(0);
+    await shot(page, 'submit-malformed');
+
+    await page.fill('#submit-input', '{"ms": "soon"}');
+    await page.click('#submit-button');
+    await page.locator('#submit-outcome .problem[data-code="ANALYZER_INPUT_INVALID"][data-status="422"]').waitFor();
+    expect(await countJobs()).toBe(before);
+  });
+});

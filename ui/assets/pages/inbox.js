@@ -1,0 +1,110 @@
+// Notification inbox: the tenant's in-app notifications (latest first), unread filter, cursor
+// paging, mark read; refreshed every POLL_MS. Also keeps the unread badge in the header.
+import { api, query, seg } from '../api.js';
+import { h, replace, statusBadge, time } from '../dom.js';
+import { problemView } from '../problem.js';
+
+const PAGE_SIZE = 25;
+const POLL_MS = 5000;
+const BADGE_LIMIT = 100;
+
+export async function renderInbox(root, ctx) {
+  const unread = ctx.params.get('unread') === 'true';
+  const cursor = ctx.params.get('cursor') ?? '';
+  const problem = h('div');
+  const list = h('ul', { class: 'inbox', id: 'inbox' });
+  const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
+  replace(
+    root,
+    h('div', { class: 'page-head' }, h('h1', null, 'Inbox')),
+    h(
+      'nav',
+      { class: 'tabs', 'aria-label': 'Filter' },
+      h('a', { href: '/ui/inbox', 'aria-current': unread ? null : 'page' }, 'All'),
+      h('a', { href: `/ui/inbox${query({ unread: 'true' })}`, 'aria-current': unread ? 'page' : null, id: 'inbox-unread' }, 'Unread'),
+    ),
+    problem,
+    list,
+    pager,
+  );
+
+  const markRead = async (n, button) => {
+    button.disabled = true;
+    try {
+      const updated = await api(`/notifications/${seg(n.notification_id)}/read`, { method: 'POST' });
+      replace(problem);
+      const li = list.querySelector(`[data-notification-id="${CSS.escape(n.notification_id)}"]`);
+      li?.replaceWith(item(updated, markRead));
+      void refreshBadge();
+    } catch (e) {
+      button.disabled = false;
+      replace(problem, problemView(e));
+    }
+  };
+
+  const load = async () => {
+    try {
+      const page = await api(`/notifications${query({ unread: unread ? 'true' : undefined, cursor: cursor || undefined, limit: PAGE_SIZE })}`);
+      replace(problem);
+      if (page.notifications.length === 0) replace(list, h('li', { class: 'empty' }, unread ? 'No unread notifications.' : 'No notifications yet.'));
+      else replace(list, page.notifications.map((n) => item(n, markRead)));
+      const base = { unread: unread ? 'true' : undefined };
+      replace(
+        pager,
+        cursor ? h('a', { href: `/ui/inbox${query(base)}` }, '« Newest') : null,
+        page.next_cursor ? h('a', { href: `/ui/inbox${query({ ...base, cursor: page.next_cursor })}`, id: 'inbox-older' }, 'Older »') : null,
+      );
+    } catch (e) {
+      replace(problem, problemView(e));
+    }
+  };
+  await load();
+  const timer = setInterval(() => {
+    if (document.visibilityState === 'visible') void load();
+  }, POLL_MS);
+  window.addEventListener('pagehide', () => clearInterval(timer), { once: true });
+}
+
+function item(n, markRead) {
+  const p = n.payload ?? {};
+  const read = n.read_at !== null;
+  const button = h('button', { type: 'button', class: 'mark-read', onclick: () => markRead(n, button) }, 'Mark read');
+  return h(
+    'li',
+    { class: `notification${read ? ' read' : ' unread'}`, 'data-notification-id': n.notification_id, 'data-job-id': n.job_id },
+    h('div', { class: 'n-head' }, h('strong', { class: 'n-type' }, n.type), p.status ? statusBadge(p.status) : null, time(n.created_at)),
+    h(
+      'div',
+      { class: 'n-body' },
+      'Job ', h('a', { href: `/ui/jobs/${encodeURIComponent(n.job_id)}`, class: 'mono' }, n.job_id),
+      p.analyzer ? ` (${p.analyzer})` : '',
+      p.result_id ? [' · result ', h('a', { href: `/ui/results/${encodeURIComponent(p.result_id)}`, class: 'mono' }, p.result_id)] : null,
+      p.error ? h('div', { class: 'error-text' }, `${p.error.code ?? ''} ${p.error.message ?? ''}`.trim()) : null,
+    ),
+    h('div', { class: 'n-actions' }, read ? h('span', { class: 'muted read-at' }, 'read ', time(n.read_at)) : button),
+  );
+}
+
+let badgeEl = null;
+
+async function refreshBadge() {
+  if (badgeEl === null) return;
+  try {
+    const page = await api(`/notifications${query({ unread: 'true', limit: BADGE_LIMIT })}`);
+    const n = page.notifications.length;
+    badgeEl.hidden = n === 0;
+    badgeEl.textContent = page.next_cursor ? `${n}+` : String(n);
+  } catch {
+    // The badge is a hint; pages show API errors themselves.
+  }
+}
+
+/** Shows the number of unread notifications next to "Inbox", refreshed every POLL_MS. */
+export function startUnreadBadge(el) {
+  badgeEl = el;
+  void refreshBadge();
+  const timer = setInterval(() => {
+    if (document.visibilityState === 'visible') void refreshBadge();
+  }, POLL_MS);
+  window.addEventListener('pagehide', () => clearInterval(timer), { once: true });
+}
