@@ -219,6 +219,68 @@ describe.skipIf(!url)('PostgreSQL specifics', () => {
     }
   });
 
+  it('a statement failing inside a pipelined batch (submits, completions, a claim) fails alone; the others commit', async () => {
+    const schema = fresh();
+    const store = make(schema);
+    await store.migrate();
+    const { job: first } = await store.submitJob(cmd(1));
+    await store.submitJob(cmd(2));
+    const [claimed] = await store.claimJobs({ orgId: org, limit: 1, workerId: 'w', now: 10, leaseMs: 1000, analyzers: null });
+    expect(claimed?.jobId).toBe(first.jobId);
+    const lease = { orgId: org, jobId: first.jobId, attempt: 1, leaseToken: claimed!.leaseToken };
+    // One event-loop turn: a completion, two submits (one reuses a job id: primary key
+    // violation inside the submit statement) and a claim, sent back to back in one transaction.
+    const dup = { ...cmd(3), jobId: first.jobId };
+    const settled = await Promise.all([
+      codeOf(store.finishJob(lease, { status: 'completed', resultId: newResultId(20), payload: 1 }, 20)),
+      codeOf(store.submitJob(dup)),
+      codeOf(store.submitJob(cmd(4))),
+      codeOf(store.claimJobs({ orgId: org, limit: 5, workerId: 'w', now: 30, leaseMs: 1000, analyzers: null })),
+    ]);
+    expect(settled.slice(0, 3)).toEqual(['resolved', 'STORE_CONFLICT', 'resolved']);
+    expect(settled[3]).toBe('resolved');
+    expect((await store.getJob(org, first.jobId))?.status).toBe('completed');
+    expect(await store.listJobs(org, { limit: 10 })).toHaveLength(3);
+    const seqs = (await admin.query(`SELECT job_id, array_agg(event_seq ORDER BY event_seq) AS s FROM "${schema}".job_events GROUP BY job_id`)).rows;
+    for (const r of seqs as Array<{ s: number[] }>) expect(r.s).toEqual(r.s.map((_, i) => i + 1));
+  });
+
+  it('claims and completions reach jobs by key even with a plan cached while the table was tiny (no statistics)', async () => {
+    const schema = fresh();
+    await make(schema).migrate();
+    const sql = buildSql(schema);
+    const c = new pg.Client({ connectionString: url! });
+    await c.connect();
+    try {
+      // What a write batch runs with: the application role and org, the settings of the position
+      // lock statement, and the generic plan each connection caches after a few executions.
+      await c.query('BEGIN');
+      await c.query(`SELECT set_config('role', 'upshift_app', true), set_config('upshift.org_id', 'org-a', true)`);
+      await c.query(sql.positionLock.replace('$1', `'k'`));
+      await c.query(`SET LOCAL plan_cache_mode = force_generic_plan`);
+      const generic = async (name: string, text: string, args: string): Promise<string> => {
+        await c.query(`PREPARE ${name} AS ${text}`);
+        return (await c.query(`EXPLAIN EXECUTE ${name}(${args})`)).rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
+      };
+      const claim = await generic('c', sql.claim, `'org-a', 1, NULL, 10, 't', 2, 'w', 'k', 'ch'`);
+      const complete = await generic(
+        'd',
+        sql.completeJobs,
+        `'org-a', ARRAY['job_1'], ARRAY[1], ARRAY['t'], ARRAY['res_1'], ARRAY[1::bigint], ARRAY['1']::jsonb[], 'k', 'ch', ARRAY['e'], ARRAY['x'], true, ARRAY['n']`,
+      );
+      for (const plan of [claim, complete]) {
+        expect(plan).not.toMatch(/Seq Scan on jobs/);
+        // Never "every job of the org" through the primary key (the RLS qual as index condition).
+        expect(plan).not.toMatch(/Index Cond: \(org_id = current_setting/);
+      }
+      expect(claim).toMatch(/Index Scan using jobs_pkey on jobs j[^\n]*\n\s*Index Cond: \(\(org_id = picked\.org_id\) AND \(job_id = picked\.job_id\)\)/);
+      expect(complete).toMatch(/Index Scan using jobs_pkey on jobs j[^\n]*\n\s*Index Cond: \(\(org_id = i\.org_id\) AND \(job_id = i\.job_id\)\)/);
+      await c.query('ROLLBACK');
+    } finally {
+      await c.end();
+    }
+  });
+
   it('the claim uses the claim index and the loose index scan walks it', async () => {
     const schema = fresh();
     await make(schema).migrate();

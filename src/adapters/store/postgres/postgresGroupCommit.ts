@@ -24,6 +24,12 @@ export interface Op<I, T> {
   readonly jobs: readonly string[] | null;
   readonly input: I;
   readonly exec: (tx: Tx, inputs: readonly I[]) => Promise<Array<Outcome<T>>>;
+  /**
+   * True when `exec` on these inputs sends all its statements before its first await (one
+   * statement, results only read back): the batch then sends it right behind the previous
+   * group's statements instead of waiting for their results first (see PgGroupCommit.runOnce).
+   */
+  readonly pipelined?: (inputs: readonly I[]) => boolean;
 }
 
 export type CommitListener = (events: readonly JobEvent[]) => void;
@@ -213,18 +219,38 @@ export class PgGroupCommit {
     if (groups.some((g) => g.items.some((p) => p.op.jobs === null || p.op.jobs.length > 0))) {
       tx.send({ name: this.sql.names.positionLock, text: this.sql.positionLock, values: [tx.positionArgs()[0]] });
     }
+    // Groups in flight whose results were not read yet (consecutive pipelined groups).
+    let inFlight: Array<{ gi: number; g: Group; outs: Promise<Array<Outcome<unknown>>> }> = [];
+    const settle = async (): Promise<void> => {
+      const run = inFlight;
+      inFlight = [];
+      const settled = await Promise.allSettled(run.map((r) => r.outs));
+      // The first failure in statement order is the cause; later groups failed because the
+      // transaction was aborted (they are redone in safe mode).
+      settled.forEach((r, k) => {
+        if (r.status === 'rejected') throw new DirtyFailure((run[k] as (typeof run)[number]).gi, r.reason);
+      });
+      settled.forEach((r, k) => {
+        const outs = (r as PromiseFulfilledResult<Array<Outcome<unknown>>>).value;
+        (run[k] as (typeof run)[number]).g.items.forEach((p, i) => outcomes.set(p, outs[i] ?? { ok: false, error: new UpshiftError('INTERNAL', 'missing outcome') }));
+      });
+    };
     for (let gi = 0; gi < groups.length; gi++) {
       const g = groups[gi] as Group;
-      const exec = (g.items[0] as Pending).op.exec;
+      const { exec, pipelined } = (g.items[0] as Pending).op;
       if (failed === null) {
-        let outs: Array<Outcome<unknown>>;
+        // A group that reads results between its statements runs alone: everything before it
+        // has answered, and it answers before anything after it is sent. Pipelined groups are
+        // sent back to back, so a batch of submits, claims and completions holds the position
+        // lock for its statements and COMMIT only, not for a client round trip per group.
+        const inputs = g.items.map((p) => p.op.input);
+        const alone = pipelined?.(inputs) !== true;
+        if (alone) await settle();
         tx.mayCommitAfterLast = gi === groups.length - 1;
-        try {
-          outs = await exec(tx, g.items.map((p) => p.op.input));
-        } catch (e) {
-          throw new DirtyFailure(gi, e);
-        }
-        g.items.forEach((p, i) => outcomes.set(p, outs[i] ?? { ok: false, error: new UpshiftError('INTERNAL', 'missing outcome') }));
+        const outs = exec(tx, inputs);
+        outs.catch(() => undefined);
+        inFlight.push({ gi, g, outs });
+        if (alone) await settle();
         continue;
       }
       if (gi === failed.group && g.items.length === 1) {
@@ -251,6 +277,7 @@ export class PgGroupCommit {
         }
       }
     }
+    await settle();
     let events: JobEvent[] = [];
     if (tx.committing && tx.events.length > 0) throw new UpshiftError('INTERNAL', 'events emitted after COMMIT was sent');
     if (tx.events.length > 0) events = await tx.appendEventsAndCommit();

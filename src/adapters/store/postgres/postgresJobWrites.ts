@@ -15,7 +15,14 @@ import { cancelRow, failRow, requeueRow, writeBack } from './postgresRowWrites.j
  */
 
 export function submitOp(cmd: SubmitJobCommand): Op<SubmitJobCommand, { job: Job; created: boolean }> {
-  return { key: `submit:${cmd.orgId}`, jobs: [`${cmd.orgId}:${cmd.jobId}`], input: cmd, exec: execSubmits };
+  return {
+    key: `submit:${cmd.orgId}`,
+    jobs: [`${cmd.orgId}:${cmd.jobId}`],
+    input: cmd,
+    exec: execSubmits,
+    // Without idempotency keys nothing is skipped, so no lookup follows the insert.
+    pipelined: (cmds) => cmds.every((c) => c.idempotencyKey === null),
+  };
 }
 
 async function execSubmits(tx: Parameters<Op<SubmitJobCommand, unknown>['exec']>[0], cmds: readonly SubmitJobCommand[]): Promise<Array<Outcome<{ job: Job; created: boolean }>>> {
@@ -89,6 +96,7 @@ export function claimOp(cmd: ClaimCommand): Op<ClaimCommand, ClaimedJob[]> {
     key: null,
     jobs: null,
     input: cmd,
+    pipelined: () => true,
     exec: async (tx, [c]) => {
       const cmd = c as ClaimCommand;
       if (cmd.limit <= 0 || (cmd.analyzers !== null && cmd.analyzers.length === 0)) return [{ ok: true, value: [] }];

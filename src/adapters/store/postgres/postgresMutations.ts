@@ -28,8 +28,17 @@ const orgOf = (m: Mutation): string => (m.kind === 'cancel' ? m.orgId : m.lease.
 const jobOf = (m: Mutation): string => (m.kind === 'cancel' ? m.jobId : m.lease.jobId);
 
 export function mutationOp<T>(m: Mutation): Op<Mutation, T> {
-  return { key: `mut:${orgOf(m)}`, jobs: [`${orgOf(m)}:${jobOf(m)}`], input: m, exec: execMutations as unknown as Op<Mutation, T>['exec'] };
+  return {
+    key: `mut:${orgOf(m)}`,
+    jobs: [`${orgOf(m)}:${jobOf(m)}`],
+    input: m,
+    exec: execMutations as unknown as Op<Mutation, T>['exec'],
+    pipelined: isCompleteMany,
+  };
 }
+
+/** Plain completions of distinct jobs: execMutations runs them as one statement (completeMany). */
+const isCompleteMany = (muts: readonly Mutation[]): boolean => muts.every(isCompletion) && new Set(muts.map(jobOf)).size === muts.length;
 
 function leaseLost(lease: LeaseRef): UpshiftError {
   return new UpshiftError('JOB_LEASE_LOST', `lease of job ${lease.jobId} attempt ${lease.attempt} is not held`, {
@@ -51,7 +60,7 @@ const isCompletion = (m: Mutation): m is Completion => m.kind === 'finish' && m.
 
 async function execMutations(tx: Tx, muts: readonly Mutation[]): Promise<Array<Outcome<unknown>>> {
   const org = orgOf(muts[0] as Mutation);
-  if (muts.every(isCompletion) && new Set(muts.map(jobOf)).size === muts.length) return completeMany(tx, org, muts as readonly Completion[]);
+  if (isCompleteMany(muts)) return completeMany(tx, org, muts as readonly Completion[]);
   const rows = await lockRows(tx, org, muts.map(jobOf));
   const changed = new Set<string>();
   const results: NewResult[] = [];
