@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient, eventually, startTestServer, type TestServer } from '../helpers/server.js';
+import { parseOrgId } from '../../src/core/ids.js';
 import { requireProgram } from '../helpers/services.js';
 
 /**
@@ -169,6 +170,13 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     expect(await page.locator('#partial-count').textContent()).toBe('3');
     expect(await page.locator('#partials .partial').evaluateAll((els) => els.map((e) => e.getAttribute('data-chunk-key')))).toEqual(['step-3', 'step-2', 'step-1']);
     expect(await page.locator('#job-summary progress').getAttribute('value')).toBe('1');
+    // The newest snapshot is open with its payload; an older one loads when opened.
+    const newest = page.locator('#partials .partial').first();
+    await newest.locator('pre.json', { hasText: '"step": 3' }).waitFor();
+    const oldest = page.locator('#partials .partial[data-chunk-key="step-1"]');
+    expect(await oldest.getAttribute('open')).toBeNull();
+    await oldest.locator('summary').click({ position: { x: 5, y: 5 } });
+    await oldest.locator('pre.json', { hasText: '"step": 1' }).waitFor();
     const timeline = await page.locator('#timeline li').evaluateAll((els) => els.map((e) => [Number(e.getAttribute('data-seq')), e.getAttribute('data-type')] as const));
     // The whole event log, in order, once each.
     expect(timeline.map(([seq]) => seq)).toEqual(timeline.map((_, i) => i + 1));
@@ -207,6 +215,51 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     await row.locator('[data-status="queued"], [data-status="running"]').waitFor();
     await row.locator('[data-status="completed"]').waitFor();
     await shot(page, 'job-list');
+  });
+
+  it('resumes a dropped stream with Last-Event-ID: every event once, in order', async () => {
+    const jobId = await submitViaApi({ analyzer: 'sleep', input: { ms: 2500, steps: 5 } });
+    const early = await eventually(async () => {
+      const events = (await acme()(`/analyze/jobs/${jobId}/events`)).body.events as { event_seq: number; type: string }[];
+      return events.length >= 3 ? events : null;
+    });
+    const page = await openPage('acme');
+    const seen: (string | null)[] = [];
+    // The first connection gets the early events and then ends without a terminal event, as
+    // when a proxy or a server restart cuts it; later ones reach the real server.
+    await page.route(`**/analyze/jobs/${jobId}/stream`, async (route) => {
+      seen.push(route.request().headers()['last-event-id'] ?? null);
+      if (seen.length > 1) return route.continue();
+      const frames = early.map((e) => `id: ${e.event_seq}\r\nevent: ${e.type}\r\ndata: ${JSON.stringify(e)}\r\n\r\n`).join(': ping\r\n\r\n');
+      return route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: `retry: 50\n\n${frames}` });
+    });
+    await page.goto(`${server.url}/ui/jobs/${jobId}`);
+    await page.locator('#job-summary [data-status="completed"]').waitFor();
+    await page.locator('#stream-state[data-state="ended"]').waitFor();
+    expect(seen.slice(0, 2)).toEqual([null, String(early.length)]);
+    const seqs = await page.locator('#timeline li').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-seq'))));
+    const all = (await acme()(`/analyze/jobs/${jobId}/events?limit=1000`)).body.events as unknown[];
+    expect(seqs).toEqual(all.map((_, i) => i + 1));
+    expect(await page.locator('#partial-count').textContent()).toBe('5');
+  });
+
+  it('parses text/event-stream frames split anywhere, with any line ending', async () => {
+    const page = await openPage('acme');
+    await page.goto(`${server.url}/ui/jobs`);
+    // A string, not a function: vitest would rewrite a function's import() for Node.
+    const events = (await page.evaluate(`(async () => {
+      const { SseParser } = await import('/ui/assets/sse.js');
+      const p = new SseParser();
+      const chunks = ['retry: 2', '500\\n\\nid: 1\\r', '\\nevent: job.queued\\rdata: {"a":', '1}\\r\\n\\r\\n: ping\\n\\n', 'data: x\\ndata: y\\n', '\\nid: 2\\n', 'data\\n\\nevent: e\\n'];
+      const out = chunks.flatMap((c) => p.push(c));
+      return { out, retry: p.retry };
+    })()`)) as { out: unknown[]; retry: number | null };
+    expect(events.retry).toBe(2500);
+    expect(events.out).toEqual([
+      { id: '1', event: 'job.queued', data: '{"a":1}' },
+      { id: '1', event: 'message', data: 'x\ny' },
+      { id: '2', event: 'message', data: '' },
+    ]);
   });
 
   it('cancels a running job from its page', async () => {
@@ -328,5 +381,45 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     await page.click('#submit-button');
     await page.locator('#submit-outcome .problem[data-code="ANALYZER_INPUT_INVALID"][data-status="422"]').waitFor();
     expect(await countJobs()).toBe(before);
+  });
+});
+
+describe.skipIf(!haveChromium)('web UI with API keys', () => {
+  let server: TestServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    server = await startTestServer({ UPSHIFT_AUTH_MODE: 'api-key' });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('asks for a key, sends it as a bearer token, never shows it, and signs out', async () => {
+    const { key } = await server.app.apiKeys.create(parseOrgId('keyed'), 'ui test');
+    const r = await fetch(`${server.url}/analyze/jobs`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ analyzer: 'noop', input: { k: 1 } }) });
+    const { job_id: jobId } = (await r.json()) as { job_id: string };
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      page.setDefaultTimeout(15_000);
+      await page.goto(`${server.url}/ui/jobs`);
+      // A wrong key: the API's 401 problem.
+      await page.fill('#signin input[name=key]', 'upk_not_a_real_key');
+      await page.click('#signin button[type=submit]');
+      await page.locator('.problem[data-status="401"]').waitFor();
+      await page.click('#sign-out');
+      await page.fill('#signin input[name=key]', key);
+      await page.click('#signin button[type=submit]');
+      await page.locator(`#jobs-table tr[data-job-id="${jobId}"]`).waitFor();
+      expect(await page.content()).not.toContain(key);
+      expect(await page.evaluate(() => Object.keys((globalThis as any).localStorage))).toEqual([]); // tab-only unless remembered
+      await page.click('#sign-out');
+      await page.locator('#signin input[name=key]').waitFor();
+      expect(await page.evaluate(() => (globalThis as any).sessionStorage.length)).toBe(0);
+    } finally {
+      await context.close();
+    }
   });
 });

@@ -79,47 +79,51 @@ export async function renderJob(root, _ctx, jobId) {
   };
   drawSummary();
 
+  // Partials come from the stream's job.partial events (replayed from the start, then live).
+  // Payloads are loaded lazily: the newest one at once (shown open), the others when opened,
+  // so a job with thousands of snapshots costs one request per snapshot actually looked at.
   const seenPartials = new Set();
-  const addPartial = async (resultId, chunkKey, seq) => {
-    if (seenPartials.has(resultId)) return;
-    seenPartials.add(resultId);
-    partialCount.textContent = String(seenPartials.size);
-    const body = h('div', { class: 'partial-body' }, h('span', { class: 'muted' }, 'loading…'));
-    const item = h(
-      'details',
-      { class: 'partial', 'data-result-id': resultId, 'data-chunk-key': chunkKey ?? '' },
-      h('summary', null, h('span', { class: 'mono' }, chunkKey ?? `#${seq}`), ' · ', h('a', { href: `/ui/results/${encodeURIComponent(resultId)}` }, 'permalink')),
-      body,
-    );
-    partials.prepend(item);
+  let newest = null;
+  const loadPayload = async (item) => {
+    if (item.dataset.loaded === 'true') return;
+    item.dataset.loaded = 'true';
+    const body = item.querySelector('.partial-body');
     try {
-      const r = await api(`/analyze/results/${seg(resultId)}`);
+      const r = await api(`/analyze/results/${seg(item.dataset.resultId)}`);
       replace(body, isProfile(r.payload) ? profileSummary(r.payload) : jsonBlock(r.payload));
     } catch (e) {
+      item.dataset.loaded = 'false';
       replace(body, problemView(e));
     }
   };
-
-  // Partials recorded before the page opened (the stream replays their events too; this
-  // fills the list in one request instead of one per partial).
-  try {
-    const { results } = await api(`${path}/results`);
-    for (const r of results) {
-      if (r.kind !== 'partial') continue;
-      seenPartials.add(r.result_id);
-      partials.prepend(
-        h(
-          'details',
-          { class: 'partial', 'data-result-id': r.result_id, 'data-chunk-key': r.chunk_key ?? '' },
-          h('summary', null, h('span', { class: 'mono' }, r.chunk_key ?? `#${r.seq}`), ' · ', h('a', { href: `/ui/results/${encodeURIComponent(r.result_id)}` }, 'permalink')),
-          h('div', { class: 'partial-body' }, isProfile(r.payload) ? profileSummary(r.payload) : jsonBlock(r.payload)),
-        ),
-      );
-    }
+  let loadNewestTimer = null;
+  const addPartial = (resultId, chunkKey, seq) => {
+    if (seenPartials.has(resultId)) return;
+    seenPartials.add(resultId);
     partialCount.textContent = String(seenPartials.size);
-  } catch (e) {
-    replace(partials, problemView(e));
-  }
+    const item = h(
+      'details',
+      { class: 'partial', 'data-result-id': resultId, 'data-chunk-key': chunkKey ?? '', 'data-seq': seq ?? '' },
+      h('summary', null, h('span', { class: 'mono' }, chunkKey ?? `#${seq}`), ' · ', h('a', { href: `/ui/results/${encodeURIComponent(resultId)}` }, 'permalink')),
+      h('div', { class: 'partial-body' }, h('span', { class: 'muted' }, 'loading…')),
+    );
+    item.addEventListener('toggle', () => {
+      if (item.open) void loadPayload(item);
+    });
+    if (newest !== null && newest.dataset.pinned !== 'true') newest.open = false;
+    newest = item;
+    partials.prepend(item);
+    // While events replay in a burst, only the last of the burst is fetched.
+    clearTimeout(loadNewestTimer);
+    loadNewestTimer = setTimeout(() => {
+      if (newest === item) item.open = true;
+    }, 100);
+  };
+  partials.addEventListener('click', (ev) => {
+    // A snapshot the user opened stays open when newer ones arrive.
+    const item = ev.target instanceof Element ? ev.target.closest('details.partial') : null;
+    if (item !== null && ev.target.closest('summary') !== null) item.dataset.pinned = 'true';
+  });
 
   const showFinal = async () => {
     if (job.status !== 'completed' || !job.result_id) return;
@@ -142,7 +146,7 @@ export async function renderJob(root, _ctx, jobId) {
     timeline.append(eventItem(e));
     job = { ...job, status: e.status };
     if (e.type === 'job.progress' && e.payload) job.progress = { fraction: e.payload.fraction ?? null, message: e.payload.message ?? null };
-    if (e.type === 'job.partial' && e.payload?.result_id) void addPartial(e.payload.result_id, e.payload.chunk_key, e.payload.seq);
+    if (e.type === 'job.partial' && e.payload?.result_id) addPartial(e.payload.result_id, e.payload.chunk_key, e.payload.seq);
     if (e.type === 'job.cancel_requested') job.cancel_requested_at ??= e.occurred_at;
     drawSummary();
     if (TERMINAL.has(e.status) || e.type === 'job.started' || e.type === 'job.retrying') void refresh();
