@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { createBullmqDispatch, type BullmqDispatch } from './adapters/dispatch/bullmq/bullmqDispatch.js';
 import { PostgresDispatchStore } from './adapters/dispatch/bullmq/postgresDispatchStore.js';
 import { createInProcessEventFeed } from './adapters/feed/inProcessEventFeed.js';
+import { createJwtVerifier } from './adapters/auth/jwtVerifier.js';
 import { createHttpWebhookSender } from './adapters/notify/webhook/httpWebhookSender.js';
 import { createPostgresEventFeed } from './adapters/feed/postgresEventFeed.js';
 import { createPostgresJobStore } from './adapters/store/postgres/postgresJobStore.js';
@@ -310,7 +311,9 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
     if (db.status === 'rejected') return { ok: false, checks, code: 'STORE_UNAVAILABLE' as const };
     return queue.status === 'rejected' ? { ok: false, checks, code: 'QUEUE_UNAVAILABLE' as const } : { ok: true, checks };
   };
-  const http = opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, config, logger, readiness, metrics, tracer, notifications });
+  const tokens = config.auth.jwt ? createJwtVerifier(config.auth.jwt, clock) : undefined;
+  const http =
+    opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, ...(tokens && { tokens }), config, logger, readiness, metrics, tracer, notifications });
 
   const rc = config.retention;
   const retentionDefaults = { batchSize: rc.batchSize, maxRowsPerBatch: rc.maxRowsPerBatch, pauseMs: rc.pauseMs };

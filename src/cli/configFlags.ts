@@ -23,7 +23,7 @@ export const CONFIG_FLAGS: readonly ConfigFlag[] = [
   { attr: 'database', flags: '--database <url>', key: 'UPSHIFT_DATABASE_URL', description: 'sqlite:<path> or postgres://…' },
   { attr: 'dataDir', flags: '--data-dir <dir>', key: 'UPSHIFT_DATA_DIR', description: 'directory for data (and the SQLite file unless --database is given)' },
   { attr: 'analyzers', flags: '--analyzers <modules>', key: 'UPSHIFT_ANALYZERS', description: 'comma-separated analyzer modules to load (./a.js,./b.js)' },
-  { attr: 'authMode', flags: '--auth-mode <mode>', key: 'UPSHIFT_AUTH_MODE', description: 'trusted-header or api-key' },
+  { attr: 'authMode', flags: '--auth-mode <mode>', key: 'UPSHIFT_AUTH_MODE', description: 'trusted-header, api-key or jwt (jwt: see UPSHIFT_JWT_* in docs/configuration.md)' },
   {
     attr: 'allowTrustedHeaderOnPublicBind',
     flags: '--allow-trusted-header-on-public-bind',

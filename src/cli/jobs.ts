@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { ApiClient } from './client/apiClient.js';
 import { followJob } from './client/followJob.js';
 import { createProgressView } from './client/progressView.js';
+import type { Env } from '../config/config.js';
 import { CliError, EXIT, writeJson, type CliIo } from './io.js';
 import type { Runner } from './runner.js';
 
@@ -15,23 +16,25 @@ interface TargetFlags {
   readonly url?: string;
   readonly org?: string;
   readonly apiKey?: string;
+  readonly token?: string;
 }
 
 /**
- * Client commands: talk HTTP to a running server. Target from --url/--org/--api-key, else
- * UPSHIFT_URL/UPSHIFT_ORG/UPSHIFT_API_KEY. Results go to stdout as JSON; progress and
- * notes to stderr, so `upshift jobs submit … --wait > job.json` stays clean.
+ * Client commands: talk HTTP to a running server. Target from --url/--org/--api-key/--token,
+ * else UPSHIFT_URL/UPSHIFT_ORG/UPSHIFT_API_KEY/UPSHIFT_TOKEN. Results go to stdout as JSON;
+ * progress and notes to stderr, so `upshift jobs submit … --wait > job.json` stays clean.
  */
 export function jobsCommand(io: CliIo, run: Runner): Command {
   const jobs = new Command('jobs').description('submit, inspect, cancel and follow jobs on a running server');
   const client = (f: TargetFlags): ApiClient =>
-    new ApiClient({ url: f.url ?? io.env.UPSHIFT_URL ?? DEFAULT_URL, org: f.org ?? io.env.UPSHIFT_ORG, apiKey: f.apiKey ?? io.env.UPSHIFT_API_KEY });
+    new ApiClient({ url: f.url ?? io.env.UPSHIFT_URL ?? DEFAULT_URL, org: f.org ?? io.env.UPSHIFT_ORG, bearer: bearerOf(f, io.env) });
   const clientCmd = (name: string, description: string): Command =>
     new Command(name)
       .description(description)
       .option('--url <url>', `server URL (env UPSHIFT_URL, default ${DEFAULT_URL})`)
       .option('--org <org>', 'tenant, sent as X-Org-Id (env UPSHIFT_ORG)')
-      .option('--api-key <key>', 'API key, sent as a Bearer token (env UPSHIFT_API_KEY)');
+      .option('--api-key <key>', 'API key, sent as a Bearer token (env UPSHIFT_API_KEY)')
+      .option('--token <jwt>', 'JWT of your identity provider, sent as a Bearer token (env UPSHIFT_TOKEN; server auth mode jwt)');
 
   jobs.addCommand(
     clientCmd('submit', 'submit a job; prints the job reference (or, with --wait, the final job)')
@@ -143,6 +146,21 @@ async function readInput(opts: SubmitFlags): Promise<unknown> {
   } catch (e) {
     throw new CliError(`${from} is not valid JSON: ${(e as Error).message}`, EXIT.usage);
   }
+}
+
+/**
+ * The Bearer credential: an API key or a JWT, both sent as `Authorization: Bearer …`. Flags win
+ * over the environment; two credentials from the same place are ambiguous and refused.
+ */
+function bearerOf(f: TargetFlags, env: Env): string | undefined {
+  if (f.apiKey !== undefined && f.token !== undefined) throw new CliError('--api-key and --token both set a Bearer credential; pass one', EXIT.usage);
+  const flag = f.token ?? f.apiKey;
+  if (flag !== undefined) return flag;
+  const fromEnv = (k: 'UPSHIFT_TOKEN' | 'UPSHIFT_API_KEY'): string | undefined => (env[k]?.trim() ? env[k] : undefined);
+  if (fromEnv('UPSHIFT_TOKEN') !== undefined && fromEnv('UPSHIFT_API_KEY') !== undefined) {
+    throw new CliError('UPSHIFT_TOKEN and UPSHIFT_API_KEY are both set; unset one (or pass --token / --api-key)', EXIT.usage);
+  }
+  return fromEnv('UPSHIFT_TOKEN') ?? fromEnv('UPSHIFT_API_KEY');
 }
 
 function uploadType(format: string): string {

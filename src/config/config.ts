@@ -27,7 +27,12 @@ export interface Config {
     readonly sweepGraceMs: number;
   };
   readonly dataDir: string;
-  readonly auth: { readonly mode: 'trusted-header' | 'api-key'; readonly allowTrustedHeaderOnPublicBind: boolean };
+  readonly auth: {
+    readonly mode: 'trusted-header' | 'api-key' | 'jwt';
+    readonly allowTrustedHeaderOnPublicBind: boolean;
+    /** Bearer JWT verification; set exactly when mode is `jwt`. */
+    readonly jwt: JwtAuthConfig | null;
+  };
   readonly worker: {
     readonly enabled: boolean;
     readonly concurrency: number;
@@ -87,6 +92,30 @@ export interface Config {
   readonly tracing: { readonly enabled: boolean; readonly otlpEndpoint: string | null; readonly serviceName: string };
 }
 
+/** `UPSHIFT_AUTH_MODE=jwt` (docs/api.md#jwt-mode): tokens signed by an identity provider, keys from its JWKS. */
+export interface JwtAuthConfig {
+  readonly jwksUrl: string;
+  /** Accepted `iss` values (one of them must match exactly). */
+  readonly issuers: readonly string[];
+  /** Accepted `aud` values (the token must name at least one). */
+  readonly audiences: readonly string[];
+  /** Accepted `alg` values: asymmetric signatures only. */
+  readonly algorithms: readonly JwtAlgorithm[];
+  readonly clockToleranceSeconds: number;
+  /** Name of the claim holding the org id (taken literally: `https://example.com/org` is one claim). */
+  readonly orgClaim: string;
+  readonly jwksCacheMaxAgeMs: number;
+  readonly jwksCooldownMs: number;
+  readonly jwksTimeoutMs: number;
+}
+
+/**
+ * Signature algorithms a JWKS (public keys) can verify. Never `none` and never HS*: with a
+ * public key set an HMAC "secret" would be public too.
+ */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+
 export type Env = Readonly<Record<string, string | undefined>>;
 
 /** Every key with its default; docs/configuration.md mirrors this table (a test checks it). */
@@ -104,6 +133,15 @@ export const CONFIG_KEYS = {
   UPSHIFT_DATA_DIR: './data',
   UPSHIFT_AUTH_MODE: 'trusted-header',
   UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND: 'false',
+  UPSHIFT_JWT_JWKS_URL: '',
+  UPSHIFT_JWT_ISSUER: '',
+  UPSHIFT_JWT_AUDIENCE: '',
+  UPSHIFT_JWT_ALGORITHMS: 'RS256,ES256',
+  UPSHIFT_JWT_ORG_CLAIM: 'org_id',
+  UPSHIFT_JWT_CLOCK_TOLERANCE_SECONDS: '30',
+  UPSHIFT_JWT_JWKS_CACHE_MAX_AGE_MS: '600000',
+  UPSHIFT_JWT_JWKS_COOLDOWN_MS: '30000',
+  UPSHIFT_JWT_JWKS_TIMEOUT_MS: '5000',
   UPSHIFT_WORKER_ENABLED: 'true',
   UPSHIFT_WORKER_CONCURRENCY: '16',
   UPSHIFT_LEASE_MS: '30000',
@@ -180,6 +218,46 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     return out;
   };
 
+  const list = (k: ConfigKey): string[] => get(k).split(',').map((s) => s.trim()).filter(Boolean);
+  // The JWT keys are checked only in jwt mode: elsewhere they are not used.
+  const jwt = (): JwtAuthConfig => {
+    const jwksUrl = get('UPSHIFT_JWT_JWKS_URL').trim();
+    if (jwksUrl === '') fail('UPSHIFT_JWT_JWKS_URL', jwksUrl, 'the URL of the identity provider\'s JSON Web Key Set (required with UPSHIFT_AUTH_MODE=jwt)');
+    let url: URL | null = null;
+    try {
+      url = new URL(jwksUrl);
+    } catch {
+      // reported below
+    }
+    // Keys fetched over plain HTTP could be swapped on the way: only on this machine.
+    if (!url || url.username !== '' || url.password !== '' || !(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname)))) {
+      fail('UPSHIFT_JWT_JWKS_URL', jwksUrl.replace(/\/\/[^@/]*@/, '//***@'), 'an https:// URL without credentials (http:// only for a loopback host)');
+    }
+    const issuers = list('UPSHIFT_JWT_ISSUER');
+    if (issuers.length === 0) fail('UPSHIFT_JWT_ISSUER', get('UPSHIFT_JWT_ISSUER'), 'the accepted token issuer(s), comma-separated (required with UPSHIFT_AUTH_MODE=jwt)');
+    const audiences = list('UPSHIFT_JWT_AUDIENCE');
+    if (audiences.length === 0) fail('UPSHIFT_JWT_AUDIENCE', get('UPSHIFT_JWT_AUDIENCE'), 'the accepted token audience(s), comma-separated (required with UPSHIFT_AUTH_MODE=jwt)');
+    const algorithms = list('UPSHIFT_JWT_ALGORITHMS');
+    const bad = algorithms.find((a) => !(JWT_ALGORITHMS as readonly string[]).includes(a));
+    if (algorithms.length === 0 || bad !== undefined) {
+      fail('UPSHIFT_JWT_ALGORITHMS', bad ?? get('UPSHIFT_JWT_ALGORITHMS'), `comma-separated asymmetric algorithms from ${JWT_ALGORITHMS.join(', ')} (never none or HS*)`);
+    }
+    const orgClaim = get('UPSHIFT_JWT_ORG_CLAIM').trim();
+    if (!/^[^\s,]{1,256}$/.test(orgClaim)) fail('UPSHIFT_JWT_ORG_CLAIM', orgClaim, 'a claim name (1-256 characters, no spaces or commas)');
+    return {
+      jwksUrl: url.href,
+      issuers,
+      audiences,
+      algorithms: [...new Set(algorithms)] as JwtAlgorithm[],
+      clockToleranceSeconds: int('UPSHIFT_JWT_CLOCK_TOLERANCE_SECONDS', 0, 300),
+      orgClaim,
+      jwksCacheMaxAgeMs: int('UPSHIFT_JWT_JWKS_CACHE_MAX_AGE_MS', 1000, 86_400_000),
+      jwksCooldownMs: int('UPSHIFT_JWT_JWKS_COOLDOWN_MS', 0, 3_600_000),
+      jwksTimeoutMs: int('UPSHIFT_JWT_JWKS_TIMEOUT_MS', 100, 60_000),
+    };
+  };
+
+  const authMode = oneOf('UPSHIFT_AUTH_MODE', ['trusted-header', 'api-key', 'jwt'] as const);
   const port = int('UPSHIFT_PORT', 0, 65535);
   const host = get('UPSHIFT_HOST').trim();
   if (host === '') fail('UPSHIFT_HOST', host, 'a host name or address');
@@ -203,8 +281,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     }),
     dataDir,
     auth: {
-      mode: oneOf('UPSHIFT_AUTH_MODE', ['trusted-header', 'api-key'] as const),
+      mode: authMode,
       allowTrustedHeaderOnPublicBind: bool('UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND'),
+      jwt: authMode === 'jwt' ? jwt() : null,
     },
     worker: {
       enabled: bool('UPSHIFT_WORKER_ENABLED'),

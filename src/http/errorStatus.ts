@@ -22,6 +22,10 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.f
   TENANT_MISMATCH: 403,
   AUTH_REQUIRED: 401,
   AUTH_INVALID: 401,
+  AUTH_TOKEN_EXPIRED: 401,
+  AUTH_TOKEN_INVALID: 401,
+  // Not the caller's fault and not ours to hide as 500: retry once the IdP answers again.
+  AUTH_JWKS_UNAVAILABLE: 503,
   RATE_LIMITED: 429,
   JOB_NOT_FOUND: 404,
   JOB_INVALID_TRANSITION: 409,

@@ -10,6 +10,7 @@ import type { Config } from '../config/config.js';
 import { UpshiftError } from '../core/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { HttpMetrics } from '../ports/metrics.js';
+import type { TokenVerifier } from '../ports/tokenVerifier.js';
 import type { Tracer } from '../ports/tracer.js';
 import type { Readiness, RouteContext } from './context.js';
 import { requestPath, sendProblem } from './problem.js';
@@ -31,6 +32,8 @@ export interface HttpDeps {
   service: JobService;
   registry: AnalyzerRegistry;
   apiKeys: ApiKeyService;
+  /** Bearer JWT verification; required when config.auth.mode is `jwt`. */
+  tokens?: TokenVerifier;
   config: Config;
   logger: Logger;
   readiness: Readiness;
@@ -73,7 +76,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   installTelemetryHooks(app, { metrics: deps.metrics, tracer: deps.tracer });
   const open = new OpenRequests();
-  const resolveTenant = createTenantResolver({ mode: config.auth.mode, apiKeys: deps.apiKeys });
+  const resolveTenant = createTenantResolver({ mode: config.auth.mode, apiKeys: deps.apiKeys, tokens: deps.tokens });
   const limiter = config.http.rateLimitPerMinute > 0 ? new RateLimiter(config.http.rateLimitPerMinute) : null;
 
   app.addHook('onRequest', async (request, reply) => {
@@ -122,8 +125,14 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         { name: 'notifications', description: 'in-app notifications: per job and the tenant inbox' },
         { name: 'webhooks', description: 'webhook endpoints and their deliveries (Standard Webhooks)' },
       ],
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'API key `upk_…` (auth mode api-key)' } } },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'API key `upk_…` (auth mode api-key)' },
+          jwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'JWT of the configured identity provider; the org is its org claim (auth mode jwt)' },
+        },
+      },
       ...(config.auth.mode === 'api-key' && { security: [{ apiKey: [] }] }),
+      ...(config.auth.mode === 'jwt' && { security: [{ jwt: [] }] }),
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

@@ -3,17 +3,20 @@ import type { ApiKeyService } from '../app/apiKeys.js';
 import type { Config } from '../config/config.js';
 import { UpshiftError } from '../core/errors.js';
 import { parseOrgId, type OrgId } from '../core/ids.js';
+import type { TokenVerifier } from '../ports/tokenVerifier.js';
 
 /**
  * Tenant context and authentication. Tenancy (which org a request acts for) is separate from
  * authentication (who is calling): `trusted-header` takes the org from X-Org-Id/X-Tenant-Id
- * (a gateway vouches for it); `api-key` takes it from the key, and a tenant header naming
- * another org is refused.
+ * (a gateway vouches for it); `api-key` takes it from the key and `jwt` from the token's org
+ * claim, and in both a tenant header naming another org is refused (403 TENANT_MISMATCH).
  */
 
 export interface TenantResolverOptions {
   readonly mode: Config['auth']['mode'];
   readonly apiKeys: ApiKeyService;
+  /** Required in `jwt` mode. */
+  readonly tokens?: TokenVerifier | undefined;
 }
 
 export type TenantResolver = (request: FastifyRequest) => Promise<OrgId>;
@@ -49,18 +52,37 @@ export function createTenantResolver(opts: TenantResolverOptions): TenantResolve
       return org;
     };
   }
+  if (opts.mode === 'jwt') {
+    const tokens = opts.tokens;
+    if (!tokens) throw new Error('auth mode jwt needs a token verifier');
+    return async (request) => {
+      const { orgId } = await tokens.verify(bearer(request, 'token'));
+      return requireSameOrg(request, orgId, 'the token');
+    };
+  }
   return async (request) => {
-    const auth = request.headers.authorization;
-    if (auth === undefined || auth.trim() === '') throw new UpshiftError('AUTH_REQUIRED', 'send an API key as "Authorization: Bearer <key>"');
-    const m = BEARER.exec(auth);
-    if (!m) throw new UpshiftError('AUTH_INVALID', 'the Authorization header must be "Bearer <key>"');
-    const record = await opts.apiKeys.verify(m[1] as string);
-    const named = tenantFromHeaders(request.headers);
-    if (named !== null && named !== record.orgId) {
-      throw new UpshiftError('TENANT_MISMATCH', 'the API key belongs to another org than the tenant header names');
-    }
-    return record.orgId;
+    const record = await opts.apiKeys.verify(bearer(request, 'key'));
+    return requireSameOrg(request, record.orgId, 'the API key');
   };
+}
+
+/** The credential of `Authorization: Bearer <credential>`; AUTH_REQUIRED / AUTH_INVALID otherwise. */
+function bearer(request: FastifyRequest, what: 'key' | 'token'): string {
+  const auth = request.headers.authorization;
+  const example = what === 'key' ? 'an API key as "Authorization: Bearer <key>"' : 'a token as "Authorization: Bearer <JWT>"';
+  if (auth === undefined || auth.trim() === '') throw new UpshiftError('AUTH_REQUIRED', `send ${example}`);
+  const m = BEARER.exec(auth);
+  if (!m) throw new UpshiftError('AUTH_INVALID', `the Authorization header must be "Bearer <${what === 'key' ? 'key' : 'JWT'}>"`);
+  return m[1] as string;
+}
+
+/** A tenant header may repeat the credential's org, never name another one. */
+function requireSameOrg(request: FastifyRequest, orgId: OrgId, credential: string): OrgId {
+  const named = tenantFromHeaders(request.headers);
+  if (named !== null && named !== orgId) {
+    throw new UpshiftError('TENANT_MISMATCH', `${credential} belongs to another org than the tenant header names`);
+  }
+  return orgId;
 }
 
 /**

@@ -23,7 +23,7 @@ describe('loadConfig defaults', () => {
     expect(c.port).toBe(8080);
     expect(c.database).toEqual({ kind: 'sqlite', file: resolve('./data/upshift.db') });
     expect(c.dataDir).toBe(resolve('./data'));
-    expect(c.auth).toEqual({ mode: 'trusted-header', allowTrustedHeaderOnPublicBind: false });
+    expect(c.auth).toEqual({ mode: 'trusted-header', allowTrustedHeaderOnPublicBind: false, jwt: null });
     expect(c.worker).toEqual({
       enabled: true,
       concurrency: 16,
@@ -98,7 +98,7 @@ describe('invalid values fail with CONFIG_INVALID naming the key and the rule', 
     ['out of range', { UPSHIFT_PORT: '65536' }, 'an integer in [0, 65535]'],
     ['below range', { UPSHIFT_WORKER_CONCURRENCY: '0' }, 'an integer in [1, 10000]'],
     ['not a boolean', { UPSHIFT_WORKER_ENABLED: 'maybe' }, 'true or false'],
-    ['not one of the choices', { UPSHIFT_AUTH_MODE: 'jwt-maybe' }, 'one of trusted-header, api-key'],
+    ['not one of the choices', { UPSHIFT_AUTH_MODE: 'jwt-maybe' }, 'one of trusted-header, api-key, jwt'],
     ['a bad log level', { UPSHIFT_LOG_LEVEL: 'loud' }, 'one of fatal, error'],
     ['a malformed org map', { UPSHIFT_ORG_WEIGHTS: 'acme:3' }, 'org=number pairs'],
     ['bullmq without Redis', { UPSHIFT_DATABASE_URL: 'postgres://db/x', UPSHIFT_DISPATCH_MODE: 'bullmq' }, 'bullmq together with UPSHIFT_REDIS_URL'],
@@ -152,6 +152,96 @@ describe('trusted-header on a public bind', () => {
     for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1']) expect(isLoopback(h)).toBe(true);
     for (const h of ['0.0.0.0', '::', '10.0.0.1', 'example.com']) expect(isLoopback(h)).toBe(false);
   });
+});
+
+describe('jwt auth mode', () => {
+  const JWT = { UPSHIFT_AUTH_MODE: 'jwt', UPSHIFT_JWT_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json', UPSHIFT_JWT_ISSUER: 'https://idp.example.com/', UPSHIFT_JWT_AUDIENCE: 'upshift' };
+
+  it('fills the verifier settings with their defaults', () => {
+    expect(loadConfig(JWT).auth).toEqual({
+      mode: 'jwt',
+      allowTrustedHeaderOnPublicBind: false,
+      jwt: {
+        jwksUrl: 'https://idp.example.com/.well-known/jwks.json',
+        issuers: ['https://idp.example.com/'],
+        audiences: ['upshift'],
+        algorithms: ['RS256', 'ES256'],
+        clockToleranceSeconds: 30,
+        orgClaim: 'org_id',
+        jwksCacheMaxAgeMs: 600_000,
+        jwksCooldownMs: 30_000,
+        jwksTimeoutMs: 5_000,
+      },
+    });
+  });
+
+  it('is frozen like the rest', () => {
+    const jwt = loadConfig(JWT).auth.jwt;
+    for (const part of [jwt, jwt?.issuers, jwt?.audiences, jwt?.algorithms]) expect(Object.isFrozen(part)).toBe(true);
+  });
+
+  it('takes lists, another claim and other limits', () => {
+    const jwt = loadConfig({
+      ...JWT,
+      UPSHIFT_JWT_ISSUER: 'https://a.example/, https://b.example/',
+      UPSHIFT_JWT_AUDIENCE: 'api,upshift',
+      UPSHIFT_JWT_ALGORITHMS: 'PS256, EdDSA,PS256',
+      UPSHIFT_JWT_ORG_CLAIM: 'https://upshift.dev/org',
+      UPSHIFT_JWT_CLOCK_TOLERANCE_SECONDS: '0',
+      UPSHIFT_JWT_JWKS_COOLDOWN_MS: '0',
+    }).auth.jwt;
+    expect(jwt).toMatchObject({
+      issuers: ['https://a.example/', 'https://b.example/'],
+      audiences: ['api', 'upshift'],
+      algorithms: ['PS256', 'EdDSA'],
+      orgClaim: 'https://upshift.dev/org',
+      clockToleranceSeconds: 0,
+      jwksCooldownMs: 0,
+    });
+  });
+
+  it('binds to a public address without any acknowledgement', () => {
+    expect(loadConfig({ ...JWT, UPSHIFT_HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+  });
+
+  it('allows plain http for the JWKS only on a loopback host', () => {
+    for (const url of ['http://127.0.0.1:9999/jwks', 'http://localhost/jwks', 'http://[::1]:8443/jwks']) {
+      expect(loadConfig({ ...JWT, UPSHIFT_JWT_JWKS_URL: url }).auth.jwt?.jwksUrl).toBe(new URL(url).href);
+    }
+  });
+
+  it('leaves the JWT keys alone in the other modes', () => {
+    const c = loadConfig({ UPSHIFT_AUTH_MODE: 'api-key', UPSHIFT_JWT_ALGORITHMS: 'HS256', UPSHIFT_JWT_JWKS_URL: 'nonsense' });
+    expect(c.auth.jwt).toBeNull();
+  });
+
+  const cases: [string, Record<string, string>, string][] = [
+    ['no JWKS URL', { UPSHIFT_JWT_JWKS_URL: '' }, 'required with UPSHIFT_AUTH_MODE=jwt'],
+    ['a JWKS URL that is no URL', { UPSHIFT_JWT_JWKS_URL: 'idp.example.com/jwks' }, 'an https:// URL'],
+    ['a JWKS over plain http to another host', { UPSHIFT_JWT_JWKS_URL: 'http://idp.example.com/jwks' }, 'http:// only for a loopback host'],
+    ['a JWKS URL with credentials', { UPSHIFT_JWT_JWKS_URL: 'https://u:hunter2@idp.example.com/jwks' }, 'without credentials'],
+    ['no issuer', { UPSHIFT_JWT_ISSUER: ' ' }, 'the accepted token issuer(s)'],
+    ['no audience', { UPSHIFT_JWT_AUDIENCE: '' }, 'the accepted token audience(s)'],
+    ['HS256', { UPSHIFT_JWT_ALGORITHMS: 'RS256,HS256' }, 'never none or HS*'],
+    ['none', { UPSHIFT_JWT_ALGORITHMS: 'none' }, 'never none or HS*'],
+    ['an empty algorithm list', { UPSHIFT_JWT_ALGORITHMS: ',' }, 'asymmetric algorithms'],
+    ['a lower-case algorithm', { UPSHIFT_JWT_ALGORITHMS: 'rs256' }, 'asymmetric algorithms'],
+    ['a tolerance over 5 minutes', { UPSHIFT_JWT_CLOCK_TOLERANCE_SECONDS: '301' }, 'an integer in [0, 300]'],
+    ['an empty org claim', { UPSHIFT_JWT_ORG_CLAIM: '' }, 'a claim name'],
+    ['an org claim with a space', { UPSHIFT_JWT_ORG_CLAIM: 'org id' }, 'a claim name'],
+    ['a JWKS timeout of 0', { UPSHIFT_JWT_JWKS_TIMEOUT_MS: '0' }, 'an integer in [100, 60000]'],
+    ['a cache max age below a second', { UPSHIFT_JWT_JWKS_CACHE_MAX_AGE_MS: '10' }, 'an integer in [1000, 86400000]'],
+  ];
+  for (const [what, env, rule] of cases) {
+    it(`refuses ${what} at load, naming the key`, () => {
+      const e = invalid({ ...JWT, ...env });
+      const key = Object.keys(env)[0] as string;
+      expect(e.details?.key).toBe(key);
+      expect(e.message).toContain(key);
+      expect(e.message).toContain(rule);
+      expect(e.message).not.toContain('hunter2');
+    });
+  }
 });
 
 describe('the result', () => {

@@ -49,4 +49,14 @@ describe('log redaction', () => {
     expect(line.err.stack).not.toContain(API_KEY);
     expect(scrubSecrets('key upk_abc, bearer xyz.1 ok')).toBe('key upk_[redacted], bearer [redacted] ok');
   });
+
+  it('scrubs a JWT quoted in an error without its Bearer prefix', () => {
+    const jwt = 'eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJvcmdfaWQiOiJhY21lIn0.c2lnbmF0dXJl-_x';
+    const { logger, text } = capture();
+    logger.warn({ err: new Error(`token ${jwt} rejected`), token: jwt }, 'rejected');
+    expect(text()).not.toContain('eyJvcmdfaWQiOiJhY21lIn0');
+    expect(JSON.parse(text()).err.message).toBe('token [redacted-jwt] rejected');
+    expect(scrubSecrets(`a ${jwt}, b`)).toBe('a [redacted-jwt], b');
+    expect(scrubSecrets('eyes.on.it')).toBe('eyes.on.it');
+  });
 });

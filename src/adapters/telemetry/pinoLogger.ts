@@ -34,12 +34,15 @@ export const REDACT_PATHS: readonly string[] = [
 
 /**
  * Credentials that could still hide inside free text (an error message quoting a header or a
- * URL): bearer tokens, API keys (`upk_…`), Standard Webhooks secrets (`whsec_…`).
+ * URL): bearer tokens, API keys (`upk_…`), Standard Webhooks secrets (`whsec_…`) and JWTs
+ * without their `Bearer ` (a JSON header always encodes to `eyJ…`).
  */
-const SECRET_TEXT = /\b(Bearer\s+)[^\s"',;]+|\b(upk|whsec)_[A-Za-z0-9+/=_-]+/gi;
+const SECRET_TEXT = /\b(Bearer\s+)[^\s"',;]+|\b(upk|whsec)_[A-Za-z0-9+/=_-]+|\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*/gi;
 
 export function scrubSecrets(text: string): string {
-  return text.replace(SECRET_TEXT, (_m, bearer: string | undefined, prefix: string | undefined) => (bearer ? `${bearer}[redacted]` : `${prefix}_[redacted]`));
+  return text.replace(SECRET_TEXT, (_m, bearer: string | undefined, prefix: string | undefined) =>
+    bearer ? `${bearer}[redacted]` : prefix ? `${prefix}_[redacted]` : '[redacted-jwt]',
+  );
 }
 
 function serializeError(e: unknown): unknown {

@@ -5,7 +5,8 @@ import { CliError, EXIT } from '../io.js';
 export interface ClientTarget {
   readonly url: string;
   readonly org?: string | undefined;
-  readonly apiKey?: string | undefined;
+  /** Sent as `Authorization: Bearer <credential>`: an API key (`upk_…`) or a JWT. */
+  readonly bearer?: string | undefined;
 }
 
 /** A problem+json (or any non-2xx) answer: printed as `code: detail`, exit 1. */
@@ -47,7 +48,7 @@ export class ApiClient {
   headers(extra: Record<string, string> = {}): Record<string, string> {
     const h: Record<string, string> = { accept: 'application/json, application/problem+json', ...extra };
     if (this.target.org) h['x-org-id'] = this.target.org;
-    if (this.target.apiKey) h.authorization = `Bearer ${this.target.apiKey}`;
+    if (this.target.bearer) h.authorization = `Bearer ${this.target.bearer}`;
     return h;
   }
 

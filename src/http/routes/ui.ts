@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Config } from '../../config/config.js';
 import { UpshiftError } from '../../core/errors.js';
 
 /**
@@ -41,8 +42,8 @@ interface Asset {
 export interface UiOptions {
   /** The folder holding index.html and assets/. */
   readonly dir: string;
-  /** Tells the UI whether to ask for an org id or an API key. */
-  readonly authMode: 'trusted-header' | 'api-key';
+  /** Tells the UI whether to ask for an org id or a Bearer credential (API key, or a JWT in jwt mode). */
+  readonly authMode: Config['auth']['mode'];
   /** Analyzer names for the submit form. */
   readonly analyzers: () => readonly string[];
 }
