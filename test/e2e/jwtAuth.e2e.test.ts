@@ -276,6 +276,8 @@ describe('jwt auth mode: the identity provider is unreachable', () => {
     const outage = records.filter((r) => r.code === 'AUTH_JWKS_UNAVAILABLE');
     expect(outage.length).toBeGreaterThan(0);
     expect(outage[0]?.err?.message).toContain(jwks.url);
+    // Also the answers given without a fetch (right after a failed one) name the real cause.
+    for (const r of outage) expect(r.err?.message).toMatch(/ECONNREFUSED|Expected 200 OK/);
     const text = log.lines.join('\n');
     for (const t of new Set(sent)) for (const part of t.split('.').filter((x) => x.length > 8)) expect(text).not.toContain(part);
   });

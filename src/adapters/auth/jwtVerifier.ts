@@ -42,6 +42,7 @@ export function createJwtVerifier(cfg: JwtAuthConfig, clock: Clock): TokenVerifi
     timeoutDuration: cfg.jwksTimeoutMs,
   });
   let failFastUntil = 0;
+  let lastFailure: unknown = null;
   const unavailable = (cause: unknown): UpshiftError =>
     new UpshiftError('AUTH_JWKS_UNAVAILABLE', `JWKS ${cfg.jwksUrl} could not be fetched: ${describe(cause)}`, {
       cause,
@@ -52,12 +53,15 @@ export function createJwtVerifier(cfg: JwtAuthConfig, clock: Clock): TokenVerifi
   // is about the token. Anything else (refused, timeout, non-200, not a key set, a key that
   // does not import) is the key set being unavailable: 503, never a 401 for a good token.
   const getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey> => {
-    if (!remote.fresh && Date.now() < failFastUntil) throw unavailable(new Error('the last fetch failed less than a second ago'));
+    if (!remote.fresh && Date.now() < failFastUntil) {
+      throw unavailable(new Error(`not fetched again yet: the last fetch (under ${FAIL_FAST_MS} ms ago) failed: ${describe(lastFailure)}`));
+    }
     try {
       return await remote(header, token);
     } catch (e) {
       if (e instanceof errors.JWKSNoMatchingKey || e instanceof errors.JWKSMultipleMatchingKeys || e instanceof errors.JOSENotSupported) throw e;
       failFastUntil = Date.now() + FAIL_FAST_MS;
+      lastFailure = e;
       throw unavailable(e);
     }
   };
