@@ -144,7 +144,7 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     const page = await openPage('acme');
     await page.goto(`${server.url}/ui/submit`);
     await page.selectOption('#submit-analyzer', 'sleep');
-    await page.fill('#submit-input', '{"ms": 3000, "steps": 3}');
+    await page.fill('#submit-input', '{"ms": 4000, "steps": 4}');
     await page.fill('#submit-priority', '5');
     await page.click('#submit-button');
     const link = page.locator('#created-job-link');
@@ -159,7 +159,7 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     await eventually(async () => {
       const status = await page.locator('#job-summary [data-status]').first().getAttribute('data-status');
       const partials = Number(await page.locator('#partial-count').textContent());
-      return status === 'running' && partials >= 1 && partials < 3;
+      return status === 'running' && partials >= 1 && partials < 4;
     });
     await page.locator('#stream-state[data-state="live"]').waitFor();
     await shot(page, 'job-running');
@@ -167,12 +167,12 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     await page.locator('#final-result #final-link').waitFor();
     await shot(page, 'job-completed');
 
-    expect(await page.locator('#partial-count').textContent()).toBe('3');
-    expect(await page.locator('#partials .partial').evaluateAll((els) => els.map((e) => e.getAttribute('data-chunk-key')))).toEqual(['step-3', 'step-2', 'step-1']);
+    expect(await page.locator('#partial-count').textContent()).toBe('4');
+    expect(await page.locator('#partials .partial').evaluateAll((els) => els.map((e) => e.getAttribute('data-chunk-key')))).toEqual(['step-4', 'step-3', 'step-2', 'step-1']);
     expect(await page.locator('#job-summary progress').getAttribute('value')).toBe('1');
     // The newest snapshot is open with its payload; an older one loads when opened.
     const newest = page.locator('#partials .partial').first();
-    await newest.locator('pre.json', { hasText: '"step": 3' }).waitFor();
+    await newest.locator('pre.json', { hasText: '"step": 4' }).waitFor();
     const oldest = page.locator('#partials .partial[data-chunk-key="step-1"]');
     expect(await oldest.getAttribute('open')).toBeNull();
     await oldest.locator('summary').click({ position: { x: 5, y: 5 } });
@@ -183,7 +183,7 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     const types = timeline.map(([, t]) => t);
     expect(types[0]).toBe('job.queued');
     expect(types.at(-1)).toBe('job.completed');
-    expect(types.filter((t) => t === 'job.partial')).toHaveLength(3);
+    expect(types.filter((t) => t === 'job.partial')).toHaveLength(4);
     expect(types).toContain('job.progress');
     const api = await acme()(`/analyze/jobs/${jobId}/events?limit=1000`);
     expect(timeline.length).toBe(api.body.events.length);
@@ -198,7 +198,7 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
 
   it('the job list updates statuses live and pages with the cursor', async () => {
     const page = await openPage('paging');
-    for (let i = 0; i < 26; i++) await submitViaApi({ analyzer: 'noop', input: { i } }, 'paging');
+    await Promise.all(Array.from({ length: 26 }, (_, i) => submitViaApi({ analyzer: 'noop', input: { i } }, 'paging')));
     await eventually(async () => (await apiClient(server.url, 'paging')('/analyze/jobs?status=completed&limit=200')).body.jobs.length === 26);
     await page.goto(`${server.url}/ui/jobs`);
     await page.locator('#jobs-table tbody tr').first().waitFor();
@@ -210,7 +210,7 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     await page.locator('#page-older').waitFor();
 
     // A job submitted while the page is open appears and reaches completed without a reload.
-    const jobId = await submitViaApi({ analyzer: 'sleep', input: { ms: 4000 } }, 'paging');
+    const jobId = await submitViaApi({ analyzer: 'sleep', input: { ms: 3000 } }, 'paging');
     const row = page.locator(`#jobs-table tr[data-job-id="${jobId}"]`);
     await row.locator('[data-status="queued"], [data-status="running"]').waitFor();
     await row.locator('[data-status="completed"]').waitFor();
@@ -418,6 +418,41 @@ describe.skipIf(!haveChromium)('web UI with API keys', () => {
       await page.click('#sign-out');
       await page.locator('#signin input[name=key]').waitFor();
       expect(await page.evaluate(() => (globalThis as any).sessionStorage.length)).toBe(0);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe.skipIf(!haveChromium)('web UI under a tenant rate limit', () => {
+  let server: TestServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    server = await startTestServer({ UPSHIFT_RATE_LIMIT_PER_MINUTE: '3', UPSHIFT_WORKER_ENABLED: 'false' });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('shows the 429 problem and polls again only after Retry-After', async () => {
+    const context = await browser.newContext({ storageState: { cookies: [], origins: [{ origin: server.url, localStorage: [{ name: 'upshift.org', value: 'limited' }] }] } });
+    try {
+      const page = await context.newPage();
+      const listCalls: number[] = [];
+      page.on('request', (r) => {
+        if (new URL(r.url()).pathname === '/analyze/jobs') listCalls.push(Date.now());
+      });
+      // 3 tokens: the list and the badge at load, one poll 2 s later; the next poll gets 429.
+      await page.goto(`${server.url}/ui/jobs`);
+      await page.locator('.problem[data-code="RATE_LIMITED"][data-status="429"]').waitFor({ timeout: 15_000 });
+      const limitedAt = Date.now();
+      await new Promise((r) => setTimeout(r, 3000));
+      // Retry-After is ~20 s (one token at 3/min): no list request in the 3 s after the 429
+      // (without the back-off, the 2 s poll would have sent one).
+      expect(listCalls.filter((t) => t > limitedAt)).toEqual([]);
+      expect(await page.locator('.problem').textContent()).toMatch(/Try again in \d+ s/);
     } finally {
       await context.close();
     }

@@ -65,3 +65,24 @@ export function query(params) {
 
 /** Path segment encoding for ids taken from the URL. */
 export const seg = (id) => encodeURIComponent(id);
+
+/**
+ * Runs `load` every `intervalMs` while the page is visible, until the page goes away. `load`
+ * may return an error it showed: on 429 RATE_LIMITED the next run waits the `Retry-After`
+ * the server asked for, so an open tab never keeps a rate-limited tenant over its limit.
+ * @param {() => Promise<unknown>} load
+ * @param {number} intervalMs
+ */
+export function poll(load, intervalMs) {
+  let timer = null;
+  const tick = async () => {
+    let wait = intervalMs;
+    if (document.visibilityState === 'visible') {
+      const err = await load();
+      if (err instanceof ApiError && err.status === 429) wait = Math.max(intervalMs, (Number(err.problem.retry_after_seconds) || 1) * 1000);
+    }
+    timer = setTimeout(tick, wait);
+  };
+  timer = setTimeout(tick, intervalMs);
+  window.addEventListener('pagehide', () => clearTimeout(timer), { once: true });
+}

@@ -1,12 +1,13 @@
 // Notification inbox: the tenant's in-app notifications (latest first), unread filter, cursor
 // paging, mark read; refreshed every POLL_MS. Also keeps the unread badge in the header.
-import { api, query, seg } from '../api.js';
+import { api, poll, query, seg } from '../api.js';
 import { h, replace, statusBadge, time } from '../dom.js';
 import { problemView } from '../problem.js';
 
 const PAGE_SIZE = 25;
 const POLL_MS = 5000;
 const BADGE_LIMIT = 100;
+const BADGE_POLL_MS = 15_000;
 
 export async function renderInbox(root, ctx) {
   const unread = ctx.params.get('unread') === 'true';
@@ -54,15 +55,14 @@ export async function renderInbox(root, ctx) {
         cursor ? h('a', { href: `/ui/inbox${query(base)}` }, '« Newest') : null,
         page.next_cursor ? h('a', { href: `/ui/inbox${query({ ...base, cursor: page.next_cursor })}`, id: 'inbox-older' }, 'Older »') : null,
       );
+      return null;
     } catch (e) {
       replace(problem, problemView(e));
+      return e;
     }
   };
   await load();
-  const timer = setInterval(() => {
-    if (document.visibilityState === 'visible') void load();
-  }, POLL_MS);
-  window.addEventListener('pagehide', () => clearInterval(timer), { once: true });
+  poll(load, POLL_MS);
 }
 
 function item(n, markRead) {
@@ -88,14 +88,16 @@ function item(n, markRead) {
 let badgeEl = null;
 
 async function refreshBadge() {
-  if (badgeEl === null) return;
+  if (badgeEl === null) return null;
   try {
     const page = await api(`/notifications${query({ unread: 'true', limit: BADGE_LIMIT })}`);
     const n = page.notifications.length;
     badgeEl.hidden = n === 0;
     badgeEl.textContent = page.next_cursor ? `${n}+` : String(n);
-  } catch {
+    return null;
+  } catch (e) {
     // The badge is a hint; pages show API errors themselves.
+    return e;
   }
 }
 
@@ -103,8 +105,5 @@ async function refreshBadge() {
 export function startUnreadBadge(el) {
   badgeEl = el;
   void refreshBadge();
-  const timer = setInterval(() => {
-    if (document.visibilityState === 'visible') void refreshBadge();
-  }, POLL_MS);
-  window.addEventListener('pagehide', () => clearInterval(timer), { once: true });
+  poll(refreshBadge, BADGE_POLL_MS);
 }

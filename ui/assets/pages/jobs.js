@@ -1,7 +1,7 @@
 // Job list: filters (status, analyzer), cursor paging, statuses kept live by polling the
 // current page (one request every POLL_MS; following a stream per job would use up the
 // browser's six connections per server).
-import { api, query } from '../api.js';
+import { api, poll, query } from '../api.js';
 import { h, progressBar, replace, statusBadge, time } from '../dom.js';
 import { problemView } from '../problem.js';
 
@@ -44,7 +44,6 @@ export async function renderJobs(root, ctx) {
   replace(root, h('div', { class: 'page-head' }, h('h1', null, 'Jobs'), h('a', { class: 'button', href: '/ui/submit' }, 'Submit a job')), filters, problem, table, pager, live);
 
   const base = { status: status || undefined, analyzer: analyzer || undefined };
-  let timer = null;
   const load = async () => {
     try {
       const page = await api(`/analyze/jobs${query({ ...base, cursor: cursor || undefined, limit: PAGE_SIZE })}`);
@@ -56,17 +55,14 @@ export async function renderJobs(root, ctx) {
         page.next_cursor ? h('a', { href: `/ui/jobs${query({ ...base, cursor: page.next_cursor })}`, id: 'page-older' }, 'Older »') : null,
       );
       live.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every ${POLL_MS / 1000} s`;
+      return null;
     } catch (e) {
       replace(problem, problemView(e));
+      return e;
     }
   };
-  const tick = async () => {
-    if (document.visibilityState === 'visible') await load();
-    timer = setTimeout(tick, POLL_MS);
-  };
   await load();
-  timer = setTimeout(tick, POLL_MS);
-  window.addEventListener('pagehide', () => clearTimeout(timer), { once: true });
+  poll(load, POLL_MS);
 }
 
 function renderRows(tbody, jobs) {
