@@ -4,6 +4,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient, eventually, startTestServer, type TestServer } from '../helpers/server.js';
 import { parseOrgId } from '../../src/core/ids.js';
+import { AUDIENCE, ISSUER, signToken, startJwksServer, testKey, type JwksServer } from '../helpers/jwks.js';
 import { requireProgram } from '../helpers/services.js';
 
 /**
@@ -418,6 +419,46 @@ describe.skipIf(!haveChromium)('web UI with API keys', () => {
       await page.click('#sign-out');
       await page.locator('#signin input[name=key]').waitFor();
       expect(await page.evaluate(() => (globalThis as any).sessionStorage.length)).toBe(0);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe.skipIf(!haveChromium)('web UI with JWTs', () => {
+  let server: TestServer;
+  let jwks: JwksServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    const key = await testKey('ui-key');
+    jwks = await startJwksServer([key]);
+    server = await startTestServer({ UPSHIFT_AUTH_MODE: 'jwt', UPSHIFT_JWT_JWKS_URL: jwks.url, UPSHIFT_JWT_ISSUER: ISSUER, UPSHIFT_JWT_AUDIENCE: AUDIENCE });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+    token = await signToken(key, { org_id: 'jwtorg' });
+  });
+  let token = '';
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await jwks?.close();
+  });
+
+  it('signs in with a token and follows a job live over the authenticated stream', async () => {
+    const r = await fetch(`${server.url}/analyze/jobs`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ analyzer: 'sleep', input: { ms: 1500, steps: 2 } }) });
+    expect(r.status).toBe(202);
+    const { job_id: jobId } = (await r.json()) as { job_id: string };
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      page.setDefaultTimeout(15_000);
+      await page.goto(`${server.url}/ui/jobs/${jobId}`);
+      expect(await page.locator('#signin label[for=key-input]').textContent()).toBe('Token (JWT)');
+      await page.fill('#signin input[name=key]', token);
+      await page.click('#signin button[type=submit]');
+      await page.locator('#job-summary [data-status="completed"]').waitFor();
+      expect(await page.locator('#partial-count').textContent()).toBe('2');
+      expect(await page.locator('#timeline li[data-type="job.completed"]').count()).toBe(1);
+      expect(await page.content()).not.toContain(token);
     } finally {
       await context.close();
     }

@@ -11,6 +11,12 @@ import { problemView } from './problem.js';
 
 const root = document.getElementById('app');
 
+const WELCOME = {
+  'trusted-header': 'Enter the org you act for. It is sent as X-Org-Id with every request.',
+  'api-key': 'This server authenticates with API keys. Enter one to act for its org.',
+  jwt: 'This server authenticates with bearer tokens (JWTs) from your identity provider. Paste one; you act for the org it names.',
+};
+
 async function loadConfig() {
   const res = await fetch('/ui/config.json', { cache: 'no-store' });
   if (!res.ok) throw new Error(`could not load /ui/config.json (HTTP ${res.status})`);
@@ -46,7 +52,7 @@ async function boot() {
   if (!hasCredentials()) {
     replace(
       root,
-      h('section', { class: 'welcome' }, h('h1', null, 'Sign in'), h('p', null, config.auth_mode === 'api-key' ? 'This server authenticates with API keys. Enter one to act for its org.' : 'Enter the org you act for. It is sent as X-Org-Id with every request.'), signInForm(reload)),
+      h('section', { class: 'welcome' }, h('h1', null, 'Sign in'), h('p', null, WELCOME[config.auth_mode] ?? WELCOME['api-key']), signInForm(reload)),
     );
     return;
   }

@@ -1,7 +1,8 @@
 // Who the browser acts as. `trusted-header` servers: an org id, sent as X-Org-Id (kept in
-// localStorage; the gateway in front is what really vouches for it). `api-key` servers: a key,
-// sent as Authorization: Bearer — kept for this tab only (sessionStorage) unless the user asks
-// to remember it on this device. The key is never written into the page.
+// localStorage; the gateway in front is what really vouches for it). `api-key` and `jwt`
+// servers: a bearer credential (an API key, or a JWT from the identity provider), sent as
+// Authorization: Bearer — kept for this tab only (sessionStorage) unless the user asks to
+// remember it on this device. The credential is never written into the page.
 import { h, replace } from './dom.js';
 
 const ORG = 'upshift.org';
@@ -52,7 +53,7 @@ function forget() {
  */
 export function renderAuthBar(el, onChange) {
   if (hasCredentials()) {
-    const who = mode === 'trusted-header' ? h('span', null, 'Org ', h('strong', { id: 'current-org' }, currentOrg())) : h('span', null, 'Signed in with an API key');
+    const who = mode === 'trusted-header' ? h('span', null, 'Org ', h('strong', { id: 'current-org' }, currentOrg())) : h('span', null, `Signed in with ${mode === 'jwt' ? 'a token' : 'an API key'}`);
     replace(
       el,
       who,
@@ -90,7 +91,8 @@ export function signInForm(onChange) {
       error,
     );
   }
-  const input = h('input', { name: 'key', id: 'key-input', type: 'password', placeholder: 'upk_…', autocomplete: 'off', required: true, 'aria-label': 'API key' });
+  const label = mode === 'jwt' ? 'Token (JWT)' : 'API key';
+  const input = h('input', { name: 'key', id: 'key-input', type: 'password', placeholder: mode === 'jwt' ? 'eyJ…' : 'upk_…', autocomplete: 'off', required: true, 'aria-label': label });
   const remember = h('input', { type: 'checkbox', id: 'remember-key' });
   return h(
     'form',
@@ -107,7 +109,7 @@ export function signInForm(onChange) {
         onChange();
       },
     },
-    h('label', { for: 'key-input' }, 'API key'),
+    h('label', { for: 'key-input' }, label),
     input,
     h('label', { class: 'check' }, remember, 'remember on this device'),
     h('button', { type: 'submit' }, 'Sign in'),
