@@ -1,3 +1,4 @@
+import { SERVER_SYSTEMS } from './scenarios/serverSystems.js';
 import { loadavg } from 'node:os';
 import { runChild, summarise, writeReport, type Measurement } from './harness.js';
 
@@ -116,19 +117,24 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
     return out;
   },
   /**
-   * HTTP API of a real embedded server (bench/scenarios/upshiftHttp.ts): GET /analyze/jobs/{id}
+   * HTTP API of a real server (bench/scenarios/upshiftHttp.ts) per server system — embedded,
+   * PostgreSQL, PostgreSQL + BullMQ (serverSystems.ts), interleaved: GET /analyze/jobs/{id}
    * open-loop at 2,000/s idle and while a producer process submits 1,000 jobs/s, then POST and GET
    * max with autocannon; every load generator in its own process. Upshift only (no peer has an HTTP API).
    */
   async http({ reps, quick }) {
     const out: Measurement[] = [];
-    for (let i = 0; i < reps; i++) out.push(...(await runChild('scenarios/upshiftHttp.js', ['2000', '1000', quick ? '3' : '10', '32'], {}, 300_000)));
+    for (let i = 0; i < reps; i++) {
+      for (const system of serverSystems()) out.push(...(await runChild('scenarios/upshiftHttp.js', ['2000', '1000', quick ? '3' : '10', '32'], { BENCH_SERVER_SYSTEM: system }, 300_000)));
+    }
     return out;
   },
-  /** 1,000 concurrent SSE streams, commit→client latency (bench/scenarios/upshiftSse.ts). Upshift only. */
+  /** 1,000 concurrent SSE streams, commit→client latency (bench/scenarios/upshiftSse.ts), per server system. Upshift only. */
   async sse({ reps, quick }) {
     const out: Measurement[] = [];
-    for (let i = 0; i < reps; i++) out.push(...(await runChild('scenarios/upshiftSse.js', ['1000', quick ? '3' : '10', '1'], {}, 300_000)));
+    for (let i = 0; i < reps; i++) {
+      for (const system of serverSystems()) out.push(...(await runChild('scenarios/upshiftSse.js', ['1000', quick ? '3' : '10', '1'], { BENCH_SERVER_SYSTEM: system }, 300_000)));
+    }
     return out;
   },
   // Retention under API load (bench/scenarios/retention.ts): >= 1,000,000 eligible events.
@@ -138,6 +144,11 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
     return out;
   },
 };
+
+/** The server systems of the http/sse scenarios that `--systems` left in (all three by default). */
+function serverSystems(): string[] {
+  return SERVER_SYSTEMS.filter((name) => systems.some((s) => s.name === name));
+}
 
 const comparative = new Set(['enqueue', 'process', 'latency', 'pg']);
 /** The system the ratios of a comparative scenario are computed for (default: Upshift embedded). */

@@ -20,7 +20,8 @@ import { percentile } from '../harness.js';
  */
 const dir = mkdtempSync(join(tmpdir(), 'upshift-bench-server-'));
 const config = loadConfig(process.env, {
-  UPSHIFT_DATABASE_URL: `sqlite:${join(dir, 'bench.db')}`,
+  // The orchestrator's system (serverSystems.ts) may point the server at PostgreSQL.
+  UPSHIFT_DATABASE_URL: process.env.UPSHIFT_DATABASE_URL ?? `sqlite:${join(dir, 'bench.db')}`,
   UPSHIFT_DATA_DIR: dir,
   UPSHIFT_HOST: '127.0.0.1',
   UPSHIFT_PORT: '0',

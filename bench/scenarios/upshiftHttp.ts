@@ -1,6 +1,7 @@
 import { percentile } from '../harness.js';
 import type { CannonConfig, CannonResult } from './httpCannon.js';
 import type { OpenLoopConfig, OpenLoopResult } from './httpOpenLoop.js';
+import { serverSystemEnv, serverSystemFromEnv } from './serverSystems.js';
 import { forkChild, sleep, startServer, type Child } from './procs.js';
 
 /**
@@ -24,9 +25,10 @@ const produceRate = Number(produceArg);
 const seconds = Number(secondsArg);
 const org = 'bench';
 const emit = (metric: string, value: number, unit: string, extra?: Record<string, number | string>) =>
-  process.stdout.write(JSON.stringify({ system: 'upshift-embedded', metric, value, unit, extra }) + '\n');
+  process.stdout.write(JSON.stringify({ system: serverSystemFromEnv(), metric, value, unit, extra }) + '\n');
 
-const server = await startServer({});
+const target = serverSystemEnv(serverSystemFromEnv());
+const server = await startServer(target.env);
 const { url } = server;
 try {
   // --- 1. seed -------------------------------------------------------------------------
@@ -126,5 +128,6 @@ try {
   emit('server CPU per GET at GET max', (getMaxServer.cpuCores * 1e6) / getMax.okPerSecond, 'µs');
 } finally {
   await server.stop();
+  await target.cleanup();
 }
 process.exit(0);

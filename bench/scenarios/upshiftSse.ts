@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { percentile } from '../harness.js';
+import { serverSystemEnv, serverSystemFromEnv } from './serverSystems.js';
 import { forkChild, openFilesLimit, sleep, startServer } from './procs.js';
 import type { SseConfig, SseResult } from './sseClients.js';
 
@@ -22,7 +23,7 @@ const streams = Number(streamsArg);
 const seconds = Number(secondsArg);
 const stepsPerSecond = Number(stepsArg);
 const emit = (metric: string, value: number, unit: string, extra?: Record<string, number | string>) =>
-  process.stdout.write(JSON.stringify({ system: 'upshift-embedded', metric, value, unit, extra }) + '\n');
+  process.stdout.write(JSON.stringify({ system: serverSystemFromEnv(), metric, value, unit, extra }) + '\n');
 
 const needFiles = 2 * streams + 1024;
 const limit = openFilesLimit();
@@ -39,7 +40,8 @@ if (limit < needFiles) {
 
 // The jobs outlive the window (warm-up included); the stop ends the streams, close() the jobs.
 const sleepMs = (seconds + 20) * 1000;
-const server = await startServer({ UPSHIFT_WORKER_CONCURRENCY: String(streams) });
+const target = serverSystemEnv(serverSystemFromEnv());
+const server = await startServer({ ...target.env, UPSHIFT_WORKER_CONCURRENCY: String(streams) });
 try {
   const cfg: SseConfig = { url: server.url, org: 'bench', streams, sleepMs, steps: Math.round((sleepMs / 1000) * stepsPerSecond), spreadMs: 1000 / stepsPerSecond };
   const clients = forkChild(new URL('./sseClients.js', import.meta.url), { BENCH_SSE: JSON.stringify(cfg) });
@@ -65,5 +67,6 @@ try {
   if (opened < streams || r.errors > 0 || r.badStatus > 0) process.exitCode = 1;
 } finally {
   await server.stop();
+  await target.cleanup();
 }
 process.exit(process.exitCode ?? 0);
