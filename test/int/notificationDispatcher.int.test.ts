@@ -27,7 +27,7 @@ function fakeSender(answer: (m: WebhookMessage, n: number) => WebhookSendResult 
   return { sender, calls };
 }
 
-async function setup(sender: WebhookSender, over: Partial<NotificationDispatcherOptions> = {}) {
+async function setup(sender: WebhookSender, over: Partial<NotificationDispatcherOptions> = {}, opts: { start?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-dispatch-'));
   const store = createSqliteJobStore({ file: join(dir, 'db.sqlite') });
   await store.migrate();
@@ -45,7 +45,7 @@ async function setup(sender: WebhookSender, over: Partial<NotificationDispatcher
     metrics: { notificationDelivered: (channel, status) => metrics.push(`${channel}:${status}`) },
     ...over,
   });
-  dispatcher.start();
+  if (opts.start !== false) dispatcher.start();
   const finish = async (orgId: OrgId = A, status: 'completed' | 'failed' = 'completed', count = 1) => {
     const now = Date.now();
     await Promise.all(
@@ -155,12 +155,15 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
   it('rate limits delay deliveries (never drop them)', async () => {
     const { sender } = fakeSender(() => ({ ok: true, statusCode: 200 }));
     // 600/min: a burst of 600, then one every 100 ms.
-    const t = await setup(sender, { rateLimits: { inAppPerMinute: 600, webhookPerMinute: 0 } });
+    // The dispatcher starts once every job is terminal: the bucket cannot refill while a slow
+    // (loaded) machine is still finishing jobs, so exactly the 6 over the burst must wait.
+    const t = await setup(sender, { rateLimits: { inAppPerMinute: 600, webhookPerMinute: 0 } }, { start: false });
     open.push(t);
-    const started = Date.now();
     const ids = await t.finish(A, 'completed', 606);
     expect(ids).toHaveLength(606);
-    await until(async () => (await t.store.listInbox(A, { unreadOnly: false, limit: 1000 })).length === ids.length, 10_000);
+    const started = Date.now();
+    t.dispatcher.start();
+    await until(async () => (await t.store.listInbox(A, { unreadOnly: false, limit: 1000 })).length === ids.length, 30_000);
     // The 6 over the burst went out one per token interval, not at once and not never.
     expect(Date.now() - started).toBeGreaterThanOrEqual(450);
     expect(t.metrics.filter((m) => m === 'in_app:delayed').length).toBeGreaterThanOrEqual(6);
