@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { newToken } from '../../../core/ids.js';
 import type { ClaimedJob } from '../../../core/job.js';
@@ -46,12 +47,16 @@ export class PostgresDispatchStore {
   private readonly s: string;
   private pending: Array<{ req: ClaimByIdRequest; resolve: (r: ClaimByIdResult) => void; reject: (e: unknown) => void }> = [];
   private flushScheduled = false;
+  /** The claim statement, prepared once per connection (named per schema, like the store's). */
+  private readonly claim: { readonly name: string; readonly text: string };
 
   constructor(opts: { url: string; schema?: string; appRole?: string; internalRole?: string; poolSize?: number }) {
     this.names = resolveNames(opts);
     this.s = ident(this.names.schema);
     this.pool = createPool(opts.url, Math.max(2, opts.poolSize ?? 4), 'upshift-dispatch');
     this.pool.on('error', () => undefined);
+    const tag = createHash('sha256').update(this.names.schema).digest('hex').slice(0, 12);
+    this.claim = { name: `ups_${tag}_dispatch_claim`, text: this.claimSql() };
   }
 
   get schema(): string {
@@ -85,8 +90,13 @@ export class PostgresDispatchStore {
     }
   }
 
-  /** One statement in its own transaction as the internal role: BEGIN, role, statement and COMMIT pipelined. */
-  async internalStatement<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+  /**
+   * One statement in its own transaction as the internal role: BEGIN, role, statement and COMMIT
+   * pipelined. `positionLockFirst`: the statement touches jobs, so it follows the store's lock
+   * order (PgGroupCommit): the commit-order position lock is taken right after BEGIN, before any
+   * job row lock, with the same transaction-local planner settings (key probes only).
+   */
+  async internalStatement<R extends pg.QueryResultRow>(statement: string | { readonly name: string; readonly text: string }, values: unknown[], positionLockFirst = false): Promise<R[]> {
     let c: pg.PoolClient;
     try {
       c = await this.pool.connect();
@@ -94,17 +104,21 @@ export class PostgresDispatchStore {
       throw toStoreError(e);
     }
     let broken = false;
-    const sent = [
+    const text = typeof statement === 'string' ? statement : statement.text;
+    const setup = [
       c.query('BEGIN'),
       c.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`, [this.names.internalRole]),
-      c.query<R>(text, values),
-      c.query('COMMIT'),
-    ] as const;
-    for (const p of sent) p.catch(() => undefined);
+      ...(positionLockFirst
+        ? [c.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), set_config('enable_seqscan', 'off', true), set_config('enable_mergejoin', 'off', true)`, [`upshift.positions.${this.names.schema}`])]
+        : []),
+    ];
+    const main = c.query<R>(typeof statement === 'string' ? { text, values } : { name: statement.name, text, values });
+    const commit = c.query('COMMIT');
+    for (const p of [...setup, main, commit]) p.catch(() => undefined);
     try {
-      await Promise.all(sent.slice(0, 2));
-      const rows = (await sent[2]).rows;
-      if ((await sent[3]).command !== 'COMMIT') throw new Error('the dispatch transaction was rolled back');
+      await Promise.all(setup);
+      const rows = (await main).rows;
+      if ((await commit).command !== 'COMMIT') throw new Error('the dispatch transaction was rolled back');
       return rows;
     } catch (e) {
       broken = isConnectionError(e);
@@ -232,13 +246,15 @@ export class PostgresDispatchStore {
     const now = Math.max(...reqs.map((r) => r.now));
     const orgs = reqs.map((r) => r.orgId);
     const ids = reqs.map((r) => r.jobId);
-    // The claim holds the global position lock from its event insert until COMMIT: COMMIT is
-    // pipelined right behind it (one round trip), and the state of the jobs it could not claim
-    // is read afterwards, outside that transaction.
-    const rows = await this.internalStatement<JobRow & { event_position: number }>(this.claimSql(), [
-      orgs, ids, now, newToken('lse_'), now + first.leaseMs, first.workerId,
-      `upshift.positions.${this.names.schema}`, this.names.channel,
-    ]);
+    // The claim takes the global position lock first (the store's lock order: no job row lock
+    // is held while waiting for it) and holds it until COMMIT, which is pipelined right behind the
+    // statement (one round trip); the state of the jobs it could not claim is read afterwards,
+    // outside that transaction.
+    const rows = await this.internalStatement<JobRow & { event_position: number }>(
+      this.claim,
+      [orgs, ids, now, newToken('lse_'), now + first.leaseMs, first.workerId, `upshift.positions.${this.names.schema}`, this.names.channel],
+      true,
+    );
     const claimed = new Map(rows.map((r) => [`${r.org_id}:${r.job_id}`, toClaimedJob(r)]));
     const missing = reqs.filter((r) => !claimed.has(`${r.orgId}:${r.jobId}`));
     const states = new Map<string, { status: string; run_at: number }>();
