@@ -29,6 +29,7 @@ import { defineAnalyzer, PermanentError, type Analyzer } from './core/analyzer.j
 import { coerceError, UpshiftError, type ErrorCode } from './core/errors.js';
 import { isTerminalEvent } from './core/events.js';
 import type { RetentionReport } from './core/retention.js';
+import { createFeatureFlagSource } from './adapters/flags/featureFlagSource.js';
 import { buildHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './ports/clock.js';
 import type { DeliveryStore, InAppDelivery } from './ports/deliveryStore.js';
@@ -312,8 +313,10 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
     return queue.status === 'rejected' ? { ok: false, checks, code: 'QUEUE_UNAVAILABLE' as const } : { ok: true, checks };
   };
   const tokens = config.auth.jwt ? createJwtVerifier(config.auth.jwt, clock) : undefined;
+  // Read (and validated) at startup: an invalid flags file fails the start with CONFIG_INVALID.
+  const flags = createFeatureFlagSource({ inline: config.featureFlags.inline, file: config.featureFlags.file, logger });
   const http =
-    opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, ...(tokens && { tokens }), config, logger, readiness, metrics, tracer, notifications });
+    opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, ...(tokens && { tokens }), config, logger, readiness, metrics, tracer, notifications, flags });
 
   const rc = config.retention;
   const retentionDefaults = { batchSize: rc.batchSize, maxRowsPerBatch: rc.maxRowsPerBatch, pauseMs: rc.pauseMs };
@@ -382,6 +385,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       offTransitions();
       offInAppMetric();
       metrics.close();
+      flags.close();
       await feed.close();
       await store.close();
       await closeDatasetProfilePool();

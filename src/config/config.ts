@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { UpshiftError } from '../core/errors.js';
+import { parseFeatureFlags } from '../core/featureFlags.js';
 
 /**
  * The one validated, frozen configuration. Only this module reads process.env; every other
@@ -87,6 +88,8 @@ export interface Config {
     };
   };
   readonly analyzerModules: readonly string[];
+  /** Feature flags (core/featureFlags.ts): inline JSON, or a file re-read on change (wins when set). */
+  readonly featureFlags: { readonly inline: string; readonly file: string | null };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** OpenTelemetry traces: on when enabled and an OTLP endpoint is set (docs/configuration.md). */
   readonly tracing: { readonly enabled: boolean; readonly otlpEndpoint: string | null; readonly serviceName: string };
@@ -180,6 +183,8 @@ export const CONFIG_KEYS = {
   UPSHIFT_WEBHOOK_CONCURRENCY: '32',
   UPSHIFT_WEBHOOK_ALLOW_PRIVATE: 'false',
   UPSHIFT_ANALYZERS: '',
+  UPSHIFT_FEATURE_FLAGS: '',
+  UPSHIFT_FEATURE_FLAGS_FILE: '',
   UPSHIFT_LOG_LEVEL: 'info',
   UPSHIFT_OTEL_ENABLED: 'true',
   // The standard OpenTelemetry names, so collectors and platforms configure Upshift as usual.
@@ -332,6 +337,11 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
         concurrency: int('UPSHIFT_WEBHOOK_CONCURRENCY', 1, 10_000),
         allowPrivate: bool('UPSHIFT_WEBHOOK_ALLOW_PRIVATE'),
       },
+    },
+    featureFlags: {
+      // Validated here (CONFIG_INVALID at boot); a file is read and validated when the server starts.
+      inline: (parseFeatureFlags(get('UPSHIFT_FEATURE_FLAGS'), 'UPSHIFT_FEATURE_FLAGS'), get('UPSHIFT_FEATURE_FLAGS')),
+      file: get('UPSHIFT_FEATURE_FLAGS_FILE').trim() === '' ? null : resolve(get('UPSHIFT_FEATURE_FLAGS_FILE').trim()),
     },
     analyzerModules: get('UPSHIFT_ANALYZERS').split(',').map((s) => s.trim()).filter(Boolean).map((p) => resolve(p)),
     logLevel: oneOf('UPSHIFT_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),

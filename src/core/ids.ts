@@ -69,6 +69,8 @@ export function parseResultId(raw: unknown): ResultId {
   return raw as ResultId;
 }
 
+export const isOrgId = (raw: unknown): raw is OrgId => typeof raw === 'string' && ORG_RE.test(raw);
+
 export const isJobId = (raw: unknown): raw is JobId => typeof raw === 'string' && JOB_RE.test(raw);
 
 /** 48-bit millisecond prefix (ULID-style) then 80 random bits, base32: sorts by creation time. */

@@ -1,3 +1,4 @@
+import type { FeatureFlagSource } from '../ports/featureFlags.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { FastifyRequest } from 'fastify';
 import type { AnalyzerRegistry } from '../app/analyzerRegistry.js';
@@ -28,6 +29,7 @@ export interface RouteContext {
   readonly config: Config;
   readonly logger: Logger;
   readonly open: OpenRequests;
+  readonly flags: FeatureFlagSource;
 }
 
 /** The org of a tenant route (set by the onRequest hook). */

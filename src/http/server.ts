@@ -12,6 +12,7 @@ import type { Logger } from '../ports/logger.js';
 import type { HttpMetrics } from '../ports/metrics.js';
 import type { TokenVerifier } from '../ports/tokenVerifier.js';
 import type { Tracer } from '../ports/tracer.js';
+import { noFeatureFlags, type FeatureFlagSource } from '../ports/featureFlags.js';
 import type { Readiness, RouteContext } from './context.js';
 import { requestPath, sendProblem } from './problem.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -43,6 +44,8 @@ export interface HttpDeps {
   tracer?: Tracer;
   /** Notification and webhook routes (docs/notifications.md); absent → not served. */
   notifications?: NotificationService;
+  /** Per-tenant feature flags (core/featureFlags.ts); absent → every flag off. */
+  flags?: FeatureFlagSource;
 }
 
 /** Requests slower than this are logged (except streams and sync waits, slow by design). */
@@ -137,7 +140,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  const ctx: RouteContext = { service: deps.service, registry: deps.registry, config, logger: log, open };
+  const ctx: RouteContext = { service: deps.service, registry: deps.registry, config, logger: log, open, flags: deps.flags ?? noFeatureFlags };
   opsRoutes(app, deps.readiness);
   if (deps.metrics) metricsRoutes(app, deps.metrics);
   jobRoutes(app, ctx);

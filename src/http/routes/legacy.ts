@@ -28,7 +28,8 @@ export function legacyRoutes(app: FastifyInstance, ctx: RouteContext): void {
         description:
           'Submits a job and waits for it: 200 with the final result; a failed job → 422 ANALYZER_FAILED, a canceled one → ' +
           '409 JOB_CANCELED, no result within the sync timeout → 504 ANALYZER_TIMEOUT (the job keeps running); every problem ' +
-          'carries `job_id` and `status_url`. `Prefer: respond-async` or `?mode=async` answers 202 like POST /analyze/jobs.',
+          'carries `job_id` and `status_url`. `Prefer: respond-async` or `?mode=async` answers 202 like POST /analyze/jobs; so does ' +
+          'every request of a tenant with the feature flag `legacy_async_default` on, unless it asks `?mode=sync`.',
         headers: LegacyHeaders,
         querystring: LegacyQuery,
         body: { content: submitBodyContent(LegacySubmitBody) },
@@ -41,11 +42,13 @@ export function legacyRoutes(app: FastifyInstance, ctx: RouteContext): void {
     },
     async (request, reply) => {
       const prefer = request.headers.prefer;
-      const wantsAsync = request.query.mode === 'async' || (typeof prefer === 'string' && /(^|[,;\s])respond-async\b/i.test(prefer));
+      const org = orgOf(request);
+      const askedAsync = request.query.mode === 'async' || (typeof prefer === 'string' && /(^|[,;\s])respond-async\b/i.test(prefer));
+      // Feature flag legacy_async_default: async unless the request insists on waiting (?mode=sync).
+      const wantsAsync = askedAsync || (request.query.mode !== 'sync' && ctx.flags.decide('legacy_async_default', org).on);
       const submitted = await submitFromRequest(request, ctx, request.query);
       if (wantsAsync) return sendAccepted(reply, submitted);
 
-      const org = orgOf(request);
       const { job, end } = await waitForJob(ctx, org, submitted.job, reply.raw);
       const ref = { job_id: job.jobId, status_url: jobUrl(job.jobId), job_status: job.status };
       switch (job.status) {
