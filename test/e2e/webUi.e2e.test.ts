@@ -190,6 +190,16 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     expect(timeline.length).toBe(api.body.events.length);
     expect((await acme()(`/analyze/jobs/${jobId}`)).body).toMatchObject({ status: 'completed', priority: 5 });
 
+    // The same request with an idempotency key twice: one job, and the form says so.
+    await page.goto(`${server.url}/ui/submit`);
+    await page.fill('#submit-input', '{"ms": 1}');
+    await page.fill('#submit-idempotency-key', 'ui-once');
+    await page.click('#submit-button');
+    const first = await page.locator('#created-job').getAttribute('data-job-id');
+    await page.click('#submit-button');
+    await page.locator('#created-job', { hasText: 'Already submitted with this idempotency key' }).waitFor();
+    expect(await page.locator('#created-job').getAttribute('data-job-id')).toBe(first);
+
     // The job list shows it with its final status; the filter narrows the list.
     await page.goto(`${server.url}/ui/jobs?status=completed&analyzer=sleep`);
     await page.locator(`#jobs-table tr[data-job-id="${jobId}"] [data-status="completed"]`).waitFor();
@@ -360,6 +370,25 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     await page.goto(`${server.url}/ui/results/${job.result_id}`);
     await page.locator('.problem[data-code="RESULT_NOT_FOUND"]').waitFor();
     expect(await page.content()).not.toContain('acme-only');
+  });
+
+  it('uploads a dataset file from the form; a failed job shows its error', async () => {
+    const page = await openPage('acme');
+    await page.goto(`${server.url}/ui/submit`);
+    await page.selectOption('#submit-analyzer', 'dataset-profile');
+    await page.setInputFiles('#submit-file', { name: 'cities.csv', mimeType: 'text/csv', buffer: Buffer.from(CSV) });
+    await page.click('#submit-button');
+    await page.locator('#created-job-link').click();
+    await page.locator('#job-summary [data-status="completed"]').waitFor();
+    await page.locator('#final-result .profile-headline', { hasText: '8 rows' }).waitFor();
+    const jobId = page.url().split('/').pop()!;
+    expect((await acme()(`/analyze/jobs/${jobId}`)).body).toMatchObject({ analyzer: 'dataset-profile', status: 'completed' });
+
+    const failed = await submitViaApi({ analyzer: 'sleep', input: { ms: 1, fail: 'permanent' } });
+    await page.goto(`${server.url}/ui/jobs/${failed}`);
+    await page.locator('#job-summary [data-status="failed"]').waitFor();
+    expect(await page.locator('#job-error').textContent()).toContain('permanent failure requested by input');
+    expect(await page.locator('#timeline li[data-type="job.failed"]').count()).toBe(1);
   });
 
   it('the submit form shows the 4xx problem for malformed JSON and for input the analyzer rejects', async () => {

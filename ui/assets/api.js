@@ -33,7 +33,8 @@ export async function errorFrom(res) {
  * Calls the API. `body`: an object (sent as JSON), a string (sent as is, as JSON unless
  * `contentType` says otherwise) or a Blob/File (sent as is). Answers parsed JSON (or null).
  * @param {string} path
- * @param {{method?: string, body?: unknown, contentType?: string, headers?: Record<string, string>, signal?: AbortSignal}} [opts]
+ * `onResponse` sees the successful response (e.g. for its headers) before the body is parsed.
+ * @param {{method?: string, body?: unknown, contentType?: string, headers?: Record<string, string>, signal?: AbortSignal, onResponse?: (res: Response) => void}} [opts]
  */
 export async function api(path, opts = {}) {
   const headers = { accept: 'application/json', ...authHeaders(), ...opts.headers };
@@ -51,6 +52,7 @@ export async function api(path, opts = {}) {
     throw new ApiError(0, { title: 'Network error', detail: `the server did not answer (${e instanceof Error ? e.message : String(e)})` });
   }
   if (!res.ok) throw await errorFrom(res);
+  opts.onResponse?.(res);
   const text = await res.text();
   return text === '' ? null : JSON.parse(text);
 }

@@ -38,6 +38,10 @@ export async function renderSubmit(root, ctx) {
     if (key !== '') headers['idempotency-key'] = key;
     const prio = priority.value.trim();
     const attempts = maxAttempts.value.trim();
+    let replayed = false;
+    const onResponse = (res) => {
+      replayed = res.headers.get('idempotent-replayed') === 'true';
+    };
     try {
       let created;
       const upload = file.files?.[0];
@@ -47,13 +51,14 @@ export async function renderSubmit(root, ctx) {
           body: upload,
           contentType: format === 'ndjson' ? 'application/x-ndjson' : 'text/csv',
           headers,
+          onResponse,
         });
       } else {
         // Built as text so the input goes to the server exactly as typed.
         const members = [`"analyzer":${JSON.stringify(analyzer.value)}`, `"input":${input.value.trim() === '' ? 'null' : input.value}`];
         if (prio !== '') members.push(`"priority":${Number(prio)}`);
         if (attempts !== '') members.push(`"max_attempts":${Number(attempts)}`);
-        created = await api('/analyze/jobs', { body: `{${members.join(',')}}`, headers });
+        created = await api('/analyze/jobs', { body: `{${members.join(',')}}`, headers, onResponse });
       }
       const href = `/ui/jobs/${encodeURIComponent(created.job_id)}`;
       replace(
@@ -61,7 +66,7 @@ export async function renderSubmit(root, ctx) {
         h(
           'div',
           { class: 'created card', id: 'created-job', 'data-job-id': created.job_id },
-          h('strong', null, 'Job submitted: '),
+          h('strong', null, replayed ? 'Already submitted with this idempotency key: ' : 'Job submitted: '),
           h('a', { href, class: 'mono', id: 'created-job-link' }, created.job_id),
           ' ',
           statusBadge(created.status),
