@@ -17,6 +17,15 @@ const haveChromium = requireProgram('Chromium (headless browser for the web UI s
 const SCREENSHOTS = process.env.UPSHIFT_UI_SCREENSHOTS ?? null;
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
+/** One browser for the file (each test opens its own contexts); launched only if present. */
+let browser: Browser;
+beforeAll(async () => {
+  if (haveChromium) browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
 const CSV = ['city,temp,visits,when', 'Oslo,4.5,10,2026-01-01', 'Rome,17,12,2026-01-02', 'Lima,19.2,,2026-01-03', 'Oslo,3.9,7,2026-01-04', 'Pune,31,30,2026-01-05', 'Rome,16.5,11,2026-01-06', 'Oslo,2.1,9,2026-01-07', 'Lima,18,14,2026-01-08'].join('\n') + '\n';
 
 /** How the files are served: no browser needed. */
@@ -76,7 +85,6 @@ describe('web UI files', () => {
 
 describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
   let server: TestServer;
-  let browser: Browser;
   const acme = () => apiClient(server.url, 'acme');
   const contexts: BrowserContext[] = [];
   /** Page errors and CSP violations of the current test: the UI must run clean. */
@@ -84,7 +92,6 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
 
   beforeAll(async () => {
     server = await startTestServer({ UPSHIFT_NOTIFICATIONS_POLL_MS: '50' });
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
     if (SCREENSHOTS !== null) mkdirSync(SCREENSHOTS, { recursive: true });
   });
   afterEach(async () => {
@@ -94,7 +101,6 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     expect(problems).toEqual([]);
   });
   afterAll(async () => {
-    await browser?.close();
     await server?.close();
   });
 
@@ -416,13 +422,10 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
 
 describe.skipIf(!haveChromium)('web UI with API keys', () => {
   let server: TestServer;
-  let browser: Browser;
   beforeAll(async () => {
     server = await startTestServer({ UPSHIFT_AUTH_MODE: 'api-key' });
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
   });
   afterAll(async () => {
-    await browser?.close();
     await server?.close();
   });
 
@@ -457,17 +460,14 @@ describe.skipIf(!haveChromium)('web UI with API keys', () => {
 describe.skipIf(!haveChromium)('web UI with JWTs', () => {
   let server: TestServer;
   let jwks: JwksServer;
-  let browser: Browser;
   beforeAll(async () => {
     const key = await testKey('ui-key');
     jwks = await startJwksServer([key]);
     server = await startTestServer({ UPSHIFT_AUTH_MODE: 'jwt', UPSHIFT_JWT_JWKS_URL: jwks.url, UPSHIFT_JWT_ISSUER: ISSUER, UPSHIFT_JWT_AUDIENCE: AUDIENCE });
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
     token = await signToken(key, { org_id: 'jwtorg' });
   });
   let token = '';
   afterAll(async () => {
-    await browser?.close();
     await server?.close();
     await jwks?.close();
   });
@@ -496,13 +496,10 @@ describe.skipIf(!haveChromium)('web UI with JWTs', () => {
 
 describe.skipIf(!haveChromium)('web UI under a tenant rate limit', () => {
   let server: TestServer;
-  let browser: Browser;
   beforeAll(async () => {
-    server = await startTestServer({ UPSHIFT_RATE_LIMIT_PER_MINUTE: '3', UPSHIFT_WORKER_ENABLED: 'false' });
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+    server = await startTestServer({ UPSHIFT_RATE_LIMIT_PER_MINUTE: '2', UPSHIFT_WORKER_ENABLED: 'false' });
   });
   afterAll(async () => {
-    await browser?.close();
     await server?.close();
   });
 
@@ -514,12 +511,12 @@ describe.skipIf(!haveChromium)('web UI under a tenant rate limit', () => {
       page.on('request', (r) => {
         if (new URL(r.url()).pathname === '/analyze/jobs') listCalls.push(Date.now());
       });
-      // 3 tokens: the list and the badge at load, one poll 2 s later; the next poll gets 429.
+      // 2 tokens: the list and the badge at load; the first poll, 2 s later, gets 429.
       await page.goto(`${server.url}/ui/jobs`);
       await page.locator('.problem[data-code="RATE_LIMITED"][data-status="429"]').waitFor({ timeout: 15_000 });
       const limitedAt = Date.now();
       await new Promise((r) => setTimeout(r, 3000));
-      // Retry-After is ~20 s (one token at 3/min): no list request in the 3 s after the 429
+      // Retry-After is ~30 s (one token at 2/min): no list request in the 3 s after the 429
       // (without the back-off, the 2 s poll would have sent one).
       expect(listCalls.filter((t) => t > limitedAt)).toEqual([]);
       expect(await page.locator('.problem').textContent()).toMatch(/Try again in \d+ s/);
