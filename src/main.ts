@@ -23,7 +23,7 @@ import { NotificationDispatcher } from './app/notificationDispatcher.js';
 import { NotificationService } from './app/notificationService.js';
 import { runRetention, type RetentionOptions } from './app/retention.js';
 import { RetentionScheduler } from './app/retentionScheduler.js';
-import { WorkerRuntime } from './app/workerRuntime.js';
+import { readyHintOf, WorkerRuntime } from './app/workerRuntime.js';
 import type { Config } from './config/config.js';
 import { defineAnalyzer, PermanentError, type Analyzer } from './core/analyzer.js';
 import { coerceError, UpshiftError, type ErrorCode } from './core/errors.js';
@@ -259,9 +259,11 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   const offLocalWake =
     config.database.kind === 'postgres'
       ? store.onCommitted((events) => {
-          if (!events.some((e) => e.type === 'job.queued' || e.type === 'job.retrying')) return;
+          const queued = events.filter((e) => e.type === 'job.queued' || e.type === 'job.retrying');
+          if (queued.length === 0) return;
           dispatch?.relay.poke();
-          worker?.poke();
+          // With their orgs: the store dispatcher claims from orgs it knows to be ready without a read.
+          for (const e of queued) worker?.poke(readyHintOf(e));
         })
       : null;
 

@@ -368,7 +368,7 @@ export class WorkerRuntime implements DispatchSink {
 }
 
 /** What a job.queued / job.retrying event tells the dispatcher (undefined if its payload lacks run_at). */
-function readyHintOf(e: JobEvent): ReadyHint | undefined {
+export function readyHintOf(e: JobEvent): ReadyHint | undefined {
   const p = e.payload;
   if (p === null || typeof p !== 'object' || Array.isArray(p) || typeof p.run_at !== 'number') return undefined;
   return typeof p.analyzer === 'string' ? { orgId: e.orgId, runAt: p.run_at, analyzer: p.analyzer } : { orgId: e.orgId, runAt: p.run_at };
