@@ -290,6 +290,7 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     await page.locator('#timeline li[data-type="job.canceled"]').waitFor();
     expect(await page.locator('#timeline li[data-type="job.cancel_requested"]').count()).toBe(1);
     expect(await page.locator('#cancel-job').isDisabled()).toBe(true);
+    expect(await page.locator('#cancel-job').isHidden()).toBe(true);
     await page.locator('#stream-state[data-state="ended"]').waitFor();
     await shot(page, 'job-canceled');
     expect((await acme()(`/analyze/jobs/${jobId}`)).body.status).toBe('canceled');

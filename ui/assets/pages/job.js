@@ -73,7 +73,8 @@ export async function renderJob(root, _ctx, jobId) {
         job.result_id ? fact('Latest result', h('a', { href: `/ui/results/${encodeURIComponent(job.result_id)}`, class: 'mono', id: 'result-link' }, job.result_id)) : null,
       ),
       h('div', { class: 'actions' },
-        h('button', { type: 'button', id: 'cancel-job', class: 'danger', disabled: terminal || canceling || Boolean(job.cancel_requested_at), onclick: cancel }, job.cancel_requested_at && !terminal ? 'Cancel requested' : 'Cancel job'),
+        // Gone once terminal: a finished job has nothing to cancel.
+        h('button', { type: 'button', id: 'cancel-job', class: 'danger', hidden: terminal, disabled: terminal || canceling || Boolean(job.cancel_requested_at), onclick: cancel }, job.cancel_requested_at && !terminal ? 'Cancel requested' : 'Cancel job'),
       ),
     );
   };
@@ -143,7 +144,10 @@ export async function renderJob(root, _ctx, jobId) {
   };
 
   const onEvent = (e) => {
+    // Keep the newest event in view while the reader is at the end of the timeline.
+    const atEnd = timeline.scrollTop + timeline.clientHeight >= timeline.scrollHeight - 8;
     timeline.append(eventItem(e));
+    if (atEnd) timeline.scrollTop = timeline.scrollHeight;
     job = { ...job, status: e.status };
     if (e.type === 'job.progress' && e.payload) job.progress = { fraction: e.payload.fraction ?? null, message: e.payload.message ?? null };
     if (e.type === 'job.partial' && e.payload?.result_id) addPartial(e.payload.result_id, e.payload.chunk_key, e.payload.seq);
