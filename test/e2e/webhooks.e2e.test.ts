@@ -118,9 +118,9 @@ describe('API latency while deliveries hang', () => {
   const quantiles = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
     const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-    return { p50: at(0.5), p99: at(0.99) };
+    return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
   };
-  async function measure(url: string, path: string, n: number): Promise<{ p50: number; p99: number }> {
+  async function measure(url: string, path: string, n: number): Promise<{ p50: number; p95: number; p99: number }> {
     const times: number[] = [];
     for (let i = 0; i < n; i++) {
       const t = performance.now();
@@ -149,7 +149,10 @@ describe('API latency while deliveries hang', () => {
     // Still hanging: the measurement ran while every delivery slot was blocked.
     expect(receiver.hangingCount).toBeGreaterThanOrEqual(32);
     console.log(`GET /analyze/jobs/{id} idle p50 ${idle.p50.toFixed(2)} ms p99 ${idle.p99.toFixed(2)} ms; with 32 hanging deliveries p50 ${busy.p50.toFixed(2)} ms p99 ${busy.p99.toFixed(2)} ms`);
-    expect(busy.p99).toBeLessThan(5 * idle.p99 + 20);
+    // Hanging deliveries that blocked the event loop would cost requests seconds (the webhook
+    // timeout is 8 s); the bounds are loose enough for a loaded CI machine's scheduling noise
+    // (p95, not p99: one preempted request out of 300 must not fail the test).
+    expect(busy.p95).toBeLessThan(5 * idle.p95 + 50);
     expect(busy.p50).toBeLessThan(5 * idle.p50 + 20);
   });
 });
