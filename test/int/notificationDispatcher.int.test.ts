@@ -164,10 +164,12 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
     const started = Date.now();
     t.dispatcher.start();
     await until(async () => (await t.store.listInbox(A, { unreadOnly: false, limit: 1000 })).length === ids.length, 30_000);
-    // The 6 over the burst went out one per token interval, not at once and not never.
+    // The 6 over the burst of 600 had to wait for tokens (10/s): all 606 cannot be delivered in
+    // less than ~0.6 s, however fast the machine — and none were dropped. (How many show up as
+    // `delayed` depends on the machine: claim rounds that take long refill the bucket meanwhile.)
     expect(Date.now() - started).toBeGreaterThanOrEqual(450);
-    expect(t.metrics.filter((m) => m === 'in_app:delayed').length).toBeGreaterThanOrEqual(6);
     expect(t.metrics.filter((m) => m === 'in_app:delivered')).toHaveLength(606);
+    expect(t.metrics.filter((m) => m.startsWith('in_app:') && m !== 'in_app:delivered' && m !== 'in_app:delayed')).toEqual([]);
     expect(await t.store.countTerminalWithoutInApp(Date.now() + 1)).toBe(0);
   });
 });
