@@ -68,6 +68,9 @@ export class StoreClaimDispatcher implements Dispatcher {
   private readonly collectors = new Set<ReadyHint[]>();
   /** The next round reads the store (poll-timer wake-up, or the last round failed). */
   private mustRead = true;
+  /** Hints counted, and the count at each org's latest hint (a claim that came up short keeps the org if one arrived meanwhile). */
+  private hints = 0;
+  private readonly lastHint = new Map<string, number>();
 
   constructor(private readonly o: StoreClaimDispatcherOptions) {
     this.drr = new DeficitRoundRobin(o.fairness);
@@ -91,6 +94,7 @@ export class StoreClaimDispatcher implements Dispatcher {
   private learn(hint: ReadyHint): void {
     for (const c of this.collectors) c.push(hint);
     if (hint.runAt > this.o.clock.now()) return;
+    this.lastHint.set(hint.orgId, ++this.hints);
     for (const k of this.known.values()) {
       if (hint.analyzer !== undefined && !k.analyzers.includes(hint.analyzer)) continue;
       if (!k.orgs.has(hint.orgId)) k.orgs.set(hint.orgId, { orgId: hint.orgId, running: 0 });
@@ -166,15 +170,18 @@ export class StoreClaimDispatcher implements Dispatcher {
     const analyzers = [...group.analyzers];
     const known = await this.readyOrgs(analyzers, now);
     const plan = this.drr.plan([...known.orgs.values()], group.slots);
+    const hintsBefore = this.hints;
     const batches = await Promise.all(
       plan.map(async (p) => {
         const jobs = await this.o.store.claimJobs({ orgId: asOrgId(p.orgId), limit: p.limit, workerId: sink.workerId, now, leaseMs: sink.leaseMs, analyzers });
         this.drr.settle(p.orgId, p.limit, jobs.length);
-        // Ran dry (or another worker holds the rest): read again before planning it.
-        if (jobs.length < p.limit) known.orgs.delete(p.orgId);
+        // Ran dry (or another worker holds the rest): read again before planning it — unless a
+        // job of the org was queued while the claim ran (the claim may not have seen it).
+        if (jobs.length < p.limit && (this.lastHint.get(p.orgId) ?? 0) <= hintsBefore) known.orgs.delete(p.orgId);
         return jobs;
       }),
     );
+    if (this.lastHint.size > 10_000) this.lastHint.clear();
     return batches.flat();
   }
 

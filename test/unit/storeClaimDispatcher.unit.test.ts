@@ -20,11 +20,17 @@ class FakeStore {
     return [...this.queues].filter(([, n]) => n > 0).map(([orgId]) => ({ orgId, running: 0 }));
   }
 
+  /** Runs inside a claim, after it took its snapshot (a job committed while the claim runs). */
+  duringClaim: (() => void) | null = null;
+
   async claimJobs(cmd: ClaimCommand): Promise<ClaimedJob[]> {
     this.claims++;
     await Promise.resolve();
     const n = Math.min(cmd.limit, this.queues.get(cmd.orgId) ?? 0);
     this.queues.set(cmd.orgId, (this.queues.get(cmd.orgId) ?? 0) - n);
+    const during = this.duringClaim;
+    this.duringClaim = null;
+    during?.();
     this.claimedBy.set(cmd.orgId, (this.claimedBy.get(cmd.orgId) ?? 0) + n);
     return Array.from({ length: n }, (_, i) => ({ jobId: `job_${cmd.orgId}_${this.claims}_${i}`, orgId: cmd.orgId }) as unknown as ClaimedJob);
   }
@@ -107,6 +113,20 @@ describe('StoreClaimDispatcher', () => {
     await until(() => otherStarted);
     expect(store.reads - readsBefore).toBeLessThanOrEqual(1);
     expect(store.queues.get('acme')).toBeGreaterThan(90_000);
+  });
+
+  it('keeps an org that came up short when one of its jobs was queued while the claim ran', async () => {
+    const store = new FakeStore();
+    store.queues.set('acme', 1);
+    store.duringClaim = () => {
+      store.queues.set('acme', (store.queues.get('acme') ?? 0) + 1);
+      dispatcher?.poke({ orgId: 'acme', runAt: Date.now(), analyzer: 'a' });
+    };
+    start(store, DEFAULT_FAIRNESS);
+    // The first claim got 1 of 10 planned; the job queued meanwhile is claimed next, without a read
+    // (and without waiting for the 60 s poll).
+    await until(() => store.claimedBy.get('acme') === 2);
+    expect(store.reads).toBe(1);
   });
 
   it('ignores hints for analyzers outside the claim group and for jobs not due yet', async () => {
