@@ -1,3 +1,4 @@
+import { completedRow } from '../jobRowTransitions.js';
 import { UpshiftError } from '../../../core/errors.js';
 import { asJobId, asOrgId, newResultId, type JobId, type OrgId } from '../../../core/ids.js';
 import type { JobResult, Json, LeaseRef } from '../../../core/job.js';
@@ -183,17 +184,7 @@ function finish(tx: Tx, row: JobRow, outcome: FinishOutcome, now: number, result
       assertTransition('running', 'completed', 'analyzer_returned');
       const payload = JSON.parse(JSON.stringify(outcome.payload) ?? 'null') as Json;
       results.push({ result_id: outcome.resultId, job_id: row.job_id, org_id: row.org_id, kind: 'final', chunk_key: null, seq: row.partial_count + 1, payload, created_at: now });
-      const after: JobRow = {
-        ...row,
-        status: 'completed',
-        result_id: outcome.resultId,
-        finished_at: now,
-        progress_fraction: 1,
-        error: null,
-        lease_token: null,
-        lease_expires_at: null,
-        last_event_seq: row.last_event_seq + 1,
-      };
+      const after = completedRow(row, outcome.resultId, now);
       emitEvent(tx, after, 'job.completed', { result_id: outcome.resultId, attempt: row.attempt }, now);
       return after;
     }

@@ -1,3 +1,4 @@
+import { completedRow } from '../jobRowTransitions.js';
 import { UpshiftError } from '../../../core/errors.js';
 import { asJobId, newResultId, newToken } from '../../../core/ids.js';
 import type { ClaimedJob, Job, JobResult, Json, LeaseRef } from '../../../core/job.js';
@@ -127,17 +128,7 @@ export function finishOp(q: Queries, lease: LeaseRef, outcome: FinishOutcome, no
       const v = q.leaseRow.get(lease.orgId, lease.jobId);
       const row = jobRowOf(v);
       if (!holds(row, lease)) throw leaseLost(lease);
-      const after: JobRow = {
-        ...row,
-        status: 'completed',
-        result_id: outcome.resultId,
-        finished_at: now,
-        progress_fraction: 1,
-        error: null,
-        lease_token: null,
-        lease_expires_at: null,
-        last_event_seq: row.last_event_seq + 1,
-      };
+      const after = completedRow(row, outcome.resultId, now);
       q.complete.run(outcome.resultId, now, after.last_event_seq, (v as unknown[])[JOB_COLUMNS.length] as number);
       q.insertResult.run(outcome.resultId, after.job_id, after.org_id, 'final', null, after.partial_count + 1, toJson(outcome.payload), now);
       appendEvent(q, events, after, 'job.completed', { result_id: outcome.resultId, attempt: after.attempt }, now);
