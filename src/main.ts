@@ -316,7 +316,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   };
   const tokens = config.auth.jwt ? createJwtVerifier(config.auth.jwt, clock) : undefined;
   // Read (and validated) at startup: an invalid flags file fails the start with CONFIG_INVALID.
-  const flags = createFeatureFlagSource({ inline: config.featureFlags.inline, file: config.featureFlags.file, logger });
+  const flags = createFeatureFlagSource({ rules: config.featureFlags.rules, file: config.featureFlags.file, logger });
   const http =
     opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, ...(tokens && { tokens }), config, logger, readiness, metrics, tracer, notifications, flags });
 

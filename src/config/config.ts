@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { UpshiftError } from '../core/errors.js';
-import { parseFeatureFlags } from '../core/featureFlags.js';
+import { parseFeatureFlags, type FeatureFlags } from '../core/featureFlags.js';
 
 /**
  * The one validated, frozen configuration. Only this module reads process.env; every other
@@ -88,8 +88,11 @@ export interface Config {
     };
   };
   readonly analyzerModules: readonly string[];
-  /** Feature flags (core/featureFlags.ts): inline JSON, or a file re-read on change (wins when set). */
-  readonly featureFlags: { readonly inline: string; readonly file: string | null };
+  /**
+   * Feature flags (core/featureFlags.ts): the rules of UPSHIFT_FEATURE_FLAGS (validated here), or
+   * a file read at startup and re-read on change, which wins when set.
+   */
+  readonly featureFlags: { readonly rules: FeatureFlags; readonly file: string | null };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** OpenTelemetry traces: on when enabled and an OTLP endpoint is set (docs/configuration.md). */
   readonly tracing: { readonly enabled: boolean; readonly otlpEndpoint: string | null; readonly serviceName: string };
@@ -339,8 +342,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
       },
     },
     featureFlags: {
-      // Validated here (CONFIG_INVALID at boot); a file is read and validated when the server starts.
-      inline: (parseFeatureFlags(get('UPSHIFT_FEATURE_FLAGS'), 'UPSHIFT_FEATURE_FLAGS'), get('UPSHIFT_FEATURE_FLAGS')),
+      rules: parseFeatureFlags(get('UPSHIFT_FEATURE_FLAGS'), 'UPSHIFT_FEATURE_FLAGS'),
       file: get('UPSHIFT_FEATURE_FLAGS_FILE').trim() === '' ? null : resolve(get('UPSHIFT_FEATURE_FLAGS_FILE').trim()),
     },
     analyzerModules: get('UPSHIFT_ANALYZERS').split(',').map((s) => s.trim()).filter(Boolean).map((p) => resolve(p)),
