@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configOverrides } from '../../src/cli/configFlags.js';
@@ -271,5 +272,28 @@ describe('CLI flags → overrides', () => {
     expect(configOverrides({}, { UPSHIFT_DATA_DIR: '/srv/env' }).UPSHIFT_DATABASE_URL).toBe('sqlite:/srv/env/upshift.db');
     expect(configOverrides({ dataDir: '/srv/up', database: 'sqlite:/x.db' }, {}).UPSHIFT_DATABASE_URL).toBe('sqlite:/x.db');
     expect(configOverrides({ dataDir: '/srv/up' }, { UPSHIFT_DATABASE_URL: 'sqlite:/y.db' }).UPSHIFT_DATABASE_URL).toBeUndefined();
+  });
+});
+
+describe('UPSHIFT_SQLITE_WRITER, UPSHIFT_STARTUP_TIMEOUT_MS, UPSHIFT_FEATURE_FLAGS', () => {
+  it('auto picks the writer thread only with 4 or more CPUs; thread and inline are taken as given; anything else is refused', () => {
+    expect(loadConfig({}).sqliteWriter).toBe(availableParallelism() >= 4 ? 'thread' : 'inline');
+    expect(loadConfig({ UPSHIFT_SQLITE_WRITER: 'thread' }).sqliteWriter).toBe('thread');
+    expect(loadConfig({ UPSHIFT_SQLITE_WRITER: 'inline' }).sqliteWriter).toBe('inline');
+    expect(invalid({ UPSHIFT_SQLITE_WRITER: 'threads' }).message).toMatch(/UPSHIFT_SQLITE_WRITER/);
+  });
+
+  it('UPSHIFT_STARTUP_TIMEOUT_MS is a bounded integer', () => {
+    expect(loadConfig({}).startupTimeoutMs).toBe(30_000);
+    expect(loadConfig({ UPSHIFT_STARTUP_TIMEOUT_MS: '0' }).startupTimeoutMs).toBe(0);
+    expect(invalid({ UPSHIFT_STARTUP_TIMEOUT_MS: '-1' }).message).toMatch(/UPSHIFT_STARTUP_TIMEOUT_MS/);
+  });
+
+  it('UPSHIFT_FEATURE_FLAGS is parsed and validated at load', () => {
+    expect(loadConfig({}).featureFlags).toEqual({ rules: {}, file: null });
+    expect(loadConfig({ UPSHIFT_FEATURE_FLAGS: '{"legacy_async_default":{"enabled":true,"percentage":5}}' }).featureFlags.rules).toEqual({
+      legacy_async_default: { enabled: true, percentage: 5, tenantsOn: [], tenantsOff: [] },
+    });
+    expect(invalid({ UPSHIFT_FEATURE_FLAGS: '{"nope":{"enabled":true}}' }).message).toMatch(/unknown flag/);
   });
 });
