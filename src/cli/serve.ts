@@ -4,6 +4,7 @@ import { coerceError } from '../core/errors.js';
 import { addConfigFlags, configFromFlags } from './configFlags.js';
 import { EXIT, type CliIo } from './io.js';
 import type { Runner } from './runner.js';
+import type { HttpMetrics } from '../ports/metrics.js';
 
 /** Signals that stop the server; the first drains, a second one exits at once. */
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
@@ -47,7 +48,7 @@ export async function serve(opts: Readonly<Record<string, unknown>>, io: CliIo, 
   let health: Server | null = null;
   if (role === 'worker' && config.healthPort > 0) {
     try {
-      health = await listenHealth(config.host, config.healthPort, () => upshift.readiness());
+      health = await listenHealth(config.host, config.healthPort, () => upshift.readiness(), upshift.metrics);
     } catch (e) {
       await upshift.close().catch(() => undefined);
       throw e;
@@ -93,14 +94,30 @@ export async function serve(opts: Readonly<Record<string, unknown>>, io: CliIo, 
   });
 }
 
-/** GET /health (200 while the process runs) and GET /ready (200 or 503 with the checks). */
-function listenHealth(host: string, port: number, readiness: () => Promise<{ ok: boolean; checks: Record<string, string> }>): Promise<Server> {
+/**
+ * GET /health (200 while the process runs), GET /ready (200 or 503 with the checks) and
+ * GET /metrics (this worker's Prometheus registry: its slots, busy slots, settled attempts —
+ * numbers only a worker process has; docs/metrics.md).
+ */
+function listenHealth(
+  host: string,
+  port: number,
+  readiness: () => Promise<{ ok: boolean; checks: Record<string, string> }>,
+  metrics: Pick<HttpMetrics, 'scrape' | 'contentType'>,
+): Promise<Server> {
   const server = createServer((req, res) => {
     const reply = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
     if (req.method !== 'GET') return reply(405, { status: 'method not allowed' });
     if (req.url === '/health') return reply(200, { status: 'ok' });
+    if (req.url === '/metrics') {
+      metrics.scrape().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' }).end(text),
+        (e: unknown) => reply(500, { status: 'metrics unavailable', error: coerceError(e).message }),
+      );
+      return;
+    }
     if (req.url !== '/ready') return reply(404, { status: 'not found' });
     readiness().then(
       (r) => reply(r.ok ? 200 : 503, { status: r.ok ? 'ready' : 'not ready', checks: r.checks }),

@@ -151,6 +151,16 @@ describe.skipIf(!canRun)('scale mode outages: private PostgreSQL and Redis stopp
     await until('the job accepted during the outage to complete', async () => (await jobStatus(during.body.job_id!)) === 'completed' || false, 20_000);
     await until('/ready to recover', async () => (await api(url, '/ready')).status === 200 || false, 10_000);
     await until('the worker /ready to recover', async () => (await fetch(`${workerHealth}/ready`)).status === 200 || false, 10_000);
+
+    // The worker's probe listener also serves its own metrics: the API process runs no job, so
+    // only here are the slots and the settled attempts (both jobs above) visible.
+    const metrics = await fetch(`${workerHealth}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await metrics.text();
+    expect(text).toMatch(/^upshift_worker_slots [1-9]\d*$/m);
+    const completed = /^upshift_jobs_finished_total\{analyzer="noop",status="completed"\} (\d+)$/m.exec(text);
+    expect(Number(completed?.[1])).toBeGreaterThanOrEqual(2);
   }, 60_000);
 
   it('PostgreSQL down: writes answer 503 STORE_UNAVAILABLE promptly; everything recovers without a restart', async () => {
