@@ -332,6 +332,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
           intervalMs: rc.intervalMs,
           resultsTtlMs: rc.resultsTtlSeconds * 1000,
           eventsTtlMs: rc.eventsTtlSeconds * 1000,
+          notificationsTtlMs: rc.notificationsTtlSeconds === null ? null : rc.notificationsTtlSeconds * 1000,
           ...retentionDefaults,
         })
       : null;

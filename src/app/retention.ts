@@ -1,5 +1,5 @@
 import { UpshiftError } from '../core/errors.js';
-import { classifyForRetention, retentionCutoff, type RetentionKind, type RetentionKindReport, type RetentionReport } from '../core/retention.js';
+import { classifyForRetention, RETENTION_KINDS, retentionCutoff, type RetentionKind, type RetentionKindReport, type RetentionReport } from '../core/retention.js';
 import type { Clock } from '../ports/clock.js';
 import type { JobKey, RetentionStore, TerminalJobStats } from '../ports/retentionStore.js';
 
@@ -10,11 +10,16 @@ export interface RetentionOptions {
   readonly resultsTtlMs: number;
   /** Event logs of jobs finished at least this long ago are deleted. */
   readonly eventsTtlMs: number;
+  /**
+   * In-app notifications and settled outbox entries (the webhook delivery log) of jobs finished
+   * at least this long ago are deleted. Absent or null: kept (counted only).
+   */
+  readonly notificationsTtlMs?: number | null;
   /** Count only: the store is read, never written. */
   readonly dryRun: boolean;
   /** Jobs examined per scan page and at most per delete transaction. Default 200. */
   readonly batchSize?: number;
-  /** Rows (results + events) deleted at most per transaction. Default 250. */
+  /** Rows (results + events + notifications) deleted at most per transaction. Default 250. */
   readonly maxRowsPerBatch?: number;
   /** Pause between two store calls, so the API sharing the store gets its turn. Default 5 ms. */
   readonly pauseMs?: number;
@@ -45,7 +50,7 @@ interface Tally {
 
 /**
  * One retention run (SPEC §4.2): pages through every job, classifies the terminal ones by the
- * core rules, and (unless dry run) deletes the eligible results and events in transactions
+ * core rules, and (unless dry run) deletes the eligible results, events and notifications in transactions
  * of at most `batchSize` jobs and `maxRowsPerBatch` rows, pausing `pauseMs` between store
  * calls. A dry run makes the same scan and reports the row counts a live run at the same
  * `now` deletes; it never writes. A repeated live run deletes nothing more (idempotent).
@@ -56,19 +61,27 @@ export async function runRetention(deps: RetentionDeps, opts: RetentionOptions):
   const maxRows = positiveInt('maxRowsPerBatch', opts.maxRowsPerBatch ?? RETENTION_DEFAULTS.maxRowsPerBatch);
   const pauseMs = opts.pauseMs ?? RETENTION_DEFAULTS.pauseMs;
   if (!Number.isFinite(pauseMs) || pauseMs < 0) throw new UpshiftError('VALIDATION_FAILED', 'pauseMs must be >= 0');
-  for (const [name, v] of [['resultsTtlMs', opts.resultsTtlMs], ['eventsTtlMs', opts.eventsTtlMs], ['now', opts.now]] as const) {
+  const notificationsTtlMs = opts.notificationsTtlMs ?? null;
+  for (const [name, v] of [['resultsTtlMs', opts.resultsTtlMs], ['eventsTtlMs', opts.eventsTtlMs], ['notificationsTtlMs', notificationsTtlMs ?? 0], ['now', opts.now]] as const) {
     if (!Number.isSafeInteger(v) || v < 0) throw new UpshiftError('VALIDATION_FAILED', `${name} must be a non-negative integer`);
   }
   const { store, clock } = deps;
   const sleep = deps.sleep ?? defaultSleep;
   const startedAt = clock.now();
-  const cutoff: Record<RetentionKind, number> = {
+  const cutoff = {
     results: retentionCutoff(opts.now, opts.resultsTtlMs),
     events: retentionCutoff(opts.now, opts.eventsTtlMs),
+    notifications: retentionCutoff(opts.now, notificationsTtlMs),
   };
   const tally: Record<RetentionKind, Tally> = {
     results: { rows: 0, eligibleRows: 0, eligibleJobs: 0, deleted: 0 },
     events: { rows: 0, eligibleRows: 0, eligibleJobs: 0, deleted: 0 },
+    notifications: { rows: 0, eligibleRows: 0, eligibleJobs: 0, deleted: 0 },
+  };
+  const rowsOf: Record<RetentionKind, (job: TerminalJobStats) => number> = {
+    results: (j) => j.resultCount,
+    events: (j) => j.eventCount,
+    notifications: (j) => j.notificationCount,
   };
   let terminal = 0;
   let missing = 0;
@@ -82,8 +95,8 @@ export async function runRetention(deps: RetentionDeps, opts: RetentionOptions):
   const count = (job: TerminalJobStats): boolean => {
     terminal++;
     let eligible = false;
-    for (const kind of ['results', 'events'] as const) {
-      const rows = kind === 'results' ? job.resultCount : job.eventCount;
+    for (const kind of RETENTION_KINDS) {
+      const rows = rowsOf[kind](job);
       const t = tally[kind];
       t.rows += rows;
       const cls = classifyForRetention(job, cutoff[kind]);
@@ -106,11 +119,19 @@ export async function runRetention(deps: RetentionDeps, opts: RetentionOptions):
     while (!opts.dryRun && targets.length > 0) {
       await sleep(pauseMs);
       if (stopped()) break;
-      const out = await store.purgeJobData({ jobs: targets, resultsCutoff: cutoff.results, eventsCutoff: cutoff.events, maxRows, now: opts.now });
+      const out = await store.purgeJobData({
+        jobs: targets,
+        resultsCutoff: cutoff.results,
+        eventsCutoff: cutoff.events,
+        notificationsCutoff: cutoff.notifications,
+        maxRows,
+        now: opts.now,
+      });
       transactions++;
       tally.results.deleted += out.resultsDeleted;
       tally.events.deleted += out.eventsDeleted;
-      if (out.jobsDone === 0 && out.resultsDeleted + out.eventsDeleted === 0) {
+      tally.notifications.deleted += out.notificationsDeleted;
+      if (out.jobsDone === 0 && out.resultsDeleted + out.eventsDeleted + out.notificationsDeleted === 0) {
         throw new UpshiftError('INTERNAL', 'retention made no progress: the store deleted nothing and finished no job');
       }
       targets = targets.slice(out.jobsDone);
@@ -119,15 +140,16 @@ export async function runRetention(deps: RetentionDeps, opts: RetentionOptions):
   } while (after !== null);
 
   const finishedAt = clock.now();
-  const kindReport = (kind: RetentionKind, ttlMs: number): RetentionKindReport => {
+  const kindReport = (kind: RetentionKind, ttlMs: number | null): RetentionKindReport => {
     const t = tally[kind];
     const deleteCount = opts.dryRun ? t.eligibleRows : t.deleted;
+    const at = cutoff[kind];
     return {
       delete_count: deleteCount,
       kept_count: Math.max(0, t.rows - deleteCount),
       job_count: t.eligibleJobs,
-      ttl_seconds: ttlMs / 1000,
-      cutoff: new Date(cutoff[kind]).toISOString(),
+      ttl_seconds: ttlMs === null ? null : ttlMs / 1000,
+      cutoff: at === null ? null : new Date(at).toISOString(),
     };
   };
   return {
@@ -135,6 +157,7 @@ export async function runRetention(deps: RetentionDeps, opts: RetentionOptions):
     terminal_job_count: terminal,
     results: kindReport('results', opts.resultsTtlMs),
     events: kindReport('events', opts.eventsTtlMs),
+    notifications: kindReport('notifications', notificationsTtlMs),
     skipped_missing_timestamp: missing,
     completed,
     now: new Date(opts.now).toISOString(),

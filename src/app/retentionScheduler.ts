@@ -18,6 +18,8 @@ export interface RetentionScheduleOptions {
   readonly initialDelayMs?: number;
   readonly resultsTtlMs: number;
   readonly eventsTtlMs: number;
+  /** null: notifications are kept. */
+  readonly notificationsTtlMs: number | null;
   readonly batchSize?: number;
   readonly maxRowsPerBatch?: number;
   readonly pauseMs?: number;
@@ -80,6 +82,7 @@ export class RetentionScheduler {
           now: o.clock.now(),
           resultsTtlMs: o.resultsTtlMs,
           eventsTtlMs: o.eventsTtlMs,
+          notificationsTtlMs: o.notificationsTtlMs,
           dryRun: false,
           signal: abort.signal,
           ...(o.batchSize !== undefined && { batchSize: o.batchSize }),

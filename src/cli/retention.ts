@@ -11,6 +11,7 @@ import type { Runner } from './runner.js';
 interface RetentionFlags {
   readonly resultsTtlSeconds: string;
   readonly eventsTtlSeconds: string;
+  readonly notificationsTtlSeconds?: string;
   readonly dryRun?: boolean;
   readonly outputJson?: string;
   readonly storeFile?: string;
@@ -33,9 +34,13 @@ const NOW_SKEW_MS = 60_000;
  */
 export function retentionCommand(io: CliIo, run: Runner): Command {
   const cmd = new Command('retention')
-    .description('delete results and event logs of terminal jobs older than their TTL (job rows are kept)')
+    .description('delete results, event logs and (with a TTL) notifications of terminal jobs older than their TTL (job rows are kept)')
     .requiredOption('--results-ttl-seconds <n>', 'delete results (partials and final) of jobs finished at least this long ago')
     .requiredOption('--events-ttl-seconds <n>', 'delete event logs of jobs finished at least this long ago')
+    .option(
+      '--notifications-ttl-seconds <n>',
+      'delete in-app notifications and settled webhook deliveries (the delivery log) of jobs finished at least this long ago; without it they are kept',
+    )
     .option('--dry-run', 'count only: report what a live run would delete, change nothing')
     .option('--output-json <file>', 'also write the JSON report to this file (parent folders are created)')
     .option('--store-file <file>', 'the SQLite store file (same as --database sqlite:<file>); must exist')
@@ -49,6 +54,7 @@ export function retentionCommand(io: CliIo, run: Runner): Command {
 async function retention(opts: RetentionFlags & Record<string, unknown>, io: CliIo): Promise<number> {
   const resultsTtl = intFlag('--results-ttl-seconds', opts.resultsTtlSeconds, 0, MAX_TTL_SECONDS);
   const eventsTtl = intFlag('--events-ttl-seconds', opts.eventsTtlSeconds, 0, MAX_TTL_SECONDS);
+  const notificationsTtl = opts.notificationsTtlSeconds === undefined ? null : intFlag('--notifications-ttl-seconds', opts.notificationsTtlSeconds, 0, MAX_TTL_SECONDS);
   const batchSize = opts.batchSize === undefined ? undefined : intFlag('--batch-size', opts.batchSize, 1, 100_000);
   const maxRows = opts.maxRowsPerBatch === undefined ? undefined : intFlag('--max-rows-per-batch', opts.maxRowsPerBatch, 1, 1_000_000);
   const pauseMs = opts.pauseMs === undefined ? undefined : intFlag('--pause-ms', opts.pauseMs, 0, 60_000);
@@ -79,6 +85,7 @@ async function retention(opts: RetentionFlags & Record<string, unknown>, io: Cli
         now,
         resultsTtlMs: resultsTtl * 1000,
         eventsTtlMs: eventsTtl * 1000,
+        notificationsTtlMs: notificationsTtl === null ? null : notificationsTtl * 1000,
         dryRun: opts.dryRun === true,
         signal: abort.signal,
         ...(batchSize !== undefined && { batchSize }),

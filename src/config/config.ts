@@ -67,6 +67,8 @@ export interface Config {
     readonly intervalMs: number;
     readonly resultsTtlSeconds: number;
     readonly eventsTtlSeconds: number;
+    /** null (key empty): in-app notifications and the webhook delivery log are kept. */
+    readonly notificationsTtlSeconds: number | null;
     readonly batchSize: number;
     readonly maxRowsPerBatch: number;
     readonly pauseMs: number;
@@ -172,6 +174,7 @@ export const CONFIG_KEYS = {
   UPSHIFT_RETENTION_INTERVAL_MS: '0',
   UPSHIFT_RETENTION_RESULTS_TTL_SECONDS: '604800',
   UPSHIFT_RETENTION_EVENTS_TTL_SECONDS: '259200',
+  UPSHIFT_RETENTION_NOTIFICATIONS_TTL_SECONDS: '',
   UPSHIFT_RETENTION_BATCH_SIZE: '200',
   UPSHIFT_RETENTION_MAX_ROWS_PER_BATCH: '250',
   UPSHIFT_RETENTION_PAUSE_MS: '5',
@@ -323,6 +326,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
       intervalMs: int('UPSHIFT_RETENTION_INTERVAL_MS', 0, 31_536_000_000),
       resultsTtlSeconds: int('UPSHIFT_RETENTION_RESULTS_TTL_SECONDS', 0, 3_153_600_000),
       eventsTtlSeconds: int('UPSHIFT_RETENTION_EVENTS_TTL_SECONDS', 0, 3_153_600_000),
+      // Empty: inbox entries and the webhook delivery log are kept.
+      notificationsTtlSeconds: get('UPSHIFT_RETENTION_NOTIFICATIONS_TTL_SECONDS').trim() === '' ? null : int('UPSHIFT_RETENTION_NOTIFICATIONS_TTL_SECONDS', 0, 3_153_600_000),
       batchSize: int('UPSHIFT_RETENTION_BATCH_SIZE', 1, 100_000),
       maxRowsPerBatch: int('UPSHIFT_RETENTION_MAX_ROWS_PER_BATCH', 1, 1_000_000),
       pauseMs: int('UPSHIFT_RETENTION_PAUSE_MS', 0, 60_000),

@@ -9,7 +9,7 @@
 export interface Metrics {
   /**
    * Records one finished retention run. `report` is the run's JSON report (SPEC §4.2 keys:
-   * `dry_run`, `results.delete_count`, `events.delete_count`), or null when the run failed
+   * `dry_run`, `results.delete_count`, `events.delete_count`, `notifications.delete_count`), or null when the run failed
    * before it produced one. Deletes count only for live runs; the exit code and the run time
    * are recorded for every run (dry runs included), so a failing run always shows.
    */
@@ -36,6 +36,7 @@ export interface RetentionReportLike {
   readonly dry_run: boolean;
   readonly results: { readonly delete_count: number };
   readonly events: { readonly delete_count: number };
+  readonly notifications: { readonly delete_count: number };
 }
 
 /** What the HTTP layer needs: request timing and the exposition for `GET /metrics`. */

@@ -2,8 +2,8 @@ import type { JobId, OrgId } from '../core/ids.js';
 import type { TerminalStatus } from '../core/jobState.js';
 
 /**
- * The retention port (SPEC §4.2): page through terminal jobs and delete their result and
- * event rows in small transactions. The use case (`app/retention.ts`) decides what is
+ * The retention port (SPEC §4.2): page through terminal jobs and delete their result,
+ * event and notification rows in small transactions. The use case (`app/retention.ts`) decides what is
  * eligible and paces the work; the store guarantees that whatever it is asked, it never
  * deletes anything but eligible rows of terminal jobs. Implemented by every store adapter
  * (the SQLite store object implements it beside `JobStore`, sharing its connection and
@@ -35,10 +35,13 @@ export interface RetentionStore {
    *   is not null and `<= resultsCutoff`; each deleted result id is recorded as removed
    *   (`removedAt = now`, same transaction), so `JobStore.getRemovedResult` finds it for the
    *   job's own org only and its permalink answers 410 there (404 elsewhere);
-   * - its event rows if it is terminal and `finishedAt <= eventsCutoff`.
+   * - its event rows if it is terminal and `finishedAt <= eventsCutoff`;
+   * - its in-app notifications and its settled (delivered or failed, never pending) outbox
+   *   entries if it is terminal and `notificationsCutoff` is not null and `finishedAt <=` it.
    * The eligibility is re-checked inside the transaction: a key of a missing, non-terminal,
    * too-young or timestamp-less job (or with the wrong org) deletes nothing and counts as done.
-   * At most `maxRows` rows (results + events) are deleted per call, oldest first (by seq);
+   * At most `maxRows` rows (results + events + notifications) are deleted per call, in that
+   * order of kinds, results and events oldest first (by seq);
    * `jobsDone` tells how many leading jobs of the list have no eligible row left — call again
    * with the remaining ones. Idempotent: repeating a call deletes only what is still there.
    */
@@ -56,6 +59,8 @@ export interface TerminalJobStats extends JobKey {
   readonly finishedAt: number | null;
   readonly resultCount: number;
   readonly eventCount: number;
+  /** In-app inbox entries plus settled (not pending) notification outbox entries. */
+  readonly notificationCount: number;
 }
 
 export interface TerminalJobPage {
@@ -72,6 +77,11 @@ export interface PurgeCommand {
   readonly resultsCutoff: number;
   /** Epoch ms: events of jobs that finished at or before this are deleted. */
   readonly eventsCutoff: number;
+  /**
+   * Epoch ms: in-app notifications and settled outbox entries of jobs that finished at or
+   * before this are deleted; null: none are.
+   */
+  readonly notificationsCutoff: number | null;
   /** Upper bound on rows deleted by this call (>= 1). */
   readonly maxRows: number;
   /** Recorded as the removal time of deleted results. */
@@ -81,6 +91,8 @@ export interface PurgeCommand {
 export interface PurgeOutcome {
   readonly resultsDeleted: number;
   readonly eventsDeleted: number;
+  /** In-app notifications plus settled outbox entries deleted. */
+  readonly notificationsDeleted: number;
   /** Leading jobs of `cmd.jobs` with no eligible row left after this call. */
   readonly jobsDone: number;
 }

@@ -1,15 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runRetention, type RetentionOptions } from '../../src/app/retention.js';
-import { asOrgId, newJobId, newResultId, type JobId, type OrgId, type ResultId } from '../../src/core/ids.js';
+import { asOrgId, newJobId, newResultId, newToken, type JobId, type OrgId, type ResultId } from '../../src/core/ids.js';
 import type { Job, LeaseRef } from '../../src/core/job.js';
 import type { RetentionReport } from '../../src/core/retention.js';
 import { ManualClock } from '../../src/ports/clock.js';
+import type { DeliveryStore } from '../../src/ports/deliveryStore.js';
 import type { JobStore } from '../../src/ports/jobStore.js';
 import type { JobKey, PurgeCommand, RetentionStore } from '../../src/ports/retentionStore.js';
 
 /** What an adapter hands the suite: a fresh, empty store plus two test-only fixture hooks. */
 export interface RetentionFixture {
-  readonly store: JobStore & RetentionStore;
+  readonly store: JobStore & RetentionStore & DeliveryStore;
   readonly cleanup: () => Promise<void>;
   /** Makes a terminal job look like legacy data without `finished_at` (raw SQL in the adapter). */
   readonly clearFinishedAt: (orgId: OrgId, jobId: JobId) => Promise<void>;
@@ -29,7 +30,7 @@ export function retentionStoreContract(name: string, factory: () => Promise<Rete
     const A = asOrgId('org-a');
     const B = asOrgId('org-b');
     let fx: RetentionFixture;
-    let store: JobStore & RetentionStore;
+    let store: JobStore & RetentionStore & DeliveryStore;
 
     beforeEach(async () => {
       fx = await factory();
@@ -149,10 +150,11 @@ export function retentionStoreContract(name: string, factory: () => Promise<Rete
           ],
           resultsCutoff: T0 + HOUR,
           eventsCutoff: T0 + HOUR,
+          notificationsCutoff: T0 + HOUR,
           maxRows: 100,
           now: T0 + 3 * HOUR,
         };
-        expect(await store.purgeJobData(cmd)).toEqual({ resultsDeleted: 0, eventsDeleted: 0, jobsDone: 5 });
+        expect(await store.purgeJobData(cmd)).toEqual({ resultsDeleted: 0, eventsDeleted: 0, notificationsDeleted: 0, jobsDone: 5 });
         expect(await fx.fingerprint()).toBe(fp);
       });
 
@@ -160,8 +162,8 @@ export function retentionStoreContract(name: string, factory: () => Promise<Rete
         const { job, resultIds } = await finished('completed', T0, { partials: 2, progress: 2 });
         const before = (await store.getJob(A, job.jobId))!;
         expect(resultIds).toHaveLength(3);
-        const out = await store.purgeJobData({ jobs: [job], resultsCutoff: T0, eventsCutoff: T0, maxRows: 100, now: T0 + 5 });
-        expect(out).toEqual({ resultsDeleted: 3, eventsDeleted: 7, jobsDone: 1 });
+        const out = await store.purgeJobData({ jobs: [job], resultsCutoff: T0, eventsCutoff: T0, notificationsCutoff: null, maxRows: 100, now: T0 + 5 });
+        expect(out).toEqual({ resultsDeleted: 3, eventsDeleted: 7, notificationsDeleted: 0, jobsDone: 1 });
         expect(await store.getJob(A, job.jobId)).toEqual(before);
         expect(await store.listResults(A, job.jobId)).toEqual([]);
         expect(await store.listEvents(A, job.jobId, 0, 100)).toEqual([]);
@@ -172,29 +174,29 @@ export function retentionStoreContract(name: string, factory: () => Promise<Rete
           expect(await store.getRemovedResult(B, id)).toBeUndefined();
         }
         // Idempotent: nothing is left, the repeat deletes nothing and keeps the first removal time.
-        expect(await store.purgeJobData({ jobs: [job], resultsCutoff: T0, eventsCutoff: T0, maxRows: 100, now: T0 + 9 })).toEqual({ resultsDeleted: 0, eventsDeleted: 0, jobsDone: 1 });
+        expect(await store.purgeJobData({ jobs: [job], resultsCutoff: T0, eventsCutoff: T0, notificationsCutoff: null, maxRows: 100, now: T0 + 9 })).toEqual({ resultsDeleted: 0, eventsDeleted: 0, notificationsDeleted: 0, jobsDone: 1 });
         expect((await store.getRemovedResult(A, resultIds[0]!))?.removedAt).toBe(T0 + 5);
       });
 
       it('applies each cutoff to its own kind', async () => {
         const { job } = await finished('completed', T0, { partials: 1 });
-        expect(await store.purgeJobData({ jobs: [job], resultsCutoff: T0, eventsCutoff: T0 - 1, maxRows: 100, now: T0 })).toEqual({ resultsDeleted: 2, eventsDeleted: 0, jobsDone: 1 });
+        expect(await store.purgeJobData({ jobs: [job], resultsCutoff: T0, eventsCutoff: T0 - 1, notificationsCutoff: null, maxRows: 100, now: T0 })).toEqual({ resultsDeleted: 2, eventsDeleted: 0, notificationsDeleted: 0, jobsDone: 1 });
         expect(await countEvents(job)).toBe(4);
-        expect(await store.purgeJobData({ jobs: [job], resultsCutoff: T0 - 1, eventsCutoff: T0, maxRows: 100, now: T0 })).toEqual({ resultsDeleted: 0, eventsDeleted: 4, jobsDone: 1 });
+        expect(await store.purgeJobData({ jobs: [job], resultsCutoff: T0 - 1, eventsCutoff: T0, notificationsCutoff: null, maxRows: 100, now: T0 })).toEqual({ resultsDeleted: 0, eventsDeleted: 4, notificationsDeleted: 0, jobsDone: 1 });
       });
 
       it('deletes at most maxRows per call, oldest first, and reports the jobs it finished', async () => {
         const big = (await finished('completed', T0, { progress: 12 })).job; // 15 events, 1 result
         const small = (await finished('failed', T0)).job; // 3 events
         const jobs = [big, small];
-        const first = await store.purgeJobData({ jobs, resultsCutoff: T0, eventsCutoff: T0, maxRows: 5, now: T0 });
-        expect(first).toEqual({ resultsDeleted: 1, eventsDeleted: 4, jobsDone: 0 });
+        const first = await store.purgeJobData({ jobs, resultsCutoff: T0, eventsCutoff: T0, notificationsCutoff: null, maxRows: 5, now: T0 });
+        expect(first).toEqual({ resultsDeleted: 1, eventsDeleted: 4, notificationsDeleted: 0, jobsDone: 0 });
         const left = await store.listEvents(A, big.jobId, 0, 100);
         expect(left.map((e) => e.eventSeq)).toEqual(Array.from({ length: 11 }, (_, i) => i + 5));
         let total = first.resultsDeleted + first.eventsDeleted;
         let rest = jobs.slice(first.jobsDone);
         for (let i = 0; i < 10 && rest.length > 0; i++) {
-          const out = await store.purgeJobData({ jobs: rest, resultsCutoff: T0, eventsCutoff: T0, maxRows: 5, now: T0 });
+          const out = await store.purgeJobData({ jobs: rest, resultsCutoff: T0, eventsCutoff: T0, notificationsCutoff: null, maxRows: 5, now: T0 });
           expect(out.resultsDeleted + out.eventsDeleted).toBeLessThanOrEqual(5);
           total += out.resultsDeleted + out.eventsDeleted;
           rest = rest.slice(out.jobsDone);
@@ -203,6 +205,87 @@ export function retentionStoreContract(name: string, factory: () => Promise<Rete
         expect(total).toBe(1 + 15 + 3);
         expect(await countEvents(big)).toBe(0);
         expect(await countEvents(small)).toBe(0);
+      });
+    });
+
+    describe('notifications (inbox entries and the settled delivery log)', () => {
+      const LEASE = 60_000;
+      /**
+       * A finished job of `orgId` whose in-app entry was delivered (an inbox row and a delivered
+       * entry) and whose webhook delivery to an endpoint of the org failed for good (a failed
+       * entry): three notification rows.
+       */
+      const notified = async (orgId: OrgId, at: number) => {
+        const { job } = await finished('completed', at, { orgId });
+        for (const e of await store.claimOutbox({ kind: 'in_app', now: at, limit: 100, leaseMs: LEASE })) await store.completeInApp(e, at);
+        for (const e of await store.claimOutbox({ kind: 'webhook', now: at, limit: 100, leaseMs: LEASE })) {
+          await store.recordWebhookAttempt(e, { ok: false, statusCode: 410, error: 'HTTP 410' }, at, null);
+        }
+        return job;
+      };
+      const endpoint = (orgId: OrgId) =>
+        store.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId, url: 'https://example.com/hook', description: null, eventTypes: ['async.job.completed'], secret: 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=', now: T0 });
+      const statsOf = async (job: Job) => {
+        for (let after: JobKey | null = null, i = 0; i < 100; i++) {
+          const page = await store.scanTerminalJobs(after, 50);
+          const hit = page.jobs.find((j) => j.jobId === job.jobId);
+          if (hit) return hit;
+          if (page.next === null) return undefined;
+          after = page.next;
+        }
+        return undefined;
+      };
+
+      it('counts and deletes a job’s inbox entries and settled outbox entries, never a pending one, only with a cutoff', async () => {
+        const epA = await endpoint(A);
+        const epB = await endpoint(B);
+        const job = await notified(A, T0);
+        const other = await notified(B, T0);
+        // A job whose deliveries are still pending: its entries are not retention rows.
+        const { job: pending } = await finished('completed', T0);
+        expect(await statsOf(job)).toMatchObject({ notificationCount: 3 });
+        expect(await statsOf(pending)).toMatchObject({ notificationCount: 0 });
+        expect(await store.listJobNotifications(A, job.jobId, 'in_app', 10)).toHaveLength(1);
+        expect(await store.listDeliveries(A, epA.endpointId, { limit: 10 })).toHaveLength(2);
+
+        const base = { resultsCutoff: T0 - 1, eventsCutoff: T0 - 1, maxRows: 100, now: T0 + 5 };
+        const jobs = [job, pending];
+        // No cutoff, or one before the jobs finished: nothing goes.
+        expect(await store.purgeJobData({ ...base, jobs, notificationsCutoff: null })).toEqual({ resultsDeleted: 0, eventsDeleted: 0, notificationsDeleted: 0, jobsDone: 2 });
+        expect(await store.purgeJobData({ ...base, jobs, notificationsCutoff: T0 - 1 })).toEqual({ resultsDeleted: 0, eventsDeleted: 0, notificationsDeleted: 0, jobsDone: 2 });
+        expect(await store.purgeJobData({ ...base, jobs, notificationsCutoff: T0 })).toEqual({ resultsDeleted: 0, eventsDeleted: 0, notificationsDeleted: 3, jobsDone: 2 });
+
+        expect(await store.listJobNotifications(A, job.jobId, 'in_app', 10)).toEqual([]);
+        expect((await store.listInbox(A, { unreadOnly: false, limit: 10 })).map((n) => n.jobId)).not.toContain(job.jobId);
+        // The pending job's webhook delivery is still there and still claimable.
+        expect((await store.listDeliveries(A, epA.endpointId, { limit: 10 })).map((d) => d.jobId)).toEqual([pending.jobId]);
+        expect((await store.claimOutbox({ kind: 'webhook', now: T0 + 10, limit: 10, leaseMs: LEASE })).map((e) => e.jobId)).toEqual([pending.jobId]);
+        expect((await store.claimOutbox({ kind: 'in_app', now: T0 + 10, limit: 10, leaseMs: LEASE })).map((e) => e.jobId)).toEqual([pending.jobId]);
+        // Results, events and the other org's notifications are untouched.
+        expect(await countEvents(job)).toBe(3);
+        expect(await countResults(job)).toBe(1);
+        expect(await store.listJobNotifications(B, other.jobId, 'in_app', 10)).toHaveLength(1);
+        expect(await store.listDeliveries(B, epB.endpointId, { limit: 10 })).toHaveLength(1);
+        expect(await statsOf(job)).toMatchObject({ notificationCount: 0 });
+      });
+
+      it('runRetention deletes notifications only with a TTL; a dry run predicts the live run', async () => {
+        await endpoint(A);
+        const old = await notified(A, T0);
+        const young = await notified(A, T0 + 10 * HOUR);
+        const without = await retention({ now: T0 + 2 * HOUR });
+        expect(without.notifications).toEqual({ delete_count: 0, kept_count: 6, job_count: 0, ttl_seconds: null, cutoff: null });
+        const fp = await fx.fingerprint();
+        const dry = await retention({ now: T0 + 2 * HOUR, notificationsTtlMs: HOUR, dryRun: true });
+        expect(await fx.fingerprint()).toBe(fp);
+        expect(dry.notifications).toEqual({ delete_count: 3, kept_count: 3, job_count: 1, ttl_seconds: 3600, cutoff: new Date(T0 + HOUR).toISOString() });
+        const live = await retention({ now: T0 + 2 * HOUR, notificationsTtlMs: HOUR, maxRowsPerBatch: 1 });
+        expect(live.notifications).toEqual(dry.notifications);
+        // One row per transaction: three deletes, then one that finds nothing left and finishes the job.
+        expect(live.transactions).toBe(4);
+        expect(await store.listJobNotifications(A, old.jobId, 'in_app', 10)).toEqual([]);
+        expect(await store.listJobNotifications(A, young.jobId, 'in_app', 10)).toHaveLength(1);
+        await expect(retention({ now: T0, notificationsTtlMs: -5 })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
       });
     });
 

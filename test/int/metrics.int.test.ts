@@ -113,6 +113,7 @@ describe('GET /metrics (worker + API process)', () => {
     const before = await scrape(server);
     expect(value(before.samples, 'upshift_retention_last_exit_code')).toBeUndefined();
     expect(value(before.samples, 'upshift_retention_deleted_total', { kind: 'results' })).toBe(0);
+    expect(value(before.samples, 'upshift_retention_deleted_total', { kind: 'notifications' })).toBe(0);
     expect(value(before.samples, 'upshift_retention_runs_total', { mode: 'live', outcome: 'failure' })).toBe(0);
     expect(value(before.samples, 'upshift_notifications_delivered_total', { channel: 'webhook', status: 'delivered' })).toBe(0);
     // The composition root wires this gauge to the store's notification outbox: nothing pending.
@@ -120,8 +121,8 @@ describe('GET /metrics (worker + API process)', () => {
 
     const inAppBefore = value(before.samples, 'upshift_notifications_delivered_total', { channel: 'in_app', status: 'delivered' }) ?? 0;
     const m = server.app.metrics;
-    m.retentionRun({ dry_run: true, results: { delete_count: 100 }, events: { delete_count: 100 } }, 0);
-    m.retentionRun({ dry_run: false, results: { delete_count: 5 }, events: { delete_count: 7 } }, 0);
+    m.retentionRun({ dry_run: true, results: { delete_count: 100 }, events: { delete_count: 100 }, notifications: { delete_count: 100 } }, 0);
+    m.retentionRun({ dry_run: false, results: { delete_count: 5 }, events: { delete_count: 7 }, notifications: { delete_count: 2 } }, 0);
     m.retentionRun(null, 3);
     m.notificationDelivered('in_app', 'delivered');
     m.notificationDelivered('webhook', 'failed');
@@ -130,6 +131,7 @@ describe('GET /metrics (worker + API process)', () => {
     const { samples } = await scrape(server);
     expect(value(samples, 'upshift_retention_deleted_total', { kind: 'results' })).toBe(5);
     expect(value(samples, 'upshift_retention_deleted_total', { kind: 'events' })).toBe(7);
+    expect(value(samples, 'upshift_retention_deleted_total', { kind: 'notifications' })).toBe(2);
     expect(value(samples, 'upshift_retention_runs_total', { mode: 'dry_run', outcome: 'success' })).toBe(1);
     expect(value(samples, 'upshift_retention_runs_total', { mode: 'live', outcome: 'success' })).toBe(1);
     expect(value(samples, 'upshift_retention_runs_total', { mode: 'live', outcome: 'failure' })).toBe(1);

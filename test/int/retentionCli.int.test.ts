@@ -27,10 +27,13 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   return { code, stdout: out.text(), stderr: err.text() };
 }
 
-/** A migrated store file with `n` completed jobs (2 results, 4 events each) finished at `at`. */
-async function storeWithJobs(name: string, n: number, at = Date.UTC(2026, 0, 1)): Promise<string> {
+/**
+ * A migrated store file with `n` completed jobs (2 results, 4 events each) finished at `at`;
+ * with `inbox`, each also has its in-app notification (written inline, as `serve` does).
+ */
+async function storeWithJobs(name: string, n: number, at = Date.UTC(2026, 0, 1), inbox = false): Promise<string> {
   const file = join(dir, name);
-  const store = createSqliteJobStore({ file });
+  const store = createSqliteJobStore({ file, inAppDelivery: inbox ? 'inline' : 'outbox' });
   await store.migrate();
   const org = asOrgId('acme');
   for (let i = 0; i < n; i++) {
@@ -87,6 +90,19 @@ describe('upshift retention', () => {
     expect(sqliteFingerprint(file)).toEqual(after);
   });
 
+  it('--notifications-ttl-seconds deletes inbox entries of old jobs; without it they are kept and counted', async () => {
+    const file = await storeWithJobs('inbox.db', 3, Date.UTC(2026, 0, 1), true);
+    expect(sqliteFingerprint(file).counts).toMatchObject({ notifications: 3 });
+    const kept = await cli(['retention', '--store-file', file, ...TTL]);
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(JSON.parse(kept.stdout).notifications).toEqual({ delete_count: 0, kept_count: 3, job_count: 0, ttl_seconds: null, cutoff: null });
+    expect(sqliteFingerprint(file).counts).toMatchObject({ notifications: 3, job_results: 0, job_events: 0 });
+    const live = await cli(['retention', '--store-file', file, ...TTL, '--notifications-ttl-seconds', '60']);
+    expect(live.code, live.stderr).toBe(0);
+    expect(JSON.parse(live.stdout).notifications).toMatchObject({ delete_count: 3, kept_count: 0, job_count: 3, ttl_seconds: 60 });
+    expect(sqliteFingerprint(file).counts).toMatchObject({ jobs: 3, notifications: 0 });
+  });
+
   it('--now pins the cutoffs: jobs younger than the TTL at that instant are kept', async () => {
     const at = Date.UTC(2026, 0, 1);
     const file = await storeWithJobs('now.db', 2, at);
@@ -121,6 +137,7 @@ describe('upshift retention', () => {
       [['retention', '--store-file', file, '--results-ttl-seconds', '-1', '--events-ttl-seconds', '1'], /--results-ttl-seconds must be an integer/],
       [['retention', '--store-file', file, '--results-ttl-seconds', '1', '--events-ttl-seconds', '1.5'], /--events-ttl-seconds must be an integer/],
       [['retention', '--store-file', file, '--results-ttl-seconds', 'abc', '--events-ttl-seconds', '1'], /--results-ttl-seconds must be an integer/],
+      [['retention', '--store-file', file, ...TTL, '--notifications-ttl-seconds', '-3'], /--notifications-ttl-seconds must be an integer/],
       [['retention', '--store-file', file, ...TTL, '--batch-size', '0'], /--batch-size/],
       [['retention', '--store-file', file, '--database', `sqlite:${file}`, ...TTL], /either --store-file or --database/],
       [['retention', '--store-file', file, ...TTL, '--now', '2999-01-01T00:00:00Z'], /--now must not be in the future/],

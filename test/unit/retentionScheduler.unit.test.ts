@@ -9,7 +9,7 @@ import type { RetentionStore, TerminalJobPage } from '../../src/ports/retentionS
 
 const T0 = Date.UTC(2026, 0, 1);
 const page = (i: number, last: boolean): TerminalJobPage => ({
-  jobs: [{ orgId: asOrgId('o'), jobId: asJobId(`job_${String(i).padStart(26, '0')}`), status: 'completed', finishedAt: T0, resultCount: 1, eventCount: 3 }],
+  jobs: [{ orgId: asOrgId('o'), jobId: asJobId(`job_${String(i).padStart(26, '0')}`), status: 'completed', finishedAt: T0, resultCount: 1, eventCount: 3, notificationCount: 1 }],
   examined: 1,
   next: last ? null : { orgId: asOrgId('o'), jobId: asJobId(`job_${String(i).padStart(26, '0')}`) },
 });
@@ -28,10 +28,10 @@ describe('RetentionScheduler', () => {
         if (call === 1) throw new UpshiftError('STORE_UNAVAILABLE', 'busy');
         return page(call, true);
       },
-      purgeJobData: async (cmd) => ({ resultsDeleted: 1, eventsDeleted: 3, jobsDone: cmd.jobs.length }),
+      purgeJobData: async (cmd) => ({ resultsDeleted: 1, eventsDeleted: 3, notificationsDeleted: cmd.notificationsCutoff === null ? 0 : 1, jobsDone: cmd.jobs.length }),
     };
     const { runs, metrics } = recorder();
-    const s = new RetentionScheduler({ store, clock: new ManualClock(T0 + 10_000), logger: silentLogger, metrics, intervalMs: 10, initialDelayMs: 1, resultsTtlMs: 0, eventsTtlMs: 0, pauseMs: 0 });
+    const s = new RetentionScheduler({ store, clock: new ManualClock(T0 + 10_000), logger: silentLogger, metrics, intervalMs: 10, initialDelayMs: 1, resultsTtlMs: 0, eventsTtlMs: 0, notificationsTtlMs: null, pauseMs: 0 });
     s.start();
     const deadline = Date.now() + 5000;
     while (runs.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
@@ -47,10 +47,10 @@ describe('RetentionScheduler', () => {
     let scans = 0;
     const store: RetentionStore = {
       scanTerminalJobs: async () => page(++scans, false), // endless
-      purgeJobData: async (cmd) => ({ resultsDeleted: 1, eventsDeleted: 3, jobsDone: cmd.jobs.length }),
+      purgeJobData: async (cmd) => ({ resultsDeleted: 1, eventsDeleted: 3, notificationsDeleted: cmd.notificationsCutoff === null ? 0 : 1, jobsDone: cmd.jobs.length }),
     };
     const { runs, metrics } = recorder();
-    const s = new RetentionScheduler({ store, clock: new ManualClock(T0 + 10_000), logger: silentLogger, metrics, intervalMs: 60_000, resultsTtlMs: 0, eventsTtlMs: 0, pauseMs: 1 });
+    const s = new RetentionScheduler({ store, clock: new ManualClock(T0 + 10_000), logger: silentLogger, metrics, intervalMs: 60_000, resultsTtlMs: 0, eventsTtlMs: 0, notificationsTtlMs: null, pauseMs: 1 });
     const running = s.runNow();
     expect(s.runNow()).toBe(running); // joins the run in progress
     await new Promise((r) => setTimeout(r, 30));

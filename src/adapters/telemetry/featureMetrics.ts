@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { RETENTION_KINDS } from '../../core/retention.js';
 import type { Metrics, RetentionReportLike } from '../../ports/metrics.js';
 import { cachedSource } from './cachedSource.js';
 
@@ -17,11 +18,11 @@ export function createFeatureMetrics(registry: Registry, cacheMs: number, onProv
   // Counters exist from the start at 0, so rate()/increase() see the first run's increment.
   const retentionDeleted = new Counter({
     name: 'upshift_retention_deleted_total',
-    help: 'Rows deleted by live retention runs, by kind (results, events).',
+    help: 'Rows deleted by live retention runs, by kind (results, events, notifications).',
     labelNames: ['kind'] as const,
     registers,
   });
-  for (const kind of ['results', 'events']) retentionDeleted.inc({ kind }, 0);
+  for (const kind of RETENTION_KINDS) retentionDeleted.inc({ kind }, 0);
   const retentionRuns = new Counter({
     name: 'upshift_retention_runs_total',
     help: 'Finished retention runs by mode (live, dry_run) and outcome (success, failure).',
@@ -74,8 +75,7 @@ export function createFeatureMetrics(registry: Registry, cacheMs: number, onProv
       }
       // A failed live run may still have deleted some batches: its report says how many.
       if (report !== null && !report.dry_run) {
-        retentionDeleted.inc({ kind: 'results' }, nonNegative(report.results.delete_count));
-        retentionDeleted.inc({ kind: 'events' }, nonNegative(report.events.delete_count));
+        for (const kind of RETENTION_KINDS) retentionDeleted.inc({ kind }, nonNegative(report[kind].delete_count));
       }
       retentionRuns.inc({ mode: report?.dry_run === true ? 'dry_run' : 'live', outcome: exitCode === 0 ? 'success' : 'failure' });
       retentionExitCode.set(exitCode);

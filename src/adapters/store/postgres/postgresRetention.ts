@@ -19,6 +19,7 @@ interface ScanRow {
   finished_at: number | null;
   results: number | null;
   events: number | null;
+  notifications: number | null;
 }
 
 interface PlanRow {
@@ -26,6 +27,8 @@ interface PlanRow {
   finished_at: number;
   results: number;
   events: number;
+  inbox: number;
+  outbox: number;
 }
 
 /**
@@ -50,6 +53,7 @@ export function createPostgresRetentionMethods({ write, internalRead }: PgRetent
             finishedAt: r.finished_at,
             resultCount: r.results ?? 0,
             eventCount: r.events ?? 0,
+            notificationCount: r.notifications ?? 0,
           });
         }
         const last = rows.at(-1);
@@ -69,13 +73,22 @@ export function createPostgresRetentionMethods({ write, internalRead }: PgRetent
           const keys = cmd.jobs;
           const plan = await tx.query<PlanRow>('retentionPlan', [keys.map((k) => k.orgId), keys.map((k) => k.jobId), budget + 1]);
           const { deletes, jobsDone } = planPurge(cmd, budget, new Map(plan.map((p) => [p.ord - 1, p])));
-          if (deletes.length === 0) return [{ ok: true, value: { resultsDeleted: 0, eventsDeleted: 0, jobsDone } }];
-          const [r] = await tx.query<{ results: number; events: number }>(
+          if (deletes.length === 0) return [{ ok: true, value: { resultsDeleted: 0, eventsDeleted: 0, notificationsDeleted: 0, jobsDone } }];
+          const [r] = await tx.query<{ results: number; events: number; notifications: number }>(
             'retentionPurge',
-            [deletes.map((d) => d.key.orgId), deletes.map((d) => d.key.jobId), deletes.map((d) => d.results), deletes.map((d) => d.events), cmd.now],
+            [
+              deletes.map((d) => d.key.orgId),
+              deletes.map((d) => d.key.jobId),
+              deletes.map((d) => d.results),
+              deletes.map((d) => d.events),
+              cmd.now,
+              deletes.map((d) => d.inbox),
+              deletes.map((d) => d.outbox),
+            ],
             true,
           );
-          return [{ ok: true, value: { resultsDeleted: r?.results ?? 0, eventsDeleted: r?.events ?? 0, jobsDone } }];
+          const value = { resultsDeleted: r?.results ?? 0, eventsDeleted: r?.events ?? 0, notificationsDeleted: r?.notifications ?? 0, jobsDone };
+          return [{ ok: true, value }];
         },
       }),
   };
@@ -85,12 +98,15 @@ interface PlannedDelete {
   readonly key: JobKey;
   readonly results: number;
   readonly events: number;
+  readonly inbox: number;
+  readonly outbox: number;
 }
 
 /**
- * Spends the row budget over the jobs in list order, results before events, exactly as the
- * SQLite adapter does: a job whose rows used up the budget is not counted as done (more may
- * be left; the next call finds out). Jobs without an eligible row are done.
+ * Spends the row budget over the jobs in list order — results, events, inbox entries, settled
+ * outbox entries — exactly as the SQLite adapter does: a job whose rows used up the budget is
+ * not counted as done (more may be left; the next call finds out). Jobs without an eligible
+ * row are done.
  */
 function planPurge(cmd: PurgeCommand, budget: number, byIndex: ReadonlyMap<number, PlanRow>): { deletes: PlannedDelete[]; jobsDone: number } {
   const deletes: PlannedDelete[] = [];
@@ -103,7 +119,12 @@ function planPurge(cmd: PurgeCommand, budget: number, byIndex: ReadonlyMap<numbe
       left -= results;
       const events = left > 0 && row.finished_at <= cmd.eventsCutoff ? Math.min(row.events, left) : 0;
       left -= events;
-      if (results + events > 0) deletes.push({ key: cmd.jobs[i] as JobKey, results, events });
+      const notify = cmd.notificationsCutoff !== null && row.finished_at <= cmd.notificationsCutoff;
+      const inbox = left > 0 && notify ? Math.min(row.inbox, left) : 0;
+      left -= inbox;
+      const outbox = left > 0 && notify ? Math.min(row.outbox, left) : 0;
+      left -= outbox;
+      if (results + events + inbox + outbox > 0) deletes.push({ key: cmd.jobs[i] as JobKey, results, events, inbox, outbox });
       if (left === 0) break;
     }
     jobsDone++;

@@ -21,7 +21,10 @@ const SQL = {
       CASE WHEN j.status IN ('completed', 'failed', 'canceled')
         THEN (SELECT COUNT(*) FROM job_results r WHERE r.job_id = j.job_id) END AS results,
       CASE WHEN j.status IN ('completed', 'failed', 'canceled')
-        THEN (SELECT COUNT(*) FROM job_events e WHERE e.job_id = j.job_id) END AS events
+        THEN (SELECT COUNT(*) FROM job_events e WHERE e.job_id = j.job_id) END AS events,
+      CASE WHEN j.status IN ('completed', 'failed', 'canceled')
+        THEN (SELECT COUNT(*) FROM notifications n WHERE n.job_id = j.job_id)
+           + (SELECT COUNT(*) FROM notification_outbox o WHERE o.job_id = j.job_id AND o.status <> 'pending') END AS notifications
     FROM (SELECT org_id, job_id, status, finished_at FROM jobs
           WHERE (org_id, job_id) > (@org, @job) ORDER BY org_id, job_id LIMIT @limit) j
     ORDER BY j.org_id, j.job_id`,
@@ -33,11 +36,17 @@ const SQL = {
     (SELECT result_id FROM job_results WHERE job_id = @job AND org_id = @org ORDER BY seq LIMIT @n)`,
   deleteEvents: `DELETE FROM job_events WHERE position IN
     (SELECT position FROM job_events WHERE job_id = @job AND org_id = @org ORDER BY event_seq LIMIT @n)`,
+  // By key, not rowid (a table may become WITHOUT ROWID). Pending outbox entries stay: a
+  // delivery still being attempted is not history.
+  deleteNotifications: `DELETE FROM notifications WHERE notification_id IN
+    (SELECT notification_id FROM notifications WHERE job_id = @job AND org_id = @org LIMIT @n)`,
+  deleteSettledOutbox: `DELETE FROM notification_outbox WHERE entry_id IN
+    (SELECT entry_id FROM notification_outbox WHERE job_id = @job AND org_id = @org AND status <> 'pending' LIMIT @n)`,
 } as const;
 
 const CHECKPOINT_EVERY_MS = 50;
 
-type ScanRow = [org: string, job: string, status: JobStatus, finishedAt: number | null, results: number | null, events: number | null];
+type ScanRow = [org: string, job: string, status: JobStatus, finishedAt: number | null, results: number | null, events: number | null, notifications: number | null];
 
 export interface RetentionQueries {
   scan: Statement<[{ org: string; job: string; limit: number }], unknown[]>;
@@ -45,6 +54,8 @@ export interface RetentionQueries {
   recordRemoved: Statement<[{ now: number; job: string; org: string; n: number }]>;
   deleteResults: Statement<[{ job: string; org: string; n: number }]>;
   deleteEvents: Statement<[{ job: string; org: string; n: number }]>;
+  deleteNotifications: Statement<[{ job: string; org: string; n: number }]>;
+  deleteSettledOutbox: Statement<[{ job: string; org: string; n: number }]>;
 }
 
 export interface SqliteRetentionDeps {
@@ -77,7 +88,7 @@ export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore
         // ('', '') sorts before every key: org ids are never empty.
         const rows = q().scan.all({ org: after?.orgId ?? '', job: after?.jobId ?? '', limit: n }) as ScanRow[];
         const jobs: TerminalJobStats[] = [];
-        for (const [org, job, status, finishedAt, results, events] of rows) {
+        for (const [org, job, status, finishedAt, results, events, notifications] of rows) {
           if (!isTerminal(status)) continue;
           jobs.push({
             orgId: asOrgId(org),
@@ -86,6 +97,7 @@ export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore
             finishedAt,
             resultCount: results ?? 0,
             eventCount: events ?? 0,
+            notificationCount: notifications ?? 0,
           });
         }
         const last = rows[rows.length - 1];
@@ -102,7 +114,7 @@ export function createSqliteRetention(deps: SqliteRetentionDeps): RetentionStore
       return deps.purge(cmd).then(async (out) => {
         // Every CHECKPOINT_EVERY_MS of deleting, before the next delete begins: a few hundred
         // WAL pages per checkpoint, so the WAL rewinds and stays far below wal_autocheckpoint.
-        if (out.resultsDeleted + out.eventsDeleted > 0 && performance.now() - lastCheckpoint >= CHECKPOINT_EVERY_MS) {
+        if (out.resultsDeleted + out.eventsDeleted + out.notificationsDeleted > 0 && performance.now() - lastCheckpoint >= CHECKPOINT_EVERY_MS) {
           await checkpointer.checkpoint();
           lastCheckpoint = performance.now();
         }
@@ -123,6 +135,8 @@ export function prepareRetentionQueries(db: Database): RetentionQueries {
     recordRemoved: s(SQL.recordRemoved),
     deleteResults: s(SQL.deleteResults),
     deleteEvents: s(SQL.deleteEvents),
+    deleteNotifications: s(SQL.deleteNotifications),
+    deleteSettledOutbox: s(SQL.deleteSettledOutbox),
   } as unknown as RetentionQueries;
 }
 
@@ -131,6 +145,7 @@ export function purgeOp(q: RetentionQueries, cmd: PurgeCommand): PurgeOutcome {
   let budget = Math.max(1, Math.floor(cmd.maxRows));
   let resultsDeleted = 0;
   let eventsDeleted = 0;
+  let notificationsDeleted = 0;
   let jobsDone = 0;
   for (const key of cmd.jobs) {
     const row = q.jobState.get(key.orgId, key.jobId);
@@ -152,9 +167,22 @@ export function purgeOp(q: RetentionQueries, cmd: PurgeCommand): PurgeOutcome {
         eventsDeleted += n;
         budget -= n;
         if (budget === 0) break;
+        args.n = budget;
+      }
+      if (cmd.notificationsCutoff !== null && finishedAt <= cmd.notificationsCutoff) {
+        let n = q.deleteNotifications.run(args).changes;
+        budget -= n;
+        if (budget > 0) {
+          args.n = budget;
+          const m = q.deleteSettledOutbox.run(args).changes;
+          budget -= m;
+          n += m;
+        }
+        notificationsDeleted += n;
+        if (budget === 0) break;
       }
     }
     jobsDone++;
   }
-  return { resultsDeleted, eventsDeleted, jobsDone };
+  return { resultsDeleted, eventsDeleted, notificationsDeleted, jobsDone };
 }
