@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadSqliteDriver } from '../../src/adapters/store/sqlite/sqliteDriver.js';
+import type { Worker } from 'node:worker_threads';
 import { createSqliteJobStore } from '../../src/adapters/store/sqlite/sqliteJobStore.js';
+import { ThreadWriter } from '../../src/adapters/store/sqlite/sqliteWriter.js';
 import { loadMigrations, migrationsDir } from '../../src/adapters/store/sqlite/sqliteMigrator.js';
 import { QUERY_SQL } from '../../src/adapters/store/sqlite/sqliteQueries.js';
 import { isUpshiftError } from '../../src/core/errors.js';
@@ -134,6 +136,51 @@ describe('SQLite specifics', () => {
       expect(await store.listJobs(asOrgId('a'), { limit: 10 })).toHaveLength(3);
     });
   }
+
+  it('thread writer: a dead writer thread fails its in-flight writes with STORE_UNAVAILABLE (all or none committed); the next write starts a new thread', async () => {
+    const file = freshFile();
+    const setup = make(file);
+    await setup.migrate();
+    await setup.close();
+    const options = { maxOpsPerTransaction: 1000, inAppDelivery: 'outbox' as const };
+    const writer = new ThreadWriter({ file, busyTimeoutMs: 5000, ...options }, { listeners: new Set(), onListenerError: () => {}, ...options });
+    const threadOf = (): Worker | null => (writer as unknown as { worker: Worker | null }).worker;
+    try {
+      await writer.run('warm', {});
+      const first = threadOf()!;
+      const cmd = (i: number) => ({
+        jobId: newJobId(i), orgId: asOrgId('a'), analyzer: 'noop', input: { i }, priority: 0, maxAttempts: 1,
+        idempotencyKey: null, requestHash: null, traceContext: null, now: i,
+      });
+      const batch = Array.from({ length: 200 }, (_, i) => cmd(i + 1));
+      const inFlight = batch.map((c) => writer.run('submit', c));
+      // The writes go to the thread at the end of this synchronous burst (a microtask); kill it then.
+      await Promise.resolve();
+      await first.terminate();
+      const settled = await Promise.allSettled(inFlight);
+      const rejected = batch.filter((_, i) => settled[i]!.status === 'rejected');
+      for (const s of settled) if (s.status === 'rejected') expect(isUpshiftError(s.reason, 'STORE_UNAVAILABLE')).toBe(true);
+      expect(rejected.length).toBeGreaterThan(0);
+
+      // The next write starts a fresh thread and commits.
+      await writer.run('submit', cmd(10_000));
+      expect(threadOf()).not.toBe(first);
+      // One group commit: the killed transaction committed entirely or not at all.
+      const db = new Database(file, { readonly: true });
+      try {
+        const count = (ids: readonly string[]) =>
+          ids.filter((id) => db.prepare('SELECT 1 FROM jobs WHERE job_id = ?').get(id) !== undefined).length;
+        const found = count(rejected.map((c) => c.jobId));
+        expect([0, rejected.length]).toContain(found);
+        expect(count(batch.filter((_, i) => settled[i]!.status === 'fulfilled').map((c) => c.jobId))).toBe(batch.length - rejected.length);
+        expect((db.prepare('SELECT COUNT(*) AS n FROM jobs').get() as { n: number }).n).toBe(batch.length - rejected.length + found + 1);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await writer.close();
+    }
+  });
 
   it('a write pending at close() is committed before the file closes', async () => {
     const file = freshFile();
