@@ -73,6 +73,9 @@ export interface ServerStats {
   readonly loopDelayP99Ms: number;
   readonly loopDelayMaxMs: number;
   readonly rssMiB: number;
+  /** Garbage-collection pauses in the window: their sum and the longest (ms). */
+  readonly gcPauseTotalMs: number;
+  readonly gcPauseMaxMs: number;
   /** Event occurred_at → the server's own commit listener, p50/p99 (ms). */
   readonly feedLagP50Ms: number;
   readonly feedLagP99Ms: number;

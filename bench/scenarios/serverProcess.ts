@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
 import { loadConfig } from '../../src/config/config.js';
 import { createUpshift } from '../../src/main.js';
 import { percentile } from '../harness.js';
@@ -46,6 +46,11 @@ let markCompleted = 0;
 let markCpu = process.cpuUsage();
 let loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 1 });
 loop.enable();
+// Garbage-collection pauses in the window (each one stops the event loop).
+let gcPauses: number[] = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcPauses.push(e.duration);
+}).observe({ entryTypes: ['gc'] });
 
 process.on('message', (m: { cmd: string }) => {
   if (m.cmd === 'mark') {
@@ -53,6 +58,7 @@ process.on('message', (m: { cmd: string }) => {
     markCompleted = completed;
     markCpu = process.cpuUsage();
     feedLag = [];
+    gcPauses = [];
     loop.disable();
     loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
@@ -68,6 +74,8 @@ process.on('message', (m: { cmd: string }) => {
         feedLagP50Ms: percentile(feedLag.sort((x, y) => x - y), 50),
         feedLagP99Ms: percentile(feedLag, 99),
         rssMiB: process.memoryUsage().rss / 2 ** 20,
+        gcPauseTotalMs: gcPauses.reduce((a, b) => a + b, 0),
+        gcPauseMaxMs: Math.max(0, ...gcPauses),
         // CPU time this process used in the window, as a share of one core.
         cpuCores: (() => {
           const c = process.cpuUsage(markCpu);

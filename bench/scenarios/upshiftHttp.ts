@@ -119,6 +119,9 @@ try {
   emit('server event-loop delay p99 idle GET', idleServer.loopDelayP99Ms, 'ms');
   emit('GET generator event-loop delay p99 (idle / while processing)', Math.max(idle.loopDelayP99Ms, loaded.loopDelayP99Ms), 'ms', { idle: idle.loopDelayP99Ms, loaded: loaded.loopDelayP99Ms });
   emit('server event-loop delay p99 while processing', loadedServer.loopDelayP99Ms, 'ms');
+  emit('server GC pauses while processing (longest)', loadedServer.gcPauseMaxMs, 'ms', { total_ms: loadedServer.gcPauseTotalMs });
+  emit('GET generator send lateness p99 (idle / while processing)', Math.max(idle.sendLateP99Ms, loaded.sendLateP99Ms), 'ms', { idle: idle.sendLateP99Ms, loaded: loaded.sendLateP99Ms });
+  emit('load generators CPU per request (GET / producer POST, while processing)', loaded.cpuUs / loaded.sent, 'µs', { producer: produced.cpuUs / produced.sent });
   emit(`POST /analyze/jobs max (${cannonCfg.connections} conns)`, post.okPerSecond, 'req/s', { non2xx: post.non2xx, errors: post.errors, timeouts: post.timeouts });
   emit('POST max: latency p99', post.latencyP99Ms, 'ms');
   emit('jobs completed/s during POST max', postServer.completedPerSecond, 'jobs/s');
