@@ -1,12 +1,15 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/config.js';
 import { defineAnalyzer } from '../../src/core/analyzer.js';
 import { parseOrgId } from '../../src/core/ids.js';
 import { createUpshift, type Upshift } from '../../src/main.js';
+import { BullmqDispatcher } from '../../src/adapters/dispatch/bullmq/bullmqDispatcher.js';
+import { PostgresDispatchStore, type DispatchRow } from '../../src/adapters/dispatch/bullmq/postgresDispatchStore.js';
 import { drive, type Peer } from './peerCommon.js';
 
 /**
@@ -53,13 +56,27 @@ await drive(system, async (): Promise<Peer> => {
     UPSHIFT_POLL_MS: '1000',
     ...(bullmq ? { UPSHIFT_DISPATCH_MODE: 'bullmq', UPSHIFT_REDIS_URL: redisUrl } : { UPSHIFT_DISPATCH_MODE: 'store' }),
   });
+  const hops = process.env.BENCH_HOPS === '1' && bullmq ? traceHops() : null;
   const up: Upshift = await createUpshift({ config, http: false, analyzers: [noop] });
   if (process.env.BENCH_TRACE === '1') traceStore(up);
   const numberOf = new Map<string, number>();
   const submit = async (i: number): Promise<void> => {
+    const t = performance.now();
     const { job } = await up.service.submit(org, { analyzer: 'bench-noop', input: { i } });
     numberOf.set(job.jobId, i);
+    hops?.mark(job.jobId, 0, t);
   };
+  if (hops) {
+    up.store.onCommitted((events) => {
+      const t = performance.now();
+      for (const e of events) if (e.type === 'job.queued') hops.mark(e.jobId, 1, t);
+    });
+    const run = noop.run;
+    (noop as { run: typeof run }).run = (input, ctx) => {
+      hops.mark(ctx.jobId, 8, performance.now());
+      return run(input, ctx);
+    };
+  }
   return {
     async addBulk(items) {
       await Promise.all(items.map(submit));
@@ -100,6 +117,112 @@ await drive(system, async (): Promise<Peer> => {
     },
   };
 });
+
+/**
+ * BENCH_HOPS=1 (BullMQ dispatch): per-job timestamps of every hop between the submit and the
+ * analyzer, printed to stderr at exit as mean / p50 / p99 of each hop's share:
+ *   submit call → submit commit (job.queued committed) → relay round start → relay read (outbox
+ *   rows returned) → BullMQ add accepted → relay commit; BullMQ add → processor invoked
+ *   (BullMQ's fetch) → claim by id resolved → analyzer invoked.
+ * Patches prototypes of the dispatch classes before the instance is built (bench only).
+ */
+function traceHops(): { mark(jobId: string, hop: number, t: number): void } {
+  const HOP_NAMES = ['submit call', 'submit commit', 'relay round start', 'relay read', 'BullMQ add done', 'relay commit', 'processor invoked', 'claim done', 'analyzer start', 'fetch sent'];
+  const at = new Map<string, Float64Array>();
+  const mark = (jobId: string, hop: number, t: number): void => {
+    let a = at.get(jobId);
+    if (!a) at.set(jobId, (a = new Float64Array(HOP_NAMES.length).fill(NaN)));
+    if (Number.isNaN(a[hop])) a[hop] = t;
+  };
+  const store = PostgresDispatchStore.prototype as unknown as { drainOutbox(limit: number, publish: (rows: DispatchRow[]) => Promise<void>): Promise<number> };
+  const drain = store.drainOutbox;
+  store.drainOutbox = async function (this: unknown, limit, publish) {
+    const t0 = performance.now();
+    let ids: string[] = [];
+    const n = await drain.call(this, limit, async (rows) => {
+      const t1 = performance.now();
+      ids = rows.map((r) => r.jobId);
+      for (const id of ids) {
+        mark(id, 2, t0);
+        mark(id, 3, t1);
+      }
+      await publish(rows);
+      const t2 = performance.now();
+      for (const id of ids) mark(id, 4, t2);
+    });
+    const t3 = performance.now();
+    for (const id of ids) mark(id, 5, t3);
+    return n;
+  };
+  // The per-job handler of the dispatcher: `handle` (own fetch loop) or `process` (BullMQ's processor, before).
+  const proc = BullmqDispatcher.prototype as unknown as Record<string, (job: { data: { jobId: string } }, ...rest: unknown[]) => Promise<void>>;
+  for (const name of ['handle', 'process']) {
+    const f = proc[name];
+    if (!f) continue;
+    proc[name] = function (this: unknown, job, ...rest) {
+      mark(job.data.jobId, 6, performance.now());
+      return f.call(this, job, ...rest);
+    };
+  }
+  const claim = PostgresDispatchStore.prototype.claimById;
+  PostgresDispatchStore.prototype.claimById = async function (this: PostgresDispatchStore, req) {
+    const r = await claim.call(this, req);
+    if (r.kind === 'claimed') mark(req.jobId, 7, performance.now());
+    return r;
+  };
+  // The dispatcher's fetches (BullMQ manual processing): latency of each call, by outcome.
+  const fetchStats = { calls: 0, jobs: 0, ms: 0, emptyMs: 0 };
+  const wproto = Worker.prototype as unknown as { getNextJob(token: string, o?: { block?: boolean }): Promise<{ data: { jobId: string } } | undefined> };
+  const getNext = wproto.getNextJob;
+  wproto.getNextJob = async function (this: unknown, token, o) {
+    const t = performance.now();
+    const job = await getNext.call(this, token, o);
+    const ms = performance.now() - t;
+    fetchStats.calls++;
+    if (job) {
+      fetchStats.jobs++;
+      fetchStats.ms += ms;
+      mark(job.data.jobId, 9, t);
+    } else fetchStats.emptyMs += ms;
+    return job;
+  };
+  // Round trips: Redis commands by name (scripts by the name BullMQ gave them), PostgreSQL queries.
+  const counts: Record<string, number> = {};
+  const redisProto = Redis.prototype as unknown as { sendCommand(cmd: { name: string; args?: unknown[] }, stream?: unknown): unknown };
+  const send = redisProto.sendCommand;
+  redisProto.sendCommand = function (this: unknown, cmd, stream) {
+    const k = `redis ${cmd.name}`;
+    counts[k] = (counts[k] ?? 0) + 1;
+    return send.call(this, cmd, stream);
+  };
+  const pgQuery = pg.Client.prototype.query as unknown as (...a: unknown[]) => unknown;
+  (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: unknown, ...a: unknown[]) {
+    counts['pg queries'] = (counts['pg queries'] ?? 0) + 1;
+    return pgQuery.apply(this, a);
+  };
+  const elu0 = performance.eventLoopUtilization();
+  process.on('exit', () => {
+    const lines: string[] = [];
+    const jobs = Math.max(1, at.size);
+    lines.push(`  per job: ${Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${(n / jobs).toFixed(2)}`).join(', ')}`);
+    lines.push(`  fetches: ${fetchStats.calls} calls, ${fetchStats.jobs} with a job (mean ${(fetchStats.ms / Math.max(1, fetchStats.jobs)).toFixed(2)} ms), empty ones ${(fetchStats.emptyMs / 1000).toFixed(1)} s in all`);
+    lines.push(`  event loop utilization ${performance.eventLoopUtilization(elu0).utilization.toFixed(2)}`);
+    // Hop 9 (fetch sent) exists only with the dispatcher's own fetch loop.
+    const fetchHop = [...at.values()].some((a) => !Number.isNaN(a[9]));
+    const full = [...at.values()].filter((a) => a.every((x, i) => !Number.isNaN(x) || (i === 9 && !fetchHop)));
+    const stat = (xs: number[]): string => {
+      xs.sort((x, y) => x - y);
+      const mean = xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
+      return `mean ${mean.toFixed(2)} p50 ${(xs[Math.floor(xs.length * 0.5)] ?? NaN).toFixed(2)} p99 ${(xs[Math.floor(xs.length * 0.99)] ?? NaN).toFixed(2)}`;
+    };
+    // The BullMQ worker may fetch the job before the relay commits: the processor hop counts from the add.
+    const pairs: Array<[number, number]> = [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [4, 6], [6, 7], [7, 8], [0, 8]];
+    if (fetchHop) pairs.push([4, 9], [9, 6]);
+    for (const [a, b] of pairs) lines.push(`  ${HOP_NAMES[a]} → ${HOP_NAMES[b]}: ${stat(full.map((x) => (x[b] as number) - (x[a] as number)))} ms`);
+    process.stderr.write(`hops (${full.length} of ${at.size} jobs with every hop):\n${lines.join('\n')}\n`);
+  });
+  return { mark };
+}
 
 /**
  * BENCH_TRACE=1: calls, total wall time and rows per store method, printed to stderr at exit

@@ -1,4 +1,5 @@
-import { DelayedError, Worker, type Job as BullJob } from 'bullmq';
+import { randomBytes } from 'node:crypto';
+import { Worker, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { UpshiftError, coerceError } from '../../../core/errors.js';
 import type { Clock } from '../../../ports/clock.js';
@@ -15,53 +16,83 @@ export interface BullmqDispatcherOptions {
   readonly prefix: string;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** BullMQ jobs processed at once = the worker's concurrency (each waits for its attempt). */
+  /** Most BullMQ jobs fetched in one round trip (further capped by the worker's free slots). */
   readonly concurrency: number;
   /** Ask again after this long when the job's row was locked by another writer. */
   readonly busyRetryMs?: number;
 }
 
+/** Pause after a failed fetch (Redis unavailable); doubles per consecutive failure up to 1 s. */
+const FETCH_RETRY_MS = 50;
+
 /**
- * Dispatch mode `bullmq`, worker side. A BullMQ job means "claim Upshift job X (attempt n)":
- * the processor claims it in PostgreSQL by id (compare-and-set queued → running with a lease)
- * and then runs the attempt, holding the BullMQ job until the attempt is settled so BullMQ's
- * concurrency is the worker's. If the job is not claimable any more (claimed elsewhere,
- * canceled, finished) the BullMQ job is acknowledged and dropped; if it is not due yet, or its
- * analyzer has no free slot here, it is put back as delayed.
+ * Dispatch mode `bullmq`, worker side. A BullMQ job means "claim Upshift job X (attempt n)".
+ * The dispatcher fetches BullMQ jobs itself (BullMQ's manual processing) while the worker has
+ * free slots: one blocking wait while the queue is empty, then as many jobs as there are free
+ * slots in one round trip (the fetches are sent back to back). Each is claimed by id in
+ * PostgreSQL (compare-and-set queued → running with a lease; the claims waiting at the same
+ * time share one transaction) and then acknowledged in BullMQ: from the claim on, the job's
+ * lease in PostgreSQL is what keeps it, not the BullMQ job. If the job is not claimable any
+ * more (claimed elsewhere, canceled, finished) the BullMQ job is acknowledged and dropped; if
+ * it is not due yet, its row is locked by another writer, or its analyzer has no free slot
+ * here, it is put back as delayed.
  *
- * A BullMQ job whose worker died is retried by BullMQ's stalled-job check; by then the Upshift
- * job is either still running under the dead worker's lease (dropped here; the lease sweep
- * requeues it, which writes a new outbox row for the next attempt) or already requeued.
+ * Why not BullMQ's processor loop: it fetches one job per Redis round trip, and a processor
+ * that holds its job while the attempt runs keeps BullMQ's slot busy until the outcome is
+ * written. Under load the round trip is milliseconds, so jobs queued up in BullMQ even
+ * while slots were free (docs/scale-mode.md, "Latency of BullMQ dispatch").
+ *
+ * A worker that dies between fetching and acknowledging leaves the BullMQ job active with a
+ * lock nobody renews; BullMQ's stalled-job check (any worker of the queue runs it) puts it
+ * back, and another worker claims it — or finds it claimed and drops it. A worker that dies
+ * after the claim leaves the job leased in PostgreSQL, where lease recovery requeues it (a
+ * new outbox row, so a new BullMQ job).
  */
 export class BullmqDispatcher implements Dispatcher {
   readonly kind = 'bullmq';
   private worker: Worker<DispatchJobData> | null = null;
   private sink: DispatchSink | null = null;
+  private loop: Promise<void> | null = null;
+  private stopping = false;
+  /** BullMQ jobs fetched and not yet handed to the sink (they count against its free slots). */
+  private claiming = 0;
+  /** Settles when every fetched job has been dealt with (stop waits for it). */
+  private readonly inFlight = new Set<Promise<void>>();
+  private wake: (() => void) | null = null;
+  private readonly tokenPrefix = randomBytes(6).toString('hex');
+  private tokenSeq = 0;
+  private corked = false;
 
   constructor(private readonly o: BullmqDispatcherOptions) {}
 
   start(sink: DispatchSink): void {
     if (this.worker) return;
     this.sink = sink;
-    this.worker = new Worker<DispatchJobData>(this.o.queueName, (job, token) => this.process(job, token), {
+    // No processor: jobs are fetched by fetchLoop (autorun off), so BullMQ runs no loop of its own.
+    this.worker = new Worker<DispatchJobData>(this.o.queueName, null, {
       connection: this.o.connection,
       prefix: this.o.prefix,
-      concurrency: this.o.concurrency,
-      // The processor holds a BullMQ job for a whole attempt; the lock is renewed meanwhile.
+      autorun: false,
+      // A fetched job is held only until its claim commits; the lock outlives any claim that
+      // does not fail (a failing one puts the job back as delayed).
       lockDuration: 30_000,
       maxStalledCount: 1_000_000,
-      removeOnComplete: { count: 0 },
-      removeOnFail: { count: 0 },
     });
     this.worker.on('error', (e) => this.o.logger.warn({ err: coerceError(e) }, 'BullMQ worker error (Redis unavailable?)'));
+    void this.worker.startStalledCheckTimer().catch((e: unknown) => this.o.logger.warn({ err: coerceError(e) }, 'BullMQ stalled-job check did not start'));
+    this.loop = this.fetchLoop(this.worker, sink);
   }
 
-  /** BullMQ wakes its worker by itself (blocking fetch); freed slots are picked up at once. */
-  poke(): void {}
+  /** A slot was freed (or a job queued): fetch again if the loop waits for slots. */
+  poke(): void {
+    this.wake?.();
+  }
 
   async stop(): Promise<void> {
-    // Fetch nothing new; active processors finish with their attempts (the sink drains them).
-    await this.worker?.pause(true).catch(() => undefined);
+    // Fetch nothing new; claims in flight finish (their jobs go to the sink or back to BullMQ).
+    this.stopping = true;
+    this.wake?.();
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
   async ping(): Promise<void> {
@@ -74,43 +105,150 @@ export class BullmqDispatcher implements Dispatcher {
   }
 
   async close(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    // Closing the worker ends a blocking fetch in flight (its connection is BullMQ's own).
     await this.worker?.close().catch(() => undefined);
+    await this.loop;
+    await this.stop();
     this.worker = null;
     this.o.connection.disconnect();
   }
 
-  private async process(job: BullJob<DispatchJobData>, token: string | undefined): Promise<void> {
-    const sink = this.sink as DispatchSink;
-    const { orgId, jobId, analyzer } = job.data;
-    const now = this.o.clock.now();
-    if (!sink.capacity().some((g) => g.analyzers.includes(analyzer) && g.slots > 0)) {
-      // Full for this analyzer (or not registered here): let another worker or a later slot take it.
-      return this.delay(job, token, Date.now() + (this.o.busyRetryMs ?? 250));
-    }
-    let r;
-    try {
-      r = await this.o.store.claimById({ orgId, jobId, workerId: sink.workerId, leaseMs: sink.leaseMs, now });
-    } catch (e) {
-      // PostgreSQL unavailable: keep the signal (failing it would drop it until the safety net).
-      this.o.logger.warn({ err: coerceError(e), job_id: jobId }, 'claim by id failed; trying again shortly');
-      return this.delay(job, token, Date.now() + 1_000);
-    }
-    switch (r.kind) {
-      case 'claimed':
-        await sink.run(r.job);
-        return;
-      case 'gone':
-        return;
-      case 'not_due':
-        return this.delay(job, token, Date.now() + Math.max(1, r.runAt - now));
-      case 'busy':
-        return this.delay(job, token, Date.now() + (this.o.busyRetryMs ?? 250));
+  /** Free slots of the sink not yet spoken for by fetched jobs. */
+  private free(sink: DispatchSink): number {
+    const slots = sink.capacity().reduce((n, g) => n + g.slots, 0);
+    return Math.max(0, Math.min(slots, this.o.concurrency) - this.claiming);
+  }
+
+  private async fetchLoop(worker: Worker<DispatchJobData>, sink: DispatchSink): Promise<void> {
+    // While the queue looks empty, one blocking fetch (BullMQ wakes it when a job is added);
+    // otherwise non-blocking fetches sent back to back: twice as many as the last round brought
+    // (a relay batch of a few jobs costs no round of empty fetches), at most the free slots.
+    let empty = true;
+    let batch = 1;
+    let failures = 0;
+    while (!this.stopping) {
+      const free = this.free(sink);
+      if (free === 0) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          if (this.stopping || this.free(sink) > 0) resolve();
+        });
+        this.wake = null;
+        continue;
+      }
+      const n: number = empty ? 1 : Math.min(free, batch);
+      let jobs: Array<{ job: BullJob<DispatchJobData>; token: string }>;
+      try {
+        if (n > 1) this.corkRedis();
+        const fetched = await Promise.all(
+          Array.from({ length: n }, async () => {
+            const token = `${this.tokenPrefix}:${this.tokenSeq++}`;
+            const job = (await worker.getNextJob(token, { block: empty })) as BullJob<DispatchJobData> | undefined;
+            return job ? { job, token } : null;
+          }),
+        );
+        jobs = fetched.filter((j) => j !== null);
+        failures = 0;
+      } catch (e) {
+        if (this.stopping) break;
+        if (failures++ % 20 === 0) this.o.logger.warn({ err: coerceError(e) }, 'BullMQ fetch failed (Redis unavailable?); retrying');
+        await new Promise((r) => setTimeout(r, Math.min(1_000, FETCH_RETRY_MS * 2 ** Math.min(failures, 5))));
+        continue;
+      }
+      // Fewer than asked for: the queue is empty, block next time. A blocking fetch that
+      // brought its job: there may be more, fetch without blocking.
+      empty = jobs.length < n;
+      batch = Math.max(1, jobs.length * 2);
+      for (const { job, token } of jobs) this.track(this.handle(job, token, sink));
     }
   }
 
-  private async delay(job: BullJob<DispatchJobData>, token: string | undefined, at: number): Promise<never> {
+  private track(p: Promise<void>): void {
+    this.claiming++;
+    const done = p.finally(() => {
+      this.inFlight.delete(done);
+    });
+    this.inFlight.add(done);
+  }
+
+  /** Claims the job a BullMQ job names, then acknowledges it or puts it back. Never rejects. */
+  private async handle(job: BullJob<DispatchJobData>, token: string, sink: DispatchSink): Promise<void> {
+    let held = true;
+    const handOver = (): void => {
+      if (!held) return;
+      held = false;
+      this.claiming--;
+      this.wake?.();
+    };
+    try {
+      const { orgId, jobId, analyzer } = job.data;
+      const now = this.o.clock.now();
+      if (this.stopping || !sink.capacity().some((g) => g.analyzers.includes(analyzer) && g.slots > 0)) {
+        // Full for this analyzer (or not registered here, or stopping): let another worker or a later slot take it.
+        handOver();
+        return await this.putBack(job, token, Date.now() + (this.stopping ? 0 : (this.o.busyRetryMs ?? 250)));
+      }
+      let r;
+      try {
+        r = await this.o.store.claimById({ orgId, jobId, workerId: sink.workerId, leaseMs: sink.leaseMs, now });
+      } catch (e) {
+        // PostgreSQL unavailable: keep the signal (dropping it would leave the job to the safety net).
+        this.o.logger.warn({ err: coerceError(e), job_id: jobId }, 'claim by id failed; trying again shortly');
+        handOver();
+        return await this.putBack(job, token, Date.now() + 1_000);
+      }
+      switch (r.kind) {
+        case 'claimed':
+          // The slot is the sink's from here on (run() counts it before returning).
+          void sink.run(r.job);
+          handOver();
+          return await this.ack(job, token);
+        case 'gone':
+          handOver();
+          return await this.ack(job, token);
+        case 'not_due':
+          handOver();
+          return await this.putBack(job, token, Date.now() + Math.max(1, r.runAt - now));
+        case 'busy':
+          handOver();
+          return await this.putBack(job, token, Date.now() + (this.o.busyRetryMs ?? 250));
+      }
+    } catch (e) {
+      // Redis failed on the acknowledgement: the stalled-job check puts the job back; its
+      // claim (if any) stands, so the next fetch of it finds it claimed and drops it.
+      this.o.logger.warn({ err: coerceError(e), bullmq_job: job.id }, 'BullMQ acknowledgement failed; the stalled-job check will return the job');
+    } finally {
+      handOver();
+    }
+  }
+
+  /** Done with the signal: removes the BullMQ job (removeOnComplete). */
+  private async ack(job: BullJob<DispatchJobData>, token: string): Promise<void> {
+    this.corkRedis();
+    await job.moveToCompleted(null, token, false);
+  }
+
+  private async putBack(job: BullJob<DispatchJobData>, token: string, at: number): Promise<void> {
+    this.corkRedis();
     await job.moveToDelayed(at, token);
-    throw new DelayedError();
+  }
+
+  /**
+   * The commands sent until the event loop's next check phase (a batch of fetches, the
+   * acknowledgements of one claim batch) leave in one write instead of one syscall each, which
+   * also wakes Redis once. Uses the connection's socket (ioredis' `stream`); no-op without one.
+   */
+  private corkRedis(): void {
+    const stream = (this.o.connection as unknown as { stream?: { cork?: () => void; uncork?: () => void } }).stream;
+    if (this.corked || typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') return;
+    this.corked = true;
+    stream.cork();
+    setImmediate(() => {
+      this.corked = false;
+      stream.uncork?.();
+    });
   }
 }
 

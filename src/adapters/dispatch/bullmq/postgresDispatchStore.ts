@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { newToken } from '../../../core/ids.js';
 import type { ClaimedJob } from '../../../core/job.js';
-import { createPool, ident, resolveNames, type PgNames } from '../../store/postgres/postgresConnection.js';
+import { corkUntilNextTick, createPool, ident, resolveNames, type PgNames } from '../../store/postgres/postgresConnection.js';
 import { isConnectionError, toStoreError } from '../../store/postgres/postgresErrors.js';
 import { jobCols, toClaimedJob, type JobRow } from '../../store/postgres/postgresRows.js';
 
@@ -33,6 +33,7 @@ export interface ClaimByIdRequest {
 }
 
 const TRIGGER = 'job_events_dispatch_outbox';
+const MAX_CLAIMS_IN_FLIGHT = 2;
 
 /**
  * The PostgreSQL side of BullMQ dispatch, on its own small pool: the outbox (take, enable),
@@ -47,6 +48,8 @@ export class PostgresDispatchStore {
   private readonly s: string;
   private pending: Array<{ req: ClaimByIdRequest; resolve: (r: ClaimByIdResult) => void; reject: (e: unknown) => void }> = [];
   private flushScheduled = false;
+  /** Claim transactions in flight; at the cap, new claims wait and go together. */
+  private claiming = 0;
   /** The claim statement, prepared once per connection (named per schema, like the store's). */
   private readonly claim: { readonly name: string; readonly text: string };
 
@@ -63,8 +66,12 @@ export class PostgresDispatchStore {
     return this.names.schema;
   }
 
-  /** Runs `fn` in a transaction as the internal role (cross-tenant); rolls back if it throws. */
-  async internalTx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in a transaction as the internal role (cross-tenant); rolls back if it throws.
+   * `asyncCommit`: COMMIT does not wait for the WAL flush (synchronous_commit off for this
+   * transaction only) — for writes that a crash may undo without harm.
+   */
+  async internalTx<T>(fn: (c: pg.PoolClient) => Promise<T>, asyncCommit = false): Promise<T> {
     let c: pg.PoolClient;
     try {
       c = await this.pool.connect();
@@ -74,8 +81,14 @@ export class PostgresDispatchStore {
     let broken = false;
     try {
       // Pipelined (the pool runs pg in pipeline mode): BEGIN and the role switch cost no round
-      // trip of their own; a failure of either surfaces at the first awaited statement.
-      const setup = Promise.all([c.query('BEGIN'), c.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`, [this.names.internalRole])]);
+      // trip of their own, and leave with fn's first statement in one write; a failure of
+      // either surfaces at the first awaited statement.
+      corkUntilNextTick(c);
+      const setup = Promise.all([
+        c.query('BEGIN'),
+        // Only ever lowered here: the server's own setting (on, remote_apply, …) stays otherwise.
+        c.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)${asyncCommit ? `, set_config('synchronous_commit', 'off', true)` : ''}`, [this.names.internalRole]),
+      ]);
       setup.catch(() => undefined);
       const out = await fn(c);
       await setup;
@@ -105,6 +118,8 @@ export class PostgresDispatchStore {
     }
     let broken = false;
     const text = typeof statement === 'string' ? statement : statement.text;
+    // The whole transaction leaves in one write.
+    corkUntilNextTick(c);
     const setup = [
       c.query('BEGIN'),
       c.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`, [this.names.internalRole]),
@@ -150,7 +165,10 @@ export class PostgresDispatchStore {
   /**
    * Takes up to `limit` outbox rows (oldest first, SKIP LOCKED so relays in several processes
    * take disjoint rows) and deletes them only if `publish` resolves — in the same transaction.
-   * A crash or a failing publish leaves them for the next round (at-least-once).
+   * A crash or a failing publish leaves them for the next round (at-least-once). The deletion
+   * commits without waiting for its WAL flush: a crash of PostgreSQL may bring rows back that
+   * were published, and publishing them again is harmless (same BullMQ job ids; a signal for a
+   * job that is not queued any more claims nothing). The next round does not wait for a flush.
    */
   async drainOutbox(limit: number, publish: (rows: DispatchRow[]) => Promise<void>): Promise<number> {
     return this.internalTx(async (c) => {
@@ -162,7 +180,7 @@ export class PostgresDispatchStore {
       );
       if (r.rows.length > 0) await publish(r.rows.map(toDispatchRow));
       return r.rows.length;
-    });
+    }, true);
   }
 
   /** Rows waiting in the outbox (metrics, tests). */
@@ -197,17 +215,33 @@ export class PostgresDispatchStore {
     });
   }
 
-  /** Claims one job by id (batched with the other claims of this tick). Never throws for a lost race. */
+  /**
+   * Claims one job by id. Never throws for a lost race. Batched: at most two claim
+   * transactions are in flight (the second waits at the server for the position lock the first
+   * holds, so it runs as soon as that one commits), and every claim asked for meanwhile joins
+   * the next one: under load the claims of one fetch round share one statement, one
+   * position-lock hold and one WAL flush instead of one each.
+   */
   claimById(req: ClaimByIdRequest): Promise<ClaimByIdResult> {
     return new Promise((resolve, reject) => {
       this.pending.push({ req, resolve, reject });
-      if (this.flushScheduled) return;
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        const batch = this.pending;
-        this.pending = [];
-        void this.claimBatch(batch);
+      this.scheduleClaims();
+    });
+  }
+
+  private scheduleClaims(): void {
+    if (this.flushScheduled || this.claiming >= MAX_CLAIMS_IN_FLIGHT || this.pending.length === 0) return;
+    this.flushScheduled = true;
+    // The rest of this turn's claims join the batch.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (this.claiming >= MAX_CLAIMS_IN_FLIGHT || this.pending.length === 0) return;
+      const batch = this.pending;
+      this.pending = [];
+      this.claiming++;
+      void this.claimBatch(batch).finally(() => {
+        this.claiming--;
+        this.scheduleClaims();
       });
     });
   }
@@ -233,15 +267,21 @@ export class PostgresDispatchStore {
     }
     for (const group of groups.values()) {
       try {
-        const results = await this.claimGroup(group.map((g) => g.req));
-        group.forEach((g, i) => g.resolve(results[i] as ClaimByIdResult));
+        const { claimed, rest } = await this.claimGroup(group.map((g) => g.req));
+        group.forEach((g, i) => {
+          const job = claimed[i];
+          if (job) g.resolve({ kind: 'claimed', job });
+        });
+        // What became of the others is read outside the claim window (the next batch need not wait).
+        if (rest) void rest.then((results) => group.forEach((g, i) => results[i] && g.resolve(results[i])), (e: unknown) => group.forEach((g) => g.reject(e)));
       } catch (e) {
         for (const g of group) g.reject(e);
       }
     }
   }
 
-  private async claimGroup(reqs: ClaimByIdRequest[]): Promise<ClaimByIdResult[]> {
+  /** The claim statement; for the jobs it did not claim, `rest` reads why (null: all claimed). */
+  private async claimGroup(reqs: ClaimByIdRequest[]): Promise<{ claimed: Array<ClaimedJob | undefined>; rest: Promise<Array<ClaimByIdResult | undefined>> | null }> {
     const first = reqs[0] as ClaimByIdRequest;
     const now = Math.max(...reqs.map((r) => r.now));
     const orgs = reqs.map((r) => r.orgId);
@@ -255,25 +295,24 @@ export class PostgresDispatchStore {
       [orgs, ids, now, newToken('lse_'), now + first.leaseMs, first.workerId, `upshift.positions.${this.names.schema}`, this.names.channel],
       true,
     );
-    const claimed = new Map(rows.map((r) => [`${r.org_id}:${r.job_id}`, toClaimedJob(r)]));
-    const missing = reqs.filter((r) => !claimed.has(`${r.orgId}:${r.jobId}`));
-    const states = new Map<string, { status: string; run_at: number }>();
-    if (missing.length > 0) {
-      const st = await this.internalStatement<{ org_id: string; job_id: string; status: string; run_at: number }>(
-        `SELECT j.org_id, j.job_id, j.status, j.run_at FROM ${this.s}.jobs j
-         JOIN unnest($1::text[], $2::text[]) AS r(org_id, job_id) ON j.org_id = r.org_id AND j.job_id = r.job_id`,
-        [missing.map((m) => m.orgId), missing.map((m) => m.jobId)],
-      );
-      for (const r of st) states.set(`${r.org_id}:${r.job_id}`, r);
-    }
-    return reqs.map((r): ClaimByIdResult => {
-      const key = `${r.orgId}:${r.jobId}`;
-      const job = claimed.get(key);
-      if (job) return { kind: 'claimed', job };
-      const st = states.get(key);
-      if (!st || st.status !== 'queued') return { kind: 'gone' };
-      return st.run_at > now ? { kind: 'not_due', runAt: st.run_at } : { kind: 'busy' };
+    const byKey = new Map(rows.map((r) => [`${r.org_id}:${r.job_id}`, toClaimedJob(r)]));
+    const claimed = reqs.map((r) => byKey.get(`${r.orgId}:${r.jobId}`));
+    const missing = reqs.filter((_, i) => claimed[i] === undefined);
+    if (missing.length === 0) return { claimed, rest: null };
+    const rest = this.internalStatement<{ org_id: string; job_id: string; status: string; run_at: number }>(
+      `SELECT j.org_id, j.job_id, j.status, j.run_at FROM ${this.s}.jobs j
+       JOIN unnest($1::text[], $2::text[]) AS r(org_id, job_id) ON j.org_id = r.org_id AND j.job_id = r.job_id`,
+      [missing.map((m) => m.orgId), missing.map((m) => m.jobId)],
+    ).then((st) => {
+      const states = new Map(st.map((r) => [`${r.org_id}:${r.job_id}`, r]));
+      return reqs.map((r, i): ClaimByIdResult | undefined => {
+        if (claimed[i]) return undefined;
+        const s = states.get(`${r.orgId}:${r.jobId}`);
+        if (!s || s.status !== 'queued') return { kind: 'gone' };
+        return s.run_at > now ? { kind: 'not_due', runAt: s.run_at } : { kind: 'busy' };
+      });
     });
+    return { claimed, rest };
   }
 
   /**
