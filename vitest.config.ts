@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 
 // The HTTP suites that run a second time on PostgreSQL (issue 4: "the HTTP test suite runs
 // green against PostgreSQL"): same files, UPSHIFT_TEST_STORE=postgres (test/helpers/server.ts).
-const HTTP_SUITES = ['httpContract', 'httpBadInput', 'notificationsApi', 'retentionHttp', 'webhooks'].map((f) => `test/e2e/${f}.e2e.test.ts`);
+const HTTP_SUITES = ['httpContract', 'httpBadInput', 'notificationsApi', 'retentionHttp', 'webhooks', 'projectionsHttp'].map((f) => `test/e2e/${f}.e2e.test.ts`);
 
 /**
  * Whether the PostgreSQL test server accepts connections. Like requirePostgres(): when it does

@@ -19,15 +19,19 @@ import { retryWhileUnavailable } from './app/startupRetry.js';
 import { AnalyzerRegistry } from './app/analyzerRegistry.js';
 import { ApiKeyService } from './app/apiKeys.js';
 import { JobService } from './app/jobService.js';
+import { DashboardStatsService } from './app/dashboardStatsService.js';
 import { NotificationDispatcher } from './app/notificationDispatcher.js';
 import { NotificationService } from './app/notificationService.js';
 import { runRetention, type RetentionOptions } from './app/retention.js';
+import { ProjectionRunner } from './app/projectionRunner.js';
 import { RetentionScheduler } from './app/retentionScheduler.js';
 import { readyHintOf, WorkerRuntime } from './app/workerRuntime.js';
 import type { Config } from './config/config.js';
 import { defineAnalyzer, PermanentError, type Analyzer } from './core/analyzer.js';
 import { coerceError, UpshiftError, type ErrorCode } from './core/errors.js';
+import { dashboardProjection } from './core/dashboardStats.js';
 import { isTerminalEvent } from './core/events.js';
+import { PROJECTION_NAMES } from './core/projection.js';
 import type { RetentionReport } from './core/retention.js';
 import { createFeatureFlagSource } from './adapters/flags/featureFlagSource.js';
 import { buildHttpServer } from './http/server.js';
@@ -37,6 +41,7 @@ import type { EventFeed } from './ports/eventFeed.js';
 import type { JobStore } from './ports/jobStore.js';
 import type { Logger } from './ports/logger.js';
 import type { HttpMetrics, Metrics } from './ports/metrics.js';
+import type { ProjectionStore } from './ports/projectionStore.js';
 import type { RetentionStore } from './ports/retentionStore.js';
 import { noopTracer, type Tracer } from './ports/tracer.js';
 
@@ -63,7 +68,7 @@ export interface UpshiftOptions {
 
 export interface Upshift {
   readonly config: Config;
-  readonly store: JobStore;
+  readonly store: JobStore & ProjectionStore;
   readonly feed: EventFeed;
   readonly registry: AnalyzerRegistry;
   readonly service: JobService;
@@ -79,6 +84,10 @@ export interface Upshift {
   readonly notifications: NotificationService;
   /** Delivers the outbox; null with UPSHIFT_NOTIFICATIONS_ENABLED=false. */
   readonly dispatcher: NotificationDispatcher | null;
+  /** The dashboard_stats runner; null without workers or with UPSHIFT_PROJECTIONS_ENABLED=false. */
+  readonly projectionRunner: ProjectionRunner<unknown> | null;
+  /** GET /analyze/stats. */
+  readonly stats: DashboardStatsService;
   /** What GET /ready answers: the store, its migrations and (BullMQ mode) Redis. */
   readiness(): Promise<{ ok: boolean; checks: Record<string, string>; code?: ErrorCode }>;
   /**
@@ -103,7 +112,7 @@ export function inAppDeliveryOf(config: Config): InAppDelivery {
 }
 
 /** Every store adapter implements the retention and delivery ports beside JobStore. */
-export function createStore(config: Config): JobStore & RetentionStore & DeliveryStore {
+export function createStore(config: Config): JobStore & RetentionStore & DeliveryStore & ProjectionStore {
   if (config.database.kind === 'sqlite') {
     if (config.database.file !== ':memory:') mkdirSync(dirname(config.database.file), { recursive: true });
     return createSqliteJobStore({ file: config.database.file, inAppDelivery: inAppDeliveryOf(config), writer: config.sqliteWriter });
@@ -220,6 +229,10 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
     queue: store,
     clock,
     feed,
+    projections: async () => {
+      const head = await store.headPosition();
+      return Promise.all(PROJECTION_NAMES.map(async (name) => ({ name, position: (await store.readCheckpoint(name)).position, head })));
+    },
     workerSlots: () => (worker ? { busy: worker.inFlight, total: config.worker.concurrency } : null),
   });
   const service = new JobService({ store, feed, registry, clock, defaultMaxAttempts: config.worker.maxAttempts, tracer });
@@ -317,8 +330,26 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   const tokens = config.auth.jwt ? createJwtVerifier(config.auth.jwt, clock) : undefined;
   // Read (and validated) at startup: an invalid flags file fails the start with CONFIG_INVALID.
   const flags = createFeatureFlagSource({ rules: config.featureFlags.rules, file: config.featureFlags.file, logger });
+  const stats = new DashboardStatsService({ store, flags, clock });
   const http =
-    opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, ...(tokens && { tokens }), config, logger, readiness, metrics, tracer, notifications, flags });
+    opts.http === false ? null : await buildHttpServer({ service, registry, apiKeys, ...(tokens && { tokens }), config, logger, readiness, metrics, tracer, notifications, flags, stats });
+  // Read models (SPEC §5) are maintained where workers run (serve, worker); one runner per
+  // projection is active across processes (its lease), the others stand by.
+  const pc = config.projections;
+  const projectionRunner =
+    w.enabled && pc.enabled
+      ? new ProjectionRunner({
+          store,
+          projection: dashboardProjection,
+          clock,
+          logger: logger.child({ component: 'projections' }),
+          feed,
+          ownerId: `prj_${process.pid}_${randomBytes(4).toString('hex')}`,
+          batchSize: pc.batchSize,
+          pollMs: pc.pollMs,
+          onApplied: (n) => metrics.projectionApplied(dashboardProjection.name, n),
+        })
+      : null;
 
   const rc = config.retention;
   const retentionDefaults = { batchSize: rc.batchSize, maxRowsPerBatch: rc.maxRowsPerBatch, pauseMs: rc.pauseMs };
@@ -353,6 +384,8 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
     deliveries: store,
     notifications,
     dispatcher,
+    projectionRunner: projectionRunner as ProjectionRunner<unknown> | null,
+    stats,
     readiness,
     async runRetention(o) {
       try {
@@ -369,6 +402,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       worker?.start();
       retention?.start();
       dispatcher?.start();
+      projectionRunner?.start();
       if (!http) return null;
       return http.listen({ host: config.host, port: config.port });
     },
@@ -381,6 +415,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       offLocalWake?.();
       await dispatch?.close();
       await retention?.stop();
+      await projectionRunner?.stop();
       // After the workers: their last terminal writes are in the outbox; what is not delivered
       // now is delivered by the next process (nothing is lost, webhooks keep their ids).
       await dispatcher?.stop(Math.min(w.shutdownGraceMs, nc.webhook.timeoutMs));

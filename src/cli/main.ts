@@ -6,6 +6,7 @@ import { EXIT, reportError, type CliIo } from './io.js';
 import { jobsCommand } from './jobs.js';
 import { keysCommand } from './keys.js';
 import { migrateCommand } from './migrate.js';
+import { projectionsCommand } from './projections.js';
 import { retentionCommand } from './retention.js';
 import { createRunner } from './runner.js';
 import { serveCommand } from './serve.js';
@@ -29,6 +30,7 @@ export function buildProgram(io: CliIo, run: ReturnType<typeof createRunner>['ru
   program.addCommand(keysCommand(io, run));
   program.addCommand(retentionCommand(io, run));
   program.addCommand(copyStoreCommand(io, run));
+  program.addCommand(projectionsCommand(io, run));
   program.addCommand(jobsCommand(io, run));
   // Subcommands inherit output and exit handling only when set on each of them.
   const configure = (cmd: Command): void => {

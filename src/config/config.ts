@@ -89,6 +89,8 @@ export interface Config {
       readonly allowPrivate: boolean;
     };
   };
+  /** Read-model runners (docs/projections.md): run in processes with workers, poll fallback. */
+  readonly projections: { readonly enabled: boolean; readonly pollMs: number; readonly batchSize: number };
   readonly analyzerModules: readonly string[];
   /**
    * Feature flags (core/featureFlags.ts): the rules of UPSHIFT_FEATURE_FLAGS (validated here), or
@@ -179,6 +181,9 @@ export const CONFIG_KEYS = {
   UPSHIFT_RETENTION_MAX_ROWS_PER_BATCH: '250',
   UPSHIFT_RETENTION_PAUSE_MS: '5',
   UPSHIFT_NOTIFICATIONS_ENABLED: 'true',
+  UPSHIFT_PROJECTIONS_ENABLED: 'true',
+  UPSHIFT_PROJECTIONS_POLL_MS: '1000',
+  UPSHIFT_PROJECTIONS_BATCH_SIZE: '500',
   UPSHIFT_NOTIFICATIONS_POLL_MS: '1000',
   UPSHIFT_NOTIFICATIONS_IN_APP_RATE_PER_MINUTE: '0',
   UPSHIFT_NOTIFICATIONS_WEBHOOK_RATE_PER_MINUTE: '0',
@@ -345,6 +350,11 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
         concurrency: int('UPSHIFT_WEBHOOK_CONCURRENCY', 1, 10_000),
         allowPrivate: bool('UPSHIFT_WEBHOOK_ALLOW_PRIVATE'),
       },
+    },
+    projections: {
+      enabled: bool('UPSHIFT_PROJECTIONS_ENABLED'),
+      pollMs: int('UPSHIFT_PROJECTIONS_POLL_MS', 10, 600_000),
+      batchSize: int('UPSHIFT_PROJECTIONS_BATCH_SIZE', 1, 100_000),
     },
     featureFlags: {
       rules: parseFeatureFlags(get('UPSHIFT_FEATURE_FLAGS'), 'UPSHIFT_FEATURE_FLAGS'),

@@ -43,6 +43,7 @@ export const ERROR_CATALOGUE = {
   STORE_CONFLICT: 'A uniqueness or integrity constraint of the store was violated.',
   STORE_SCHEMA_TOO_NEW: 'The database was migrated by a newer Upshift version than this one.',
   STORE_NOT_MIGRATED: 'The database schema is older than this code; run `upshift migrate`.',
+  PROJECTION_CONFLICT: "A read model's checkpoint moved since it was read (another runner or a rebuild committed first); nothing was written.",
   CONFIG_INVALID: 'A configuration value is invalid.',
   SHUTTING_DOWN: 'The process is shutting down and does not accept this work.',
   INTERNAL: 'An unexpected internal error.',

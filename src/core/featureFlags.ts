@@ -18,6 +18,8 @@ import { isOrgId } from './ids.js';
 export const FEATURE_FLAGS = {
   legacy_async_default:
     'The legacy POST /analyze answers 202 with the job reference (as with `Prefer: respond-async`) instead of waiting; `?mode=sync` still waits.',
+  stats_read_model:
+    'GET /analyze/stats reads the dashboard_stats read model (O(1), may lag by the runner) instead of computing the stats from the job rows (exact, O(jobs of the tenant)).',
 } as const;
 
 export type FlagName = keyof typeof FEATURE_FLAGS;

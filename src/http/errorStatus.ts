@@ -51,6 +51,8 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.f
   STORE_CONFLICT: 409,
   STORE_SCHEMA_TOO_NEW: 503,
   STORE_NOT_MIGRATED: 503,
+  // Internal to projection runners and rebuilds; never caused by a request.
+  PROJECTION_CONFLICT: 409,
   CONFIG_INVALID: 500,
   SHUTTING_DOWN: 503,
   INTERNAL: 500,

@@ -4,6 +4,7 @@ import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AnalyzerRegistry } from '../app/analyzerRegistry.js';
 import type { ApiKeyService } from '../app/apiKeys.js';
+import type { DashboardStatsService } from '../app/dashboardStatsService.js';
 import type { JobService } from '../app/jobService.js';
 import type { NotificationService } from '../app/notificationService.js';
 import type { Config } from '../config/config.js';
@@ -24,6 +25,7 @@ import { resultRoutes } from './routes/results.js';
 import { uiDir, uiRoutes } from './routes/ui.js';
 import { registerUploadParsers, submitRoutes } from './routes/submit.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { statsRoutes } from './routes/stats.js';
 import { UPLOAD_CONTENT_TYPES } from './schemas.js';
 import { OpenRequests } from './sse.js';
 import { installTelemetryHooks } from './telemetry.js';
@@ -46,6 +48,8 @@ export interface HttpDeps {
   notifications?: NotificationService;
   /** Per-tenant feature flags (core/featureFlags.ts); absent → every flag off. */
   flags?: FeatureFlagSource;
+  /** GET /analyze/stats (docs/projections.md); absent → not served. */
+  stats?: DashboardStatsService;
 }
 
 /** Requests slower than this are logged (except streams and sync waits, slow by design). */
@@ -145,6 +149,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   if (deps.metrics) metricsRoutes(app, deps.metrics);
   jobRoutes(app, ctx);
   resultRoutes(app, ctx);
+  if (deps.stats) statsRoutes(app, deps.stats);
   if (deps.notifications) {
     notificationRoutes(app, deps.notifications);
     webhookRoutes(app, deps.notifications);

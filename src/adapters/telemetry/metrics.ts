@@ -20,6 +20,8 @@ export interface PromMetrics extends Metrics, HttpMetrics {
    * outcome: completed, failed, canceled, retry, or lease_lost (another writer won).
    */
   jobSettled(analyzer: string, status: string, durationMs: number): void;
+  /** A projection runner of this process committed a batch of `events` events. */
+  projectionApplied(projection: string, events: number): void;
   /** Stops listening to the feed. */
   close(): void;
 }
@@ -35,6 +37,8 @@ export interface PromMetricsOptions {
   readonly workerSlots?: () => { readonly busy: number; readonly total: number } | null;
   /** How long a scrape-time store query is reused (default 1000 ms). */
   readonly scrapeCacheMs?: number;
+  /** Read-model checkpoints and the head position, read on scrape (cached like the queue). */
+  readonly projections?: () => Promise<readonly { readonly name: string; readonly position: number; readonly head: number }[]>;
   /** Node process metrics (prom-client defaults, minus the ones promtool rejects). Default true. */
   readonly processMetrics?: boolean;
 }
@@ -163,6 +167,44 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): PromMetrics {
     },
   });
 
+  // --- read models (docs/projections.md) ------------------------------------------------------
+  const projections = opts.projections ? cachedSource(opts.projections, cacheMs) : null;
+  const readProjections = async (): Promise<readonly { name: string; position: number; head: number }[]> => {
+    if (!projections) return [];
+    try {
+      return await projections();
+    } catch {
+      scrapeErrors.inc({ source: 'projections' });
+      return [];
+    }
+  };
+  if (projections) {
+    new Gauge({
+      name: 'upshift_projection_lag_events',
+      help: 'Read-model lag: newest committed event position minus the position the projection has applied (0 = up to date). Store-wide.',
+      labelNames: ['projection'] as const,
+      registers,
+      async collect() {
+        for (const p of await readProjections()) this.set({ projection: p.name }, Math.max(0, p.head - p.position));
+      },
+    });
+    new Gauge({
+      name: 'upshift_projection_position',
+      help: 'Position of the last event the projection applied (its checkpoint). Store-wide.',
+      labelNames: ['projection'] as const,
+      registers,
+      async collect() {
+        for (const p of await readProjections()) this.set({ projection: p.name }, p.position);
+      },
+    });
+  }
+  const projectionEvents = new Counter({
+    name: 'upshift_projection_events_applied_total',
+    help: 'Events the projection runners of this process applied (committed batches only).',
+    labelNames: ['projection'] as const,
+    registers,
+  });
+
   // --- HTTP --------------------------------------------------------------------------------
   const httpDuration = new Histogram({
     name: 'upshift_http_request_duration_seconds',
@@ -192,6 +234,9 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): PromMetrics {
       }
       c.finished.inc();
       c.duration.observe(Math.max(0, durationMs) / 1000);
+    },
+    projectionApplied(projection, events) {
+      projectionEvents.inc({ projection }, events);
     },
     retentionRun(report: RetentionReportLike | null, exitCode: number) {
       features.retentionRun(report, exitCode, clock.now());

@@ -3,6 +3,7 @@ import { UpshiftError } from '../../../core/errors.js';
 import type { JobEvent } from '../../../core/events.js';
 import type { DeliveryStore, InAppDelivery } from '../../../ports/deliveryStore.js';
 import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
+import type { ProjectionStore } from '../../../ports/projectionStore.js';
 import type { RetentionStore } from '../../../ports/retentionStore.js';
 import { corkUntilNextTick, createPool, resolveNames, type PgNames } from './postgresConnection.js';
 import { createPostgresDeliveryMethods } from './postgresDeliveryStore.js';
@@ -11,6 +12,7 @@ import { PgGroupCommit, type CommitListener, type Op } from './postgresGroupComm
 import { claimOp, createApiKeyOp, recoverOp, revokeApiKeyOp, submitOp } from './postgresJobWrites.js';
 import { applyMigrations, loadMigrations, schemaState } from './postgresMigrator.js';
 import { heartbeatOp, mutationOp } from './postgresMutations.js';
+import { createPostgresProjections } from './postgresProjections.js';
 import { createPostgresRetentionMethods } from './postgresRetention.js';
 import { toApiKey, toClaimedJob, toEvent, toJob, toRemovedResult, toResult, type ApiKeyRow, type EventRow, type JobRow, type RemovedResultRow, type ResultRow } from './postgresRows.js';
 import { buildSql, type PgSql } from './postgresSql.js';
@@ -57,7 +59,7 @@ const LIST_BY_STATUS = { queued: 'listQueued', running: 'listRunning', completed
  * PgGroupCommit); reads run in short transactions on pooled connections, tenant reads as the
  * application role with the org setting, cross-tenant reads as the internal role.
  */
-export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore & DeliveryStore & RetentionStore {
+export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore & DeliveryStore & RetentionStore & ProjectionStore {
   const names = resolveNames(opts);
   const sql = buildSql(names.schema);
   const migrations = loadMigrations();
@@ -81,6 +83,8 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
   return {
     ...createPostgresDeliveryMethods({ write, tenantRead, internalRead }),
     ...createPostgresRetentionMethods({ write, internalRead }),
+    // Read models: own short transactions on this pool, never inside a job write.
+    ...createPostgresProjections({ pool, names, isClosed: () => closed }),
     kind: 'postgres',
 
     async migrate() {

@@ -2,6 +2,7 @@ import { UpshiftError } from '../../../core/errors.js';
 import type { JobId, OrgId, ResultId } from '../../../core/ids.js';
 import type { DeliveryStore, InAppDelivery } from '../../../ports/deliveryStore.js';
 import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
+import type { ProjectionStore } from '../../../ports/projectionStore.js';
 import type { RetentionStore } from '../../../ports/retentionStore.js';
 import { jobRowOf, jobRowsOf, toApiKey, toClaimedJob, toEvent, toJob, toRemovedResult, toResult } from './rowMapping.js';
 import { backgroundCheckpoints, SqliteCheckpointer } from './sqliteCheckpointer.js';
@@ -14,6 +15,7 @@ import { InlineWriter, ThreadWriter, type SqliteWriter } from './sqliteWriter.js
 import type { WriteArgs, WriteName, WriteResult } from './sqliteWriteOps.js';
 import { applyMigrations, loadMigrations, schemaState } from './sqliteMigrator.js';
 import { prepareQueries, type Queries } from './sqliteQueries.js';
+import { createSqliteProjections } from './sqliteProjections.js';
 import { createSqliteRetention } from './sqliteRetention.js';
 
 export interface SqliteJobStoreOptions {
@@ -43,7 +45,7 @@ const NO_CURSOR = '~';
  * this thread's connection, which never has a transaction open between event-loop turns, so
  * reads see exactly the committed state.
  */
-export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & RetentionStore & DeliveryStore {
+export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & RetentionStore & DeliveryStore & ProjectionStore {
   const migrations = loadMigrations();
   const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
   const db = openSqliteConnection(opts.file, busyTimeoutMs);
@@ -84,6 +86,8 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & Re
   return {
     kind: 'sqlite',
     ...retention,
+    // Read models: reads on this connection, the checkpointed commit as a write op (sqliteProjections.ts).
+    ...createSqliteProjections({ db, commit: (cmd) => write('projectionCommit', cmd), assertOpen }),
     // The notification outbox/inbox/webhooks share the connection and the writer.
     ...createSqliteDeliveryMethods({
       read: (fn) => readAsync(() => fn(q().delivery)),

@@ -3,18 +3,21 @@ import type { JobId, OrgId } from '../../../core/ids.js';
 import type { Json, LeaseRef } from '../../../core/job.js';
 import type { InAppDelivery } from '../../../ports/deliveryStore.js';
 import type { ApiKeyRecord, ClaimCommand, FinishOutcome, HeartbeatCommand, SubmitJobCommand } from '../../../ports/jobStore.js';
+import type { ProjectionCommit } from '../../../ports/projectionStore.js';
 import type { PurgeCommand } from '../../../ports/retentionStore.js';
 import { DELIVERY_WRITES } from './sqliteDeliveryStore.js';
 import type { WriteOp } from './sqliteGroupCommit.js';
 import { recoverExpiredLeasesOp, requestCancelOp, submitOp } from './sqliteJobWrites.js';
 import { claimOp, finishOp, heartbeatOp, partialOp, progressOp } from './sqliteLeaseWrites.js';
 import { prepareQueries, type Queries } from './sqliteQueries.js';
+import { prepareProjectionWrites, projectionCommitOp, type ProjectionWriteQueries } from './sqliteProjections.js';
 import { prepareRetentionQueries, purgeOp, type RetentionQueries } from './sqliteRetention.js';
 
 /** The prepared statements of the connection that writes (prepared lazily: tables exist only after migrate). */
 export class WriterQueries {
   private jobQueries: Queries | null = null;
   private retentionQueries: RetentionQueries | null = null;
+  private projectionQueries: ProjectionWriteQueries | null = null;
 
   constructor(
     private readonly db: Database,
@@ -29,6 +32,11 @@ export class WriterQueries {
   get retention(): RetentionQueries {
     this.retentionQueries ??= prepareRetentionQueries(this.db);
     return this.retentionQueries;
+  }
+
+  get projections(): ProjectionWriteQueries {
+    this.projectionQueries ??= prepareProjectionWrites(this.db);
+    return this.projectionQueries;
   }
 }
 
@@ -51,6 +59,7 @@ export const WRITE_OPS = {
     () => {
       void q.jobs;
       void q.retention;
+      void q.projections;
     },
   submit: (q: WriterQueries, cmd: SubmitJobCommand) => submitOp(q.jobs, cmd),
   claim: (q: WriterQueries, cmd: ClaimCommand) => claimOp(q.jobs, cmd),
@@ -72,6 +81,7 @@ export const WRITE_OPS = {
     () =>
       q.jobs.revokeApiKey.run(a.now, a.keyId).changes > 0,
   purge: (q: WriterQueries, cmd: PurgeCommand) => () => purgeOp(q.retention, cmd),
+  projectionCommit: (q: WriterQueries, cmd: ProjectionCommit) => () => projectionCommitOp(q.projections, cmd),
   claimOutbox: delivery('claimOutbox'),
   completeInApp: delivery('completeInApp'),
   recordWebhookAttempt: delivery('recordWebhookAttempt'),
