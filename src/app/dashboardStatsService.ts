@@ -1,4 +1,4 @@
-import { applyDashboardJob, dashboardProjection, dashboardView, emptyDashboard, type DashboardState, type DashboardView } from '../core/dashboardStats.js';
+import { applyDashboardJobs, dashboardProjection, dashboardView, emptyDashboard, type DashboardState, type DashboardView } from '../core/dashboardStats.js';
 import type { OrgId } from '../core/ids.js';
 import type { Clock } from '../ports/clock.js';
 import type { FeatureFlagSource } from '../ports/featureFlags.js';
@@ -51,7 +51,7 @@ export class DashboardStatsService {
   async fromSource(orgId: OrgId): Promise<DashboardStats> {
     let state: DashboardState = emptyDashboard();
     await this.d.store.scanTenantJobs(orgId, (jobs) => {
-      for (const j of jobs) state = applyDashboardJob(state, j);
+      state = applyDashboardJobs(state, jobs);
     });
     const now = this.d.clock.now();
     return { ...dashboardView(state, now), source: 'source_tables', generatedAt: now, projection: null };

@@ -1,9 +1,10 @@
-import { applyDashboardJob, canonicalDashboard, dashboardProjection, diffDashboard, emptyDashboard, type DashboardState } from '../core/dashboardStats.js';
+import { applyDashboardJobs, canonicalDashboard, dashboardProjection, diffDashboard, emptyDashboard, type DashboardState } from '../core/dashboardStats.js';
 import { UpshiftError, isUpshiftError } from '../core/errors.js';
 import type { OrgId } from '../core/ids.js';
 import type { Projection, ProjectionCheckpoint, ProjectionName } from '../core/projection.js';
 import type { Clock } from '../ports/clock.js';
 import type { ProjectionStore } from '../ports/projectionStore.js';
+import { byOrg } from './projectionRunner.js';
 
 /**
  * Operations on read models: rebuild from replay, status, and the parity check against the
@@ -67,11 +68,11 @@ export async function rebuildProjection(deps: ProjectionDeps, name: ProjectionNa
       { name, orgId, eventsUpTo: orgId === null ? 'head' : 'checkpoint' },
       {
         seed: (jobs) => {
-          for (const j of jobs) states.set(j.orgId, projection.seed(stateOf(j.orgId), j));
+          for (const [org, own] of byOrg(jobs)) states.set(org, projection.seedAll(stateOf(org), own));
           seeded += jobs.length;
         },
         events: (page) => {
-          for (const e of page) states.set(e.orgId, projection.apply(stateOf(e.orgId), e));
+          for (const [org, own] of byOrg(page)) states.set(org, projection.applyAll(stateOf(org), own));
           events += page.length;
         },
       },
@@ -168,7 +169,7 @@ export async function verifyProjection(
           stored = new Map(s);
         },
         jobs: (page) => {
-          for (const j of page) source.set(j.orgId, applyDashboardJob(source.get(j.orgId) ?? emptyDashboard(), j));
+          for (const [org, own] of byOrg(page)) source.set(org, applyDashboardJobs(source.get(org) ?? emptyDashboard(), own));
           jobs += page.length;
         },
       },

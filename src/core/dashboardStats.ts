@@ -1,4 +1,4 @@
-import { addDuration, emptyHistogram, quantile, type DurationHistogram } from './durationHistogram.js';
+import { emptyHistogram, mutableCopy, quantile, recordDuration, type DurationHistogram, type MutableHistogram } from './durationHistogram.js';
 import { JOB_STATUSES, type JobStatus } from './jobState.js';
 import type { JobFacts, Projection, ProjectionEvent, SeedJob } from './projection.js';
 
@@ -61,17 +61,37 @@ export function statusChange(e: Pick<ProjectionEvent, 'type' | 'cancelReason'>):
   }
 }
 
-function withCounts(state: DashboardState, analyzer: string, change: (c: Record<JobStatus, number>) => void): DashboardState['analyzers'] {
-  const prev = state.analyzers[analyzer];
-  const counts = { ...(prev?.counts ?? zeroCounts()) };
-  change(counts);
-  return { ...state.analyzers, [analyzer]: { counts, runTime: prev?.runTime ?? emptyHistogram() } };
+/** A private, mutable copy of a state: a batch folds into one draft instead of copying per event. */
+interface Draft {
+  analyzers: Record<string, { counts: Record<JobStatus, number>; runTime: MutableHistogram }>;
+  completedByMinute: Record<string, number>;
+  /** Newest minute in completedByMinute (or -Infinity). */
+  maxMinute: number;
 }
 
-function addRunTime(analyzers: DashboardState['analyzers'], analyzer: string, startedAt: number | null, finishedAt: number | null): DashboardState['analyzers'] {
-  const a = analyzers[analyzer];
-  if (a === undefined || startedAt === null || finishedAt === null) return analyzers;
-  return { ...analyzers, [analyzer]: { counts: a.counts, runTime: addDuration(a.runTime, finishedAt - startedAt) } };
+function draftOf(s: DashboardState): Draft {
+  const analyzers: Draft['analyzers'] = {};
+  for (const [name, a] of Object.entries(s.analyzers)) {
+    analyzers[name] = { counts: { ...a.counts }, runTime: mutableCopy(a.runTime) };
+  }
+  let maxMinute = -Infinity;
+  for (const k of Object.keys(s.completedByMinute)) maxMinute = Math.max(maxMinute, Number(k));
+  return { analyzers, completedByMinute: { ...s.completedByMinute }, maxMinute };
+}
+
+const stateOf = (d: Draft): DashboardState => ({ analyzers: d.analyzers, completedByMinute: d.completedByMinute });
+
+function analyzerOf(d: Draft, name: string): Draft['analyzers'][string] {
+  let a = d.analyzers[name];
+  if (a === undefined) {
+    a = { counts: zeroCounts(), runTime: mutableCopy(emptyHistogram()) };
+    d.analyzers[name] = a;
+  }
+  return a;
+}
+
+function addRunTime(a: Draft['analyzers'][string], startedAt: number | null, finishedAt: number | null): void {
+  if (startedAt !== null && finishedAt !== null) recordDuration(a.runTime, finishedAt - startedAt);
 }
 
 /**
@@ -79,52 +99,75 @@ function addRunTime(analyzers: DashboardState['analyzers'], analyzer: string, st
  * where max is the newest minute seen (this one included). Order-independent: a minute dropped
  * here is also outside the window of the final (larger or equal) max.
  */
-function addCompletion(byMinute: DashboardState['completedByMinute'], finishedAt: number | null): DashboardState['completedByMinute'] {
-  if (finishedAt === null) return byMinute;
+function addCompletion(d: Draft, finishedAt: number | null): void {
+  if (finishedAt === null) return;
   const minute = Math.floor(finishedAt / 60_000);
-  let max = minute;
-  for (const k of Object.keys(byMinute)) max = Math.max(max, Number(k));
-  if (minute <= max - THROUGHPUT_MINUTES) return byMinute;
-  const out: Record<string, number> = {};
-  for (const [k, n] of Object.entries(byMinute)) if (Number(k) > max - THROUGHPUT_MINUTES) out[k] = n;
-  out[String(minute)] = (out[String(minute)] ?? 0) + 1;
-  return out;
+  if (minute > d.maxMinute) {
+    d.maxMinute = minute;
+    for (const k of Object.keys(d.completedByMinute)) if (Number(k) <= minute - THROUGHPUT_MINUTES) delete d.completedByMinute[k];
+  } else if (minute <= d.maxMinute - THROUGHPUT_MINUTES) {
+    return;
+  }
+  const key = String(minute);
+  d.completedByMinute[key] = (d.completedByMinute[key] ?? 0) + 1;
 }
 
-/** The fold: one event of the state's org (orphans — see ProjectionEvent — change nothing). */
-export function applyDashboardEvent(state: DashboardState, e: ProjectionEvent): DashboardState {
+function foldEvent(d: Draft, e: ProjectionEvent): void {
   const change = e.orphan ? null : statusChange(e);
-  if (change === null) return state;
-  let analyzers = withCounts(state, e.analyzer, (c) => {
-    if (change.from !== null) c[change.from] -= 1;
-    c[change.to] += 1;
-  });
-  let completedByMinute = state.completedByMinute;
+  if (change === null) return;
+  const a = analyzerOf(d, e.analyzer);
+  if (change.from !== null) a.counts[change.from] -= 1;
+  a.counts[change.to] += 1;
   if (change.to === 'completed') {
-    analyzers = addRunTime(analyzers, e.analyzer, e.startedAt, e.finishedAt);
-    completedByMinute = addCompletion(completedByMinute, e.finishedAt);
+    addRunTime(a, e.startedAt, e.finishedAt);
+    addCompletion(d, e.finishedAt);
   }
-  return { analyzers, completedByMinute };
 }
 
-/** A job counted from its row (seed jobs of a rebuild; the source-table computation). */
-export function applyDashboardJob(state: DashboardState, job: JobFacts): DashboardState {
-  let analyzers = withCounts(state, job.analyzer, (c) => {
-    c[job.status] += 1;
-  });
-  let completedByMinute = state.completedByMinute;
+function foldJob(d: Draft, job: JobFacts): void {
+  const a = analyzerOf(d, job.analyzer);
+  a.counts[job.status] += 1;
   if (job.status === 'completed') {
-    analyzers = addRunTime(analyzers, job.analyzer, job.startedAt, job.finishedAt);
-    completedByMinute = addCompletion(completedByMinute, job.finishedAt);
+    addRunTime(a, job.startedAt, job.finishedAt);
+    addCompletion(d, job.finishedAt);
   }
-  return { analyzers, completedByMinute };
+}
+
+/** The fold: one event of the state's org (orphans — see ProjectionEvent — change nothing). Pure. */
+export function applyDashboardEvent(state: DashboardState, e: ProjectionEvent): DashboardState {
+  const d = draftOf(state);
+  foldEvent(d, e);
+  return stateOf(d);
+}
+
+/** The same fold over many events of one org, copying the state once (what runners use). Pure. */
+export function applyDashboardEvents(state: DashboardState, events: readonly ProjectionEvent[]): DashboardState {
+  const d = draftOf(state);
+  for (const e of events) foldEvent(d, e);
+  return stateOf(d);
+}
+
+/** A job counted from its row (seed jobs of a rebuild; the source-table computation). Pure. */
+export function applyDashboardJob(state: DashboardState, job: JobFacts): DashboardState {
+  const d = draftOf(state);
+  foldJob(d, job);
+  return stateOf(d);
+}
+
+/** Many job rows at once, copying the state once. Pure. */
+export function applyDashboardJobs(state: DashboardState, jobs: readonly JobFacts[]): DashboardState {
+  const d = draftOf(state);
+  for (const j of jobs) foldJob(d, j);
+  return stateOf(d);
 }
 
 export const dashboardProjection: Projection<DashboardState> = {
   name: 'dashboard_stats',
   initial: emptyDashboard,
   apply: applyDashboardEvent,
+  applyAll: applyDashboardEvents,
   seed: (s: DashboardState, job: SeedJob) => applyDashboardJob(s, job),
+  seedAll: (s: DashboardState, jobs: readonly SeedJob[]) => applyDashboardJobs(s, jobs),
   encode: (s) => JSON.stringify(s),
   decode: (text) => {
     const v = JSON.parse(text) as Partial<DashboardState>;

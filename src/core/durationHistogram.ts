@@ -36,17 +36,33 @@ export function bucketOf(ms: number): number {
 /** The largest value bucket `i` holds. */
 export const bucketUpperBound = (i: number): number => (i <= 0 ? 1 : GROWTH ** i);
 
-/** Adds one duration (negative durations, from clock steps between hosts, count as 0). */
-export function addDuration(h: DurationHistogram, ms: number): DurationHistogram {
+/** A histogram its owner may change in place (a fold's private draft). */
+export interface MutableHistogram {
+  buckets: Record<string, number>;
+  count: number;
+  sumMs: number;
+  minMs: number | null;
+  maxMs: number | null;
+}
+
+export const mutableCopy = (h: DurationHistogram): MutableHistogram => ({ ...h, buckets: { ...h.buckets } });
+
+/** Adds one duration in place (negative durations, from clock steps between hosts, count as 0). */
+export function recordDuration(h: MutableHistogram, ms: number): void {
   const v = Math.max(0, ms);
   const key = String(bucketOf(v));
-  return {
-    buckets: { ...h.buckets, [key]: (h.buckets[key] ?? 0) + 1 },
-    count: h.count + 1,
-    sumMs: h.sumMs + v,
-    minMs: h.minMs === null ? v : Math.min(h.minMs, v),
-    maxMs: h.maxMs === null ? v : Math.max(h.maxMs, v),
-  };
+  h.buckets[key] = (h.buckets[key] ?? 0) + 1;
+  h.count += 1;
+  h.sumMs += v;
+  h.minMs = h.minMs === null ? v : Math.min(h.minMs, v);
+  h.maxMs = h.maxMs === null ? v : Math.max(h.maxMs, v);
+}
+
+/** Adds one duration, returning a new histogram (see recordDuration). */
+export function addDuration(h: DurationHistogram, ms: number): DurationHistogram {
+  const out = mutableCopy(h);
+  recordDuration(out, ms);
+  return out;
 }
 
 /** The q-quantile (0 < q ≤ 1) as described above; null for an empty histogram. */

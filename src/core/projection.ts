@@ -77,8 +77,12 @@ export interface Projection<S> {
   initial(): S;
   /** Applies one event of the state's org (pure). */
   apply(state: S, event: ProjectionEvent): S;
+  /** Applies events of the state's org in order; equal to folding `apply` (pure, one copy). */
+  applyAll(state: S, events: readonly ProjectionEvent[]): S;
   /** Counts a seed job (pure), as if its whole event log had been applied. */
   seed(state: S, job: SeedJob): S;
+  /** Counts seed jobs; equal to folding `seed`. */
+  seedAll(state: S, jobs: readonly SeedJob[]): S;
   encode(state: S): string;
   decode(text: string): S;
 }

@@ -27,8 +27,8 @@ export interface ProjectionStore {
 
   /**
    * Up to `limit` events with `position > after`, ascending, with their job's immutable facts.
-   * Events of a job whose log no longer starts at event_seq 1 (retention removed its beginning)
-   * are marked `orphan`: such a job is terminal and is counted from its row by a rebuild (seed jobs).
+   * `orphan` is always false here: the live runner reads events long before retention may delete
+   * any of their job (only snapshots check it, see scanProjectionSnapshot).
    */
   readProjectionEvents(after: number, limit: number): Promise<ProjectionEvent[]>;
 
@@ -52,8 +52,9 @@ export interface ProjectionStore {
   /**
    * Reads a consistent snapshot (one read transaction: REPEATABLE READ on PostgreSQL, one SQLite
    * read transaction) and hands it to `visit` in pages, in this order: states, seed jobs, events
-   * (ascending position, up to the head or the checkpoint position of the same snapshot), source
-   * jobs. Only the parts with a visitor are read. `orgId` limits every part to one org.
+   * (ascending position, up to the head or the checkpoint position of the same snapshot; an event
+   * of a job whose log no longer starts at event_seq 1 is marked `orphan` — that job is a seed job),
+   * source jobs. Only the parts with a visitor are read. `orgId` limits every part to one org.
    */
   scanProjectionSnapshot(req: SnapshotRequest, visit: SnapshotVisitor): Promise<{ head: number; checkpoint: ProjectionCheckpoint }>;
 

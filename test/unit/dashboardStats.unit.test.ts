@@ -168,6 +168,22 @@ describe('dashboard_stats fold', () => {
     expect(v.analyzers[1]?.runTime.p50Ms).toBeNull();
   });
 
+  it('folding a batch at once equals folding event by event, and leaves the input state unchanged', () => {
+    const events: ProjectionEvent[] = [];
+    for (let i = 0; i < 200; i++) {
+      const job = `b${i}`;
+      const analyzer = i % 3 === 0 ? 'sleep' : 'noop';
+      events.push(ev('job.queued', job, { analyzer }), ev('job.started', job, { eventSeq: 2, analyzer }));
+      if (i % 4 !== 3) events.push(ev('job.completed', job, { eventSeq: 3, analyzer, startedAt: T0 + i * 1000, finishedAt: T0 + i * 1000 + (i % 17) * 13 }));
+    }
+    const base = fold(events.slice(0, 30));
+    const before = canonicalDashboard(base);
+    const oneByOne = fold(events.slice(30), base);
+    const batch = dashboardProjection.applyAll(base, events.slice(30));
+    expect(canonicalDashboard(batch)).toBe(canonicalDashboard(oneByOne));
+    expect(canonicalDashboard(base)).toBe(before);
+  });
+
   it('diff names what differs; canonical form ignores key order and zero counts', () => {
     const a = fold([ev('job.queued', 'x1'), ev('job.started', 'x1', { eventSeq: 2 })]);
     const b = fold([ev('job.queued', 'x1')]);

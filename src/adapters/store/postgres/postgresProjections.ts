@@ -27,7 +27,16 @@ function sqlFor(schema: string) {
   return {
     head: `SELECT COALESCE(MAX(position), 0)::bigint AS head FROM ${s}.job_events`,
     checkpoint: `SELECT position, version, lease_owner, lease_expires_at, updated_at FROM ${s}.projection_offsets WHERE projection = $1`,
-    events: `SELECT e.position, e.org_id, e.job_id, e.event_seq, e.type, e.occurred_at, j.analyzer,
+// Orphan check (see the SQLite adapter): snapshots (rebuilds) only.
+    liveEvents: `SELECT e.position, e.org_id, e.job_id, e.event_seq, e.type, e.occurred_at, j.analyzer,
+        CASE WHEN e.type = 'job.canceled' THEN e.payload->>'reason' END AS cancel_reason,
+        CASE WHEN e.type IN ${TERMINAL} THEN j.started_at END AS started_at,
+        CASE WHEN e.type IN ${TERMINAL} THEN j.finished_at END AS finished_at,
+        false AS orphan
+      FROM ${s}.job_events e JOIN ${s}.jobs j ON j.org_id = e.org_id AND j.job_id = e.job_id
+      WHERE e.position > $1 AND e.position <= $2 AND ($3::text IS NULL OR e.org_id = $3)
+      ORDER BY e.position LIMIT $4`,
+    snapshotEvents: `SELECT e.position, e.org_id, e.job_id, e.event_seq, e.type, e.occurred_at, j.analyzer,
         CASE WHEN e.type = 'job.canceled' THEN e.payload->>'reason' END AS cancel_reason,
         CASE WHEN e.type IN ${TERMINAL} THEN j.started_at END AS started_at,
         CASE WHEN e.type IN ${TERMINAL} THEN j.finished_at END AS finished_at,
@@ -121,7 +130,7 @@ export function createPostgresProjections({ pool, names, isClosed }: PgProjectio
     headPosition: () => internal(headOf),
     readCheckpoint: (name) => internal((run) => checkpointOf(run, name)),
     readProjectionEvents: (after, limit) =>
-      internal(async (run) => (await run<EventRow>(sql.events, [after, UNBOUNDED, null, Math.max(1, Math.floor(limit))])).map(toProjectionEvent)),
+      internal(async (run) => (await run<EventRow>(sql.liveEvents, [after, UNBOUNDED, null, Math.max(1, Math.floor(limit))])).map(toProjectionEvent)),
     readStates: (name, orgs) =>
       internal(async (run) => {
         const rows = await run<{ org_id: string; state: string }>(sql.statesOf, [name, [...orgs]]);
@@ -171,7 +180,7 @@ export function createPostgresProjections({ pool, names, isClosed }: PgProjectio
             const upTo = req.eventsUpTo === 'head' ? h : cp.position;
             let after = 0;
             for (;;) {
-              const page = (await run<EventRow>(sql.events, [after, upTo, org, PAGE])).map(toProjectionEvent);
+              const page = (await run<EventRow>(sql.snapshotEvents, [after, upTo, org, PAGE])).map(toProjectionEvent);
               if (page.length === 0) break;
               visit.events(page);
               after = page[page.length - 1]?.position ?? after;

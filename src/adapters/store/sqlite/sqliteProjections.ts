@@ -16,21 +16,29 @@ import { readAsync } from './sqliteErrors.js';
  */
 const TERMINAL = `('job.completed', 'job.failed', 'job.canceled')`;
 
-// Events with their job's immutable facts. A job whose log no longer starts at event_seq 1
-// is being (or was) purged by retention: its events are skipped (see the port).
-const EVENTS = `SELECT e.position, e.org_id, e.job_id, e.event_seq, e.type, e.occurred_at, j.analyzer,
+// Events with their job's immutable facts. `orphan`: the job's log no longer starts at event_seq 1
+// (retention is deleting it) — checked only for snapshots (rebuilds): the live runner reads events
+// long before retention may touch them (see docs/projections.md "Retention"), and the probe is
+// a third of the read's cost. Raw rows, in this column order (rowOfRaw).
+const eventsSql = (orphan: boolean): string => `SELECT e.position, e.org_id, e.job_id, e.event_seq, e.type, e.occurred_at, j.analyzer,
     CASE WHEN e.type = 'job.canceled' THEN json_extract(e.payload, '$.reason') END AS cancel_reason,
     CASE WHEN e.type IN ${TERMINAL} THEN j.started_at END AS started_at,
     CASE WHEN e.type IN ${TERMINAL} THEN j.finished_at END AS finished_at,
-    e.event_seq > 1 AND NOT EXISTS (SELECT 1 FROM job_events f WHERE f.job_id = e.job_id AND f.event_seq = 1) AS orphan
+    ${orphan ? 'e.event_seq > 1 AND NOT EXISTS (SELECT 1 FROM job_events f WHERE f.job_id = e.job_id AND f.event_seq = 1)' : '0'} AS orphan
   FROM job_events e JOIN jobs j ON j.org_id = e.org_id AND j.job_id = e.job_id
   WHERE e.position > @after AND e.position <= @upTo AND (@org IS NULL OR e.org_id = @org)
   ORDER BY e.position LIMIT @limit`;
 
+type RawEvent = [number, string, string, number, EventRow['type'], number, string, string | null, number | null, number | null, number];
+const rowOfRaw = (r: RawEvent): EventRow => ({
+  position: r[0], org_id: r[1], job_id: r[2], event_seq: r[3], type: r[4], occurred_at: r[5], analyzer: r[6], cancel_reason: r[7], started_at: r[8], finished_at: r[9], orphan: r[10],
+});
+
 const SQL = {
   head: `SELECT COALESCE(MAX(position), 0) FROM job_events`,
   checkpoint: `SELECT position, version, lease_owner, lease_expires_at, updated_at FROM projection_offsets WHERE projection = ?`,
-  events: EVENTS,
+  liveEvents: eventsSql(false),
+  snapshotEvents: eventsSql(true),
   statesOf: `SELECT org_id, state FROM projection_states WHERE projection = ? AND org_id IN (SELECT value FROM json_each(?))`,
   allStates: `SELECT org_id, state FROM projection_states WHERE projection = @name AND (@org IS NULL OR org_id = @org)`,
   tenantState: `SELECT state FROM projection_states WHERE projection = ? AND org_id = ?`,
@@ -100,9 +108,15 @@ export function createSqliteProjections(deps: SqliteProjectionDeps): ProjectionS
   let prepared: ReadQueries | null = null;
   const q = (): ReadQueries => {
     deps.assertOpen();
-    prepared ??= Object.fromEntries(Object.entries(SQL).map(([k, s]) => [k, deps.db.prepare(s)])) as ReadQueries;
+    if (prepared === null) {
+      prepared = Object.fromEntries(Object.entries(SQL).map(([k, s]) => [k, deps.db.prepare(s)])) as ReadQueries;
+      prepared.liveEvents.raw(true);
+      prepared.snapshotEvents.raw(true);
+    }
     return prepared;
   };
+  const events = (stmt: Statement, args: { after: number; upTo: number; org: OrgId | null; limit: number }): ProjectionEvent[] =>
+    (stmt.all(args) as RawEvent[]).map((r) => toProjectionEvent(rowOfRaw(r)));
   const head = (): number => Number(q().head.pluck().get());
   const checkpoint = (name: string): ProjectionCheckpoint => toCheckpoint(q().checkpoint.get(name) as CheckpointRow | undefined);
 
@@ -110,7 +124,7 @@ export function createSqliteProjections(deps: SqliteProjectionDeps): ProjectionS
     headPosition: () => readAsync(head),
     readCheckpoint: (name) => readAsync(() => checkpoint(name)),
     readProjectionEvents: (after, limit) =>
-      readAsync(() => (q().events.all({ after, upTo: UNBOUNDED, org: null, limit: Math.max(1, Math.floor(limit)) }) as EventRow[]).map(toProjectionEvent)),
+      readAsync(() => events(q().liveEvents, { after, upTo: UNBOUNDED, org: null, limit: Math.max(1, Math.floor(limit)) })),
     readStates: (name, orgs) =>
       readAsync(() => {
         const rows = q().statesOf.all(name, JSON.stringify(orgs)) as { org_id: string; state: string }[];
@@ -146,7 +160,7 @@ export function createSqliteProjections(deps: SqliteProjectionDeps): ProjectionS
             const upTo = req.eventsUpTo === 'head' ? h : cp.position;
             let after = 0;
             for (;;) {
-              const page = (qs.events.all({ after, upTo, org, limit: PAGE }) as EventRow[]).map(toProjectionEvent);
+              const page = events(qs.snapshotEvents, { after, upTo, org, limit: PAGE });
               if (page.length === 0) break;
               visit.events(page);
               after = (page.at(-1) as ProjectionEvent).position;
