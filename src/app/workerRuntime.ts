@@ -50,6 +50,9 @@ export interface WorkerOptions {
 
 type AbortKind = 'cancel' | 'timeout' | 'shutdown' | 'lease_lost';
 
+/** What an attempt's analyzer promise settles to when its cancel was forced. */
+const FORCED: unique symbol = Symbol('forced');
+
 class AbortReason extends Error {
   constructor(readonly kind: AbortKind) {
     super(`job attempt aborted: ${kind}`);
@@ -211,14 +214,17 @@ export class WorkerRuntime implements DispatchSink {
     const log = (): Logger => (child ??= this.o.logger.child({ job_id: job.jobId, org_id: job.orgId, analyzer: job.analyzer, attempt: job.attempt }));
     const timeoutMs = analyzer.timeoutMs ?? this.o.defaultTimeoutMs;
     const timeout = setTimeout(() => controller.abort(new AbortReason('timeout')), timeoutMs);
-    let forced: (() => void) | undefined;
-    const forcedCancel = new Promise<'forced'>((resolve) => (forced = () => resolve('forced')));
-    r.forceCancel = forced;
     let outcome: FinishOutcome | null;
     const span = this.span('upshift.analyzer.run', job);
     try {
-      const value = await Promise.race([analyzer.run(job.input, this.context(job, lease, controller, log)), forcedCancel]);
-      if (value !== 'forced') outcome = { status: 'completed', resultId: newResultId(this.o.clock.now()), payload: toJson(value) };
+      const ctx = this.context(job, lease, controller, log);
+      // The analyzer's result, or FORCED once a cancel is forced (the analyzer ignored its signal
+      // past the grace period; whatever it does later is ignored). One promise per attempt.
+      const value = await new Promise<unknown>((resolve, reject) => {
+        r.forceCancel = () => resolve(FORCED);
+        Promise.resolve(analyzer.run(job.input, ctx)).then(resolve, reject);
+      });
+      if (value !== FORCED) outcome = { status: 'completed', resultId: newResultId(this.o.clock.now()), payload: toJson(value) };
       else outcome = abortKind(controller.signal) === 'lease_lost' ? null : { status: 'canceled', reason: 'cancel_forced' };
     } catch (e) {
       outcome = this.outcomeOfError(job, controller.signal, e);

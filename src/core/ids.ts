@@ -10,20 +10,25 @@ export type ResultId = Brand<string, 'ResultId'>;
 
 const CROCKFORD = '0123456789abcdefghjkmnpqrstvwxyz';
 
+const CROCKFORD_CODES = Uint8Array.from(CROCKFORD, (c) => c.charCodeAt(0));
+/** Scratch for base32's characters: ids are minted several times per job, one string each. */
+const chars = Buffer.alloc(64);
+
 function base32(bytes: Uint8Array): string {
-  let out = '';
+  const out = bytes.length * 8 <= chars.length * 5 ? chars : Buffer.alloc(Math.ceil((bytes.length * 8) / 5));
+  let n = 0;
   let bits = 0;
   let value = 0;
   for (const byte of bytes) {
-    value = (value << 8) | byte;
+    value = ((value << 8) | byte) & 0xffff;
     bits += 8;
     while (bits >= 5) {
-      out += CROCKFORD[(value >>> (bits - 5)) & 31];
+      out[n++] = CROCKFORD_CODES[(value >>> (bits - 5)) & 31] as number;
       bits -= 5;
     }
   }
-  if (bits > 0) out += CROCKFORD[(value << (5 - bits)) & 31];
-  return out;
+  if (bits > 0) out[n++] = CROCKFORD_CODES[(value << (5 - bits)) & 31] as number;
+  return out.toString('latin1', 0, n);
 }
 
 /**
