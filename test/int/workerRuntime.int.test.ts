@@ -128,6 +128,16 @@ describe('worker runtime on a real SQLite store', () => {
     expect(rt.worker.inFlight).toBe(0);
   });
 
+  it("completes an analyzer whose result is the string 'forced' (not mistaken for a forced cancel)", async () => {
+    const forcedString = defineAnalyzer<Json, Json>({ name: 'forced-string', version: '1', inputSchema: {}, run: () => Promise.resolve('forced') });
+    rt = await createTestRuntime({ analyzers: [forcedString], clock: new ManualClock() });
+    rt.worker.start();
+    const { job } = await rt.service.submit(acme, { analyzer: 'forced-string', input: {} });
+    await until(async () => (await rt!.service.get(acme, job.jobId)).status !== 'queued' && (await rt!.service.get(acme, job.jobId)).status !== 'running');
+    expect((await rt.service.get(acme, job.jobId)).status).toBe('completed');
+    expect(types(job.jobId)).toEqual(['job.queued', 'job.started', 'job.completed']);
+  });
+
   it('times out an attempt and retries it', async () => {
     rt = await createTestRuntime({ analyzers: [{ ...blocker, name: 'slow', timeoutMs: 50 }], clock: new ManualClock(), worker: { backoff: { baseMs: 0, maxMs: 0, jitter: 0 } } });
     rt.worker.start();
