@@ -79,7 +79,9 @@ export function projectionsCommand(io: CliIo, run: Runner): Command {
           });
           writeJson(io.stdout, report);
           if (report.status === 'mismatch') throw new CliError(`projection ${name} differs from the source tables for ${report.differences.length} org(s)`);
-          if (report.status === 'lagging') throw new CliError(`projection ${name} stayed behind the head (position ${report.position} < ${report.head}); is a runner stuck?`, EXIT_LAGGING);
+          if (report.status === 'lagging') {
+            throw new CliError(`projection ${name} kept unapplied events of ${report.orgs_lagging.length} org(s) (position ${report.position} < head ${report.head}); is a runner stuck?`, EXIT_LAGGING);
+          }
           return EXIT.ok;
         }),
       ),

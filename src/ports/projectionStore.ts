@@ -82,6 +82,8 @@ export interface SnapshotRequest {
 }
 
 export interface SnapshotVisitor {
+  /** The orgs with events after the snapshot's checkpoint (not yet applied), read first. */
+  pendingOrgs?(orgs: ReadonlySet<OrgId>): void;
   states?(states: ReadonlyMap<OrgId, string>): void;
   seed?(jobs: readonly SeedJob[]): void;
   events?(events: readonly ProjectionEvent[]): void;

@@ -177,6 +177,21 @@ export function projectionStoreContract(name: string, factory: () => Promise<Pro
       expect((await verify()).status).toBe('ok');
     });
 
+    it('verify compares the orgs the projection has fully applied even while another org has unapplied events', async () => {
+      await workload(A, 5);
+      await workload(B, 5);
+      await drain(runner('r1', 1000));
+      await submit(A); // A now has an unapplied event
+      const lagging = await verify();
+      expect(lagging).toMatchObject({ status: 'lagging', orgs_lagging: [A], orgs_checked: 1 });
+      const cp = await store.readCheckpoint('dashboard_stats');
+      await store.commitProjection({ name: 'dashboard_stats', expectedVersion: cp.version, position: cp.position, states: [{ orgId: B, state: '{"analyzers":{},"completedByMinute":{}}' }], replaceAll: false, leaseOwner: 'x', leaseExpiresAt: 0, now: clock.now() });
+      const broken = await verify();
+      expect(broken.status).toBe('mismatch');
+      expect(broken.differences.map((d) => d.org_id)).toEqual([B]);
+      expect(broken.orgs_lagging).toEqual([A]);
+    });
+
     it('a one-org rebuild replaces that org only and keeps the checkpoint', async () => {
       await workload(A, 6);
       await workload(B, 6);

@@ -1,14 +1,19 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
 import { loadSqliteDriver } from '../../src/adapters/store/sqlite/sqliteDriver.js';
+import { asOrgId, newJobId, newResultId } from '../../src/core/ids.js';
+import { dropSchema, requirePostgres, testSchemaName } from '../helpers/services.js';
 import { api, startServer, type ServerProc } from '../helpers/proc.js';
 import { runUpshift } from '../helpers/upshiftCli.js';
 
 // The dashboard_stats projection across a real crash: a server SIGKILLed while it runs jobs
 // and applies events in small batches; after the restart the projection must equal the source
 // tables (verify) and a rebuild from the event log — no event applied twice or lost.
+const pgUrl = await requirePostgres();
 const dir = mkdtempSync(join(tmpdir(), 'upshift-projections-cli-'));
 const db = join(dir, 'upshift.db');
 const env = { UPSHIFT_DATABASE_URL: `sqlite:${db}`, UPSHIFT_DATA_DIR: join(dir, 'data') };
@@ -98,4 +103,58 @@ describe('upshift projections (crash, verify, rebuild)', () => {
     expect((await cli('rebuild', '--projection', 'nope')).code).toBe(2);
     expect((await cli('verify', '--org', 'Not An Org!')).code).toBe(2);
   }, 60_000);
+});
+
+describe.skipIf(!pgUrl)('upshift projections on PostgreSQL', () => {
+  const schema = testSchemaName();
+  afterAll(async () => {
+    await dropSchema(pgUrl!, schema);
+  });
+  const pgCli = async (...args: string[]) => {
+    const r = await runUpshift(['projections', ...args], { UPSHIFT_DATABASE_URL: pgUrl!, UPSHIFT_DATABASE_SCHEMA: schema });
+    return { ...r, json: r.stdout.trim() === '' ? null : (JSON.parse(r.stdout) as Record<string, any>) };
+  };
+
+  it('verify catches up and agrees with the job rows; a tampered state is reported and a rebuild repairs it', async () => {
+    const store = createPostgresJobStore({ url: pgUrl!, schema, poolSize: 2 });
+    try {
+      await store.migrate();
+      const now = Date.now();
+      for (const org of ['acme', 'globex'].map(asOrgId)) {
+        for (let i = 0; i < 12; i++) {
+          await store.submitJob({ jobId: newJobId(now + i), orgId: org, analyzer: i % 2 ? 'noop' : 'sleep', input: {}, priority: 0, maxAttempts: 1, idempotencyKey: null, requestHash: null, traceContext: null, now });
+        }
+        const leases = await store.claimJobs({ orgId: org, limit: 8, workerId: 'w', now, leaseMs: 60_000, analyzers: null });
+        for (const [i, j] of leases.entries()) {
+          const lease = { orgId: org, jobId: j.jobId, attempt: j.attempt, leaseToken: j.leaseToken };
+          if (i % 3 === 0) await store.finishJob(lease, { status: 'failed', error: { code: 'ANALYZER_FAILED', message: 'x' } }, now + 5 + i);
+          else await store.finishJob(lease, { status: 'completed', resultId: newResultId(now + i), payload: {} }, now + 20 * i);
+        }
+      }
+    } finally {
+      await store.close();
+    }
+    const before = await pgCli('status');
+    expect(before.json).toMatchObject({ projection: 'dashboard_stats', position: 0 });
+    expect(before.json!.lag_events).toBeGreaterThan(0);
+    const ok = await pgCli('verify', '--wait-ms', '10000');
+    expect(ok.json).toMatchObject({ status: 'ok', orgs_checked: 2, jobs_checked: 24 });
+    expect(ok.code).toBe(0);
+    expect((await pgCli('status')).json!.lag_events).toBe(0);
+
+    const c = new pg.Client({ connectionString: pgUrl! });
+    await c.connect();
+    try {
+      await c.query(`UPDATE "${schema}".projection_states SET state = '{"analyzers":{},"completedByMinute":{}}' WHERE org_id = 'globex'`);
+    } finally {
+      await c.end();
+    }
+    const bad = await pgCli('verify', '--wait-ms', '0');
+    expect(bad.code).toBe(1);
+    expect(bad.json!.differences.map((d: { org_id: string }) => d.org_id)).toEqual(['globex']);
+    const rebuilt = await pgCli('rebuild');
+    expect(rebuilt.code).toBe(0);
+    expect(rebuilt.json).toMatchObject({ orgs: 2, jobs_seeded: 0 });
+    expect((await pgCli('verify', '--wait-ms', '0')).code).toBe(0);
+  }, 90_000);
 });

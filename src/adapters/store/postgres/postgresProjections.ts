@@ -45,6 +45,7 @@ function sqlFor(schema: string) {
       WHERE e.position > $1 AND e.position <= $2 AND ($3::text IS NULL OR e.org_id = $3)
       ORDER BY e.position LIMIT $4`,
     statesOf: `SELECT org_id, state::text AS state FROM ${s}.projection_states WHERE projection = $1 AND org_id = ANY($2::text[])`,
+    pendingOrgs: `SELECT DISTINCT org_id FROM ${s}.job_events WHERE position > $1 AND ($2::text IS NULL OR org_id = $2)`,
     allStates: `SELECT org_id, state::text AS state FROM ${s}.projection_states WHERE projection = $1 AND ($2::text IS NULL OR org_id = $2)`,
     tenantState: `SELECT state::text AS state FROM ${s}.projection_states WHERE projection = $1 AND org_id = $2`,
     pending: `SELECT COUNT(*)::bigint AS n FROM (SELECT 1 FROM ${s}.job_events WHERE position > $1 AND org_id = $2 LIMIT $3) p`,
@@ -168,6 +169,10 @@ export function createPostgresProjections({ pool, names, isClosed }: PgProjectio
           const h = await headOf(run);
           const cp = await checkpointOf(run, req.name);
           const org = req.orgId;
+          if (visit.pendingOrgs) {
+            const rows = await run<{ org_id: string }>(sql.pendingOrgs, [cp.position, org]);
+            visit.pendingOrgs(new Set(rows.map((r) => asOrgId(r.org_id))));
+          }
           if (visit.states) {
             const rows = await run<{ org_id: string; state: string }>(sql.allStates, [req.name, org]);
             visit.states(new Map(rows.map((r) => [asOrgId(r.org_id), r.state])));

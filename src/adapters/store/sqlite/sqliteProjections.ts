@@ -40,6 +40,7 @@ const SQL = {
   liveEvents: eventsSql(false),
   snapshotEvents: eventsSql(true),
   statesOf: `SELECT org_id, state FROM projection_states WHERE projection = ? AND org_id IN (SELECT value FROM json_each(?))`,
+  pendingOrgs: `SELECT DISTINCT org_id FROM job_events WHERE position > @after AND (@org IS NULL OR org_id = @org)`,
   allStates: `SELECT org_id, state FROM projection_states WHERE projection = @name AND (@org IS NULL OR org_id = @org)`,
   tenantState: `SELECT state FROM projection_states WHERE projection = ? AND org_id = ?`,
   pending: `SELECT COUNT(*) FROM (SELECT 1 FROM job_events WHERE position > ? AND org_id = ? LIMIT ?)`,
@@ -148,6 +149,10 @@ export function createSqliteProjections(deps: SqliteProjectionDeps): ProjectionS
           const h = head();
           const cp = checkpoint(req.name);
           const org: OrgId | null = req.orgId;
+          if (visit.pendingOrgs) {
+            const rows = qs.pendingOrgs.all({ after: cp.position, org }) as { org_id: string }[];
+            visit.pendingOrgs(new Set(rows.map((r) => asOrgId(r.org_id))));
+          }
           if (visit.states) {
             const rows = qs.allStates.all({ name: req.name, org }) as { org_id: string; state: string }[];
             visit.states(new Map(rows.map((r) => [asOrgId(r.org_id), r.state])));
