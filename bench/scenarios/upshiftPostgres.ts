@@ -136,8 +136,10 @@ function traceHops(): { mark(jobId: string, hop: number, t: number): void } {
   };
   const store = PostgresDispatchStore.prototype as unknown as { drainOutbox(limit: number, publish: (rows: DispatchRow[]) => Promise<void>): Promise<number> };
   const drain = store.drainOutbox;
+  const relayStats = { rounds: 0, empty: 0 };
   store.drainOutbox = async function (this: unknown, limit, publish) {
     const t0 = performance.now();
+    relayStats.rounds++;
     let ids: string[] = [];
     const n = await drain.call(this, limit, async (rows) => {
       const t1 = performance.now();
@@ -151,6 +153,7 @@ function traceHops(): { mark(jobId: string, hop: number, t: number): void } {
       for (const id of ids) mark(id, 4, t2);
     });
     const t3 = performance.now();
+    if (ids.length === 0) relayStats.empty++;
     for (const id of ids) mark(id, 5, t3);
     return n;
   };
@@ -206,6 +209,7 @@ function traceHops(): { mark(jobId: string, hop: number, t: number): void } {
     const jobs = Math.max(1, at.size);
     lines.push(`  per job: ${Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${(n / jobs).toFixed(2)}`).join(', ')}`);
     lines.push(`  fetches: ${fetchStats.calls} calls, ${fetchStats.jobs} with a job (mean ${(fetchStats.ms / Math.max(1, fetchStats.jobs)).toFixed(2)} ms), empty ones ${(fetchStats.emptyMs / 1000).toFixed(1)} s in all`);
+    lines.push(`  relay: ${relayStats.rounds} rounds, ${relayStats.empty} found nothing`);
     lines.push(`  event loop utilization ${performance.eventLoopUtilization(elu0).utilization.toFixed(2)}`);
     // Hop 9 (fetch sent) exists only with the dispatcher's own fetch loop.
     const fetchHop = [...at.values()].some((a) => !Number.isNaN(a[9]));

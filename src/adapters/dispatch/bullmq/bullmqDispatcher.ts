@@ -24,6 +24,8 @@ export interface BullmqDispatcherOptions {
 
 /** Pause after a failed fetch (Redis unavailable); doubles per consecutive failure up to 1 s. */
 const FETCH_RETRY_MS = 50;
+/** Fetches of a non-blocking round at least (see fetchLoop). */
+const MIN_FETCH = 4;
 
 /**
  * Dispatch mode `bullmq`, worker side. A BullMQ job means "claim Upshift job X (attempt n)".
@@ -122,11 +124,14 @@ export class BullmqDispatcher implements Dispatcher {
   }
 
   private async fetchLoop(worker: Worker<DispatchJobData>, sink: DispatchSink): Promise<void> {
-    // While the queue looks empty, one blocking fetch (BullMQ wakes it when a job is added);
+    // While the queue is empty, one blocking fetch (BullMQ wakes it when a job is added);
     // otherwise non-blocking fetches sent back to back: twice as many as the last round brought
-    // (a relay batch of a few jobs costs no round of empty fetches), at most the free slots.
+    // (at least MIN_FETCH, at most the free slots), so a backlog is taken in a few round trips
+    // while a lone job costs a few empty fetches, not one per free slot. Only a round that
+    // brought nothing goes back to blocking: a short round means the backlog was smaller than
+    // asked for, and jobs keep arriving while it is claimed.
     let empty = true;
-    let batch = 1;
+    let batch = MIN_FETCH;
     let failures = 0;
     while (!this.stopping) {
       const free = this.free(sink);
@@ -157,10 +162,8 @@ export class BullmqDispatcher implements Dispatcher {
         await new Promise((r) => setTimeout(r, Math.min(1_000, FETCH_RETRY_MS * 2 ** Math.min(failures, 5))));
         continue;
       }
-      // Fewer than asked for: the queue is empty, block next time. A blocking fetch that
-      // brought its job: there may be more, fetch without blocking.
-      empty = jobs.length < n;
-      batch = Math.max(1, jobs.length * 2);
+      empty = jobs.length === 0;
+      batch = Math.max(MIN_FETCH, jobs.length * 2);
       for (const { job, token } of jobs) this.track(this.handle(job, token, sink));
     }
   }
