@@ -33,7 +33,6 @@ export interface ClaimByIdRequest {
 }
 
 const TRIGGER = 'job_events_dispatch_outbox';
-const MAX_CLAIMS_IN_FLIGHT = 2;
 
 /**
  * The PostgreSQL side of BullMQ dispatch, on its own small pool: the outbox (take, enable),
@@ -48,8 +47,6 @@ export class PostgresDispatchStore {
   private readonly s: string;
   private pending: Array<{ req: ClaimByIdRequest; resolve: (r: ClaimByIdResult) => void; reject: (e: unknown) => void }> = [];
   private flushScheduled = false;
-  /** Claim transactions in flight; at the cap, new claims wait and go together. */
-  private claiming = 0;
   /** The claim statement, prepared once per connection (named per schema, like the store's). */
   private readonly claim: { readonly name: string; readonly text: string };
 
@@ -216,11 +213,11 @@ export class PostgresDispatchStore {
   }
 
   /**
-   * Claims one job by id. Never throws for a lost race. Batched: at most two claim
-   * transactions are in flight (the second waits at the server for the position lock the first
-   * holds, so it runs as soon as that one commits), and every claim asked for meanwhile joins
-   * the next one: under load the claims of one fetch round share one statement, one
-   * position-lock hold and one WAL flush instead of one each.
+   * Claims one job by id. Never throws for a lost race. The claims asked for in one event-loop
+   * turn (those of one fetch round of the BullMQ dispatcher) share one statement, one
+   * position-lock hold and one WAL flush. Turns do not wait for each other's transactions: a
+   * cap of two in flight (batches growing while they wait) made claims slower under load —
+   * they waited for a Node round trip after each commit instead of queueing at the server.
    */
   claimById(req: ClaimByIdRequest): Promise<ClaimByIdResult> {
     return new Promise((resolve, reject) => {
@@ -230,19 +227,14 @@ export class PostgresDispatchStore {
   }
 
   private scheduleClaims(): void {
-    if (this.flushScheduled || this.claiming >= MAX_CLAIMS_IN_FLIGHT || this.pending.length === 0) return;
+    if (this.flushScheduled || this.pending.length === 0) return;
     this.flushScheduled = true;
     // The rest of this turn's claims join the batch.
     setImmediate(() => {
       this.flushScheduled = false;
-      if (this.claiming >= MAX_CLAIMS_IN_FLIGHT || this.pending.length === 0) return;
       const batch = this.pending;
       this.pending = [];
-      this.claiming++;
-      void this.claimBatch(batch).finally(() => {
-        this.claiming--;
-        this.scheduleClaims();
-      });
+      void this.claimBatch(batch);
     });
   }
 
