@@ -24,6 +24,7 @@ import { NotificationDispatcher } from './app/notificationDispatcher.js';
 import { NotificationService } from './app/notificationService.js';
 import { runRetention, type RetentionOptions } from './app/retention.js';
 import { ProjectionRunner } from './app/projectionRunner.js';
+import { rebuildProjection } from './app/projections.js';
 import { RetentionScheduler } from './app/retentionScheduler.js';
 import { readyHintOf, WorkerRuntime } from './app/workerRuntime.js';
 import type { Config } from './config/config.js';
@@ -348,6 +349,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
           batchSize: pc.batchSize,
           pollMs: pc.pollMs,
           onApplied: (n) => metrics.projectionApplied(dashboardProjection.name, n),
+          bootstrap: () => rebuildProjection({ store, clock }, dashboardProjection.name, null, `prj_boot_${process.pid}_${randomBytes(4).toString('hex')}`, { onlyIfNeverBuilt: true }),
         })
       : null;
 

@@ -41,6 +41,12 @@ export interface ProjectionRunnerOptions<S> {
   readonly minIntervalMs?: number;
   /** Called after every committed batch with the number of events it applied. */
   readonly onApplied?: (events: number) => void;
+  /**
+   * Builds the projection when it has never been built (checkpoint version 0) instead of replaying
+   * the live log from 0: a store whose retention already deleted event logs (an upgrade, a copied
+   * store) needs the rebuild's seed jobs to count them. See rebuildProjection(onlyIfNeverBuilt).
+   */
+  readonly bootstrap?: () => Promise<unknown>;
 }
 
 export type StepOutcome = 'applied' | 'idle' | 'leased_elsewhere' | 'conflict';
@@ -119,6 +125,11 @@ export class ProjectionRunner<S> {
     const cp = await store.readCheckpoint(projection.name);
     const now = clock.now();
     if (this.leasedElsewhere(cp, now)) return 'leased_elsewhere';
+    if (cp.version === 0 && this.o.bootstrap) {
+      await this.o.bootstrap();
+      this.lastBatchFull = true; // go on at once from the bootstrapped checkpoint
+      return 'applied';
+    }
     const events = await store.readProjectionEvents(cp.position, this.batchSize);
     this.lastBatchFull = events.length === this.batchSize;
     const last = events.at(-1);

@@ -45,11 +45,21 @@ const MAX_ATTEMPTS = 20;
  * 3. Commits the new states (whole projection: replacing every state) with a compare-and-set on
  *    the version of step 1 and releases the lease. If anything committed in between (a runner
  *    that ignored the lease after it expired, another rebuild), it starts over.
+ * `onlyIfNeverBuilt` (a runner's first start): resolves null without doing anything as soon as
+ * the projection has a checkpoint, so runners of several processes bootstrap it once.
  */
-export async function rebuildProjection(deps: ProjectionDeps, name: ProjectionName, orgId: OrgId | null, ownerId: string): Promise<RebuildReport> {
+export async function rebuildProjection(
+  deps: ProjectionDeps,
+  name: ProjectionName,
+  orgId: OrgId | null,
+  ownerId: string,
+  opts: { readonly onlyIfNeverBuilt?: boolean } = {},
+): Promise<RebuildReport | null> {
   const projection = PROJECTIONS[name];
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     const cp = await deps.store.readCheckpoint(name);
+    // Bootstrap: another process built it first.
+    if (opts.onlyIfNeverBuilt === true && cp.version !== 0) return null;
     let leased: ProjectionCheckpoint;
     try {
       const now = deps.clock.now();

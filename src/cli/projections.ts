@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
 import { ProjectionRunner } from '../app/projectionRunner.js';
-import { projectionStatus, PROJECTIONS, rebuildProjection, verifyProjection } from '../app/projections.js';
+import { projectionStatus, PROJECTIONS, rebuildProjection, verifyProjection, type RebuildReport } from '../app/projections.js';
 import { parseOrgId, type OrgId } from '../core/ids.js';
 import { isProjectionName, PROJECTION_NAMES, type ProjectionName } from '../core/projection.js';
 import { silentLogger } from '../ports/logger.js';
@@ -37,7 +37,7 @@ export function projectionsCommand(io: CliIo, run: Runner): Command {
           const org = orgOf(opts);
           const report = await withStore(opts, io.env, async (store) => {
             await store.ping();
-            return rebuildProjection({ store, clock: systemClock }, name, org, ownerId());
+            return rebuildProjection({ store, clock: systemClock }, name, org, ownerId()) as Promise<RebuildReport>;
           });
           writeJson(io.stdout, report);
           return EXIT.ok;
@@ -74,8 +74,17 @@ export function projectionsCommand(io: CliIo, run: Runner): Command {
           const report = await withStore(opts, io.env, async (store) => {
             await store.ping();
             // Catches up itself when no other runner holds the lease (CAS-safe next to a server's runner).
-            const runner = new ProjectionRunner({ store, projection: PROJECTIONS[name], clock: systemClock, logger: silentLogger, ownerId: ownerId(), leaseMs: 1 });
-            return verifyProjection({ store, clock: systemClock }, name, org, { catchUp: () => runner.catchUp(), ...(waitMs !== undefined && { waitMs }) });
+            const deps = { store, clock: systemClock };
+            const runner = new ProjectionRunner({
+              ...deps,
+              projection: PROJECTIONS[name],
+              logger: silentLogger,
+              ownerId: ownerId(),
+              leaseMs: 1,
+              // Never built: build it with the rebuild's seeds, as a server's runner would.
+              bootstrap: () => rebuildProjection(deps, name, null, ownerId(), { onlyIfNeverBuilt: true }),
+            });
+            return verifyProjection(deps, name, org, { catchUp: () => runner.catchUp(), ...(waitMs !== undefined && { waitMs }) });
           });
           writeJson(io.stdout, report);
           if (report.status === 'mismatch') throw new CliError(`projection ${name} differs from the source tables for ${report.differences.length} org(s)`);

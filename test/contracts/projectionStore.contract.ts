@@ -83,8 +83,8 @@ export function projectionStoreContract(name: string, factory: () => Promise<Pro
       clock.advance(60_000);
     }
 
-    const runner = (ownerId: string, batchSize = 4) =>
-      new ProjectionRunner({ store, projection: dashboardProjection, clock, logger: silentLogger, ownerId, batchSize, leaseMs: 10_000 });
+    const runner = (ownerId: string, batchSize = 4, bootstrap?: () => Promise<unknown>) =>
+      new ProjectionRunner({ store, projection: dashboardProjection, clock, logger: silentLogger, ownerId, batchSize, leaseMs: 10_000, ...(bootstrap && { bootstrap }) });
     const drain = async (r: ProjectionRunner<DashboardState>): Promise<number> => {
       let batches = 0;
       while ((await r.step()) === 'applied') batches++;
@@ -124,7 +124,7 @@ export function projectionStoreContract(name: string, factory: () => Promise<Pro
 
       const live = await statesText();
       const report = await rebuildProjection({ store, clock }, 'dashboard_stats', null, 'rebuilder');
-      expect(report.position).toBe(head);
+      expect(report!.position).toBe(head);
       expect(await statesText()).toEqual(live);
       expect((await verify()).status).toBe('ok');
     });
@@ -172,7 +172,7 @@ export function projectionStoreContract(name: string, factory: () => Promise<Pro
       expect(await statesText()).toEqual(live);
       expect((await verify()).status).toBe('ok');
       const rebuilt = await rebuildProjection({ store, clock }, 'dashboard_stats', null, 'rebuilder');
-      expect(rebuilt.jobs_seeded).toBeGreaterThan(0);
+      expect(rebuilt!.jobs_seeded).toBeGreaterThan(0);
       expect(await statesText()).toEqual(live);
       expect((await verify()).status).toBe('ok');
     });
@@ -192,6 +192,32 @@ export function projectionStoreContract(name: string, factory: () => Promise<Pro
       expect(broken.orgs_lagging).toEqual([A]);
     });
 
+    it('a first start on a store whose retention already deleted event logs bootstraps by rebuild (once, across two runners)', async () => {
+      await workload(A, 10);
+      await workload(B, 4);
+      const purged = await runRetention({ store, clock }, { now: clock.now(), resultsTtlMs: 3_600_000, eventsTtlMs: 1000, dryRun: false });
+      expect(purged.events.delete_count).toBeGreaterThan(0);
+      await workload(A, 3); // and new work after the purge
+      const boot = (id: string) => () => rebuildProjection({ store, clock }, 'dashboard_stats', null, id, { onlyIfNeverBuilt: true });
+      const r1 = runner('r1', 5, boot('b1'));
+      const r2 = runner('r2', 5, boot('b2'));
+      const [o1, o2] = await Promise.all([r1.step(), r2.step()]);
+      expect([o1, o2]).toContain('applied');
+      const after = await store.readCheckpoint('dashboard_stats');
+      expect(after.version).toBeGreaterThan(0);
+      // A second bootstrap does nothing once the projection exists.
+      expect(await boot('b3')()).toBeNull();
+      expect((await store.readCheckpoint('dashboard_stats')).version).toBe(after.version);
+      clock.advance(10_001);
+      await drain(runner('r3', 50));
+      expect((await verify()).status).toBe('ok');
+      // Without the bootstrap, a replay from 0 would miss the purged jobs: verify tells.
+      const cp = await store.readCheckpoint('dashboard_stats');
+      await store.commitProjection({ name: 'dashboard_stats', expectedVersion: cp.version, position: 0, states: [], replaceAll: true, leaseOwner: 'x', leaseExpiresAt: 0, now: clock.now() });
+      await drain(runner('r4', 50));
+      expect((await verify()).status).toBe('mismatch');
+    });
+
     it('a one-org rebuild replaces that org only and keeps the checkpoint', async () => {
       await workload(A, 6);
       await workload(B, 6);
@@ -204,7 +230,7 @@ export function projectionStoreContract(name: string, factory: () => Promise<Pro
       expect(broken.status).toBe('mismatch');
       expect(broken.differences.map((d) => d.org_id)).toEqual([A]);
       const r = await rebuildProjection({ store, clock }, 'dashboard_stats', A, 'rebuilder');
-      expect(r.position).toBe(before.position);
+      expect(r!.position).toBe(before.position);
       expect(await statesText()).toEqual(live);
       expect((await verify(A)).status).toBe('ok');
     });
