@@ -156,12 +156,18 @@ export function createPostgresProjections({ pool, names, isClosed }: PgProjectio
         return { position: cmd.position, version, leaseOwner: cmd.leaseOwner, leaseExpiresAt: cmd.leaseExpiresAt, updatedAt: cmd.now };
       }),
     readTenantProjection: (name, orgId, maxPending) =>
-      tx({ kind: 'tenant', org: orgId }, async (run) => {
-        const [row] = await run<{ state: string }>(sql.tenantState, [name, orgId]);
-        const cp = await checkpointOf(run, name);
-        const [p] = await run<{ n: number }>(sql.pending, [cp.position, orgId, Math.max(0, Math.floor(maxPending))]);
-        return { state: row?.state ?? null, checkpoint: cp, pendingEvents: Number(p?.n ?? 0) };
-      }),
+      tx(
+        { kind: 'tenant', org: orgId },
+        async (run) => {
+          const [row] = await run<{ state: string }>(sql.tenantState, [name, orgId]);
+          const cp = await checkpointOf(run, name);
+          const [p] = await run<{ n: number }>(sql.pending, [cp.position, orgId, Math.max(0, Math.floor(maxPending))]);
+          return { state: row?.state ?? null, checkpoint: cp, pendingEvents: Number(p?.n ?? 0) };
+        },
+        // One snapshot: under READ COMMITTED a runner's commit between the state and the checkpoint
+        // read would pair an old state with the new checkpoint (and report it up to date).
+        'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+      ),
     scanProjectionSnapshot: (req, visit) =>
       tx(
         { kind: 'internal' },
