@@ -255,6 +255,8 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
         logger: logger.child({ component: 'worker' }),
         workerId: `wrk_${process.pid}_${randomBytes(4).toString('hex')}`,
         concurrency: w.concurrency,
+        // BullMQ dispatch claims one job per BullMQ job and waits for it: nothing to hold.
+        prefetch: dispatch ? 0 : w.prefetch,
         leaseMs: w.leaseMs,
         heartbeatMs: w.heartbeatMs,
         pollMs: w.pollMs,

@@ -54,12 +54,17 @@ await drive(system, async (): Promise<Peer> => {
     UPSHIFT_LOG_LEVEL: 'warn',
     UPSHIFT_WORKER_CONCURRENCY: concurrency,
     UPSHIFT_POLL_MS: '1000',
+    // BENCH_UPSHIFT_PREFETCH: held claimed jobs beyond the concurrency (default: the store's auto).
+    ...(process.env.BENCH_UPSHIFT_PREFETCH !== undefined && { UPSHIFT_WORKER_PREFETCH: process.env.BENCH_UPSHIFT_PREFETCH }),
     ...(bullmq ? { UPSHIFT_DISPATCH_MODE: 'bullmq', UPSHIFT_REDIS_URL: redisUrl } : { UPSHIFT_DISPATCH_MODE: 'store' }),
   });
   const hops = process.env.BENCH_HOPS === '1' && bullmq ? traceHops() : null;
   const up: Upshift = await createUpshift({ config, http: false, analyzers: [noop] });
   if (process.env.BENCH_TRACE === '1') traceStore(up);
   const numberOf = new Map<string, number>();
+  // The processing window (from start() to close()): CPU of this process and of its backends,
+  // and WAL written (server-wide: exact only on a private server).
+  let window: { cpu: NodeJS.CpuUsage; pg: number; wal: string } | null = null;
   const submit = async (i: number): Promise<void> => {
     const t = performance.now();
     const { job } = await up.service.submit(org, { analyzer: 'bench-noop', input: { i } });
@@ -84,6 +89,7 @@ await drive(system, async (): Promise<Peer> => {
     addOne: submit,
     async start(_c, started, done) {
       onStart = started;
+      window = { cpu: process.cpuUsage(), pg: cpuSecondsOf(await ownBackends(url)).seconds, wal: await walLsn() };
       up.store.onCommitted((events) => {
         for (const e of events) {
           if (e.type !== 'job.completed') continue;
@@ -99,6 +105,11 @@ await drive(system, async (): Promise<Peer> => {
       const pgCpu = cpuSecondsOf(await ownBackends(url));
       const cpu = process.cpuUsage();
       process.stderr.write(`${system} ${mode}: node CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, PostgreSQL backends CPU ${pgCpu.seconds.toFixed(2)} s (${pgCpu.backends} backends), load ${loadavg()[0]?.toFixed(2)}\n`);
+      if (window !== null) {
+        const w = process.cpuUsage(window.cpu);
+        const wal = await walBytesSince(window.wal);
+        process.stderr.write(`${system} ${mode} processing window: node CPU ${((w.user + w.system) / 1e6).toFixed(2)} s, PostgreSQL backends CPU ${(pgCpu.seconds - window.pg).toFixed(2)} s, WAL ${(wal / 1e6).toFixed(1)} MB (server-wide), jobs ${numberOf.size}\n`);
+      }
       // Bounded (the driver's hard stop comes 30 s after the deadline): the schema and the
       // queue are removed even when a graceful close hangs.
       const closed = await Promise.race([up.close().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000).unref())]);
@@ -249,6 +260,26 @@ function traceStore(up: Upshift): void {
     };
   }
   process.on('exit', () => process.stderr.write(`store trace: ${JSON.stringify(stats)}\n`));
+}
+
+async function walLsn(): Promise<string> {
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    return (await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]?.lsn ?? '0/0';
+  } finally {
+    await admin.end();
+  }
+}
+
+async function walBytesSince(lsn: string): Promise<number> {
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    return Number((await admin.query<{ n: string }>('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS n', [lsn])).rows[0]?.n ?? 0);
+  } finally {
+    await admin.end();
+  }
 }
 
 /** Pids of the PostgreSQL backends serving this process (matched by our sockets' local ports). */

@@ -30,6 +30,8 @@ interface KnownReady {
   readonly at: number;
   readonly analyzers: readonly string[];
   readonly orgs: Map<string, OrgReadiness>;
+  /** The read found no ready org (and no hint arrived while it ran). */
+  readonly empty: boolean;
 }
 
 /**
@@ -50,6 +52,12 @@ interface KnownReady {
  * shares their transaction. Every poll-timer round, every round after a failure and every
  * round of a capped policy read the store as before; delayed jobs that become due without an
  * event are found by the next read (at most READY_REUSE_MS later while rounds keep running).
+ * A group whose read found nothing is not read again for `pollMs` unless a hint names one of
+ * its analyzers: a busy worker has free room after nearly every round (more so with prefetch),
+ * and the read of a group with nothing ready (an analyzer with its own limit and no jobs) walks
+ * every queued job of the other analyzers (the analyzer is not in the claim index) — once per
+ * round it cost more database time than the claims. Such a group finds delayed jobs that
+ * became due without an event within `pollMs`, as an idle worker does.
  */
 export class StoreClaimDispatcher implements Dispatcher {
   readonly kind = 'store';
@@ -189,7 +197,8 @@ export class StoreClaimDispatcher implements Dispatcher {
   private async readyOrgs(analyzers: readonly string[], now: number): Promise<KnownReady> {
     const key = analyzers.join(',');
     const have = this.known.get(key);
-    if (have !== undefined && performance.now() - have.at <= READY_REUSE_MS) return have;
+    const reuseMs = have?.empty === true && have.orgs.size === 0 ? Math.max(READY_REUSE_MS, this.o.pollMs) : READY_REUSE_MS;
+    if (have !== undefined && performance.now() - have.at <= reuseMs) return have;
     const hints: ReadyHint[] = [];
     this.collectors.add(hints);
     let ready: OrgReadiness[];
@@ -199,7 +208,7 @@ export class StoreClaimDispatcher implements Dispatcher {
     } finally {
       this.collectors.delete(hints);
     }
-    const known: KnownReady = { at, analyzers, orgs: new Map(ready.map((r) => [r.orgId, r])) };
+    const known: KnownReady = { at, analyzers, orgs: new Map(ready.map((r) => [r.orgId, r])), empty: ready.length === 0 };
     if (!this.reuse) return known;
     // Jobs committed while the read ran may be missing from it.
     for (const h of hints) {

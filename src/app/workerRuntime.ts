@@ -23,6 +23,14 @@ export interface WorkerOptions {
   readonly workerId: string;
   /** Jobs this worker runs at once, over all analyzers. */
   readonly concurrency: number;
+  /**
+   * Claimed jobs this worker may hold beyond `concurrency`, waiting for a slot (default 0). They
+   * start the moment a slot frees, while the outcomes of the finished ones and the claim that
+   * refills the buffer are written: the worker's own work overlaps the store's. A held job is
+   * `running` with a lease like a started one (heartbeats extend it; a killed worker's jobs are
+   * recovered when it expires).
+   */
+  readonly prefetch?: number;
   readonly leaseMs: number;
   readonly heartbeatMs: number;
   /** Fallback poll of the default (store-claim) dispatcher when no wake-up arrives. */
@@ -72,6 +80,14 @@ interface Running {
   release?: () => void;
 }
 
+/** A claimed job held for a free slot (see WorkerOptions.prefetch). */
+interface Held {
+  readonly job: ClaimedJob;
+  readonly lease: LeaseRef;
+  /** Settles the promise run() returned for the job. */
+  readonly settle: (attempt: Promise<void>) => void;
+}
+
 /**
  * Claims jobs fairly across orgs, runs analyzers with lease heartbeats, timeouts and cancel,
  * and writes every outcome through the store's guarded finalization.
@@ -82,7 +98,14 @@ export class WorkerRuntime implements DispatchSink {
   private readonly running = new Map<string, Running>();
   /** Every attempt not yet settled, including those whose outcome is being written (stop waits for them). */
   private readonly attempts = new Set<Promise<void>>();
+  /** Jobs this worker holds per analyzer, started or held (analyzer concurrency limits). */
   private readonly perAnalyzer = new Map<string, number>();
+  /** Claimed jobs waiting for a slot, by job id, in claim order (a Map keeps insertion order). */
+  private readonly held = new Map<string, Held>();
+  private readonly prefetch: number;
+  private drainScheduled = false;
+  /** Past the stop deadline: held jobs are released, not started. */
+  private released = false;
   private readonly random: () => number;
   private readonly tracer: Tracer;
   private started = false;
@@ -95,6 +118,7 @@ export class WorkerRuntime implements DispatchSink {
       o.dispatcher ?? new StoreClaimDispatcher({ store: o.store, clock: o.clock, logger: o.logger, pollMs: o.pollMs, fairness: o.fairness, ...(o.tracer && { tracer: o.tracer }) });
     this.random = o.random ?? Math.random;
     this.tracer = o.tracer ?? noopTracer;
+    this.prefetch = Math.max(0, Math.floor(o.prefetch ?? 0));
   }
 
   get inFlight(): number {
@@ -144,6 +168,9 @@ export class WorkerRuntime implements DispatchSink {
     ]);
     clearTimeout(timer);
     if (timedOut) {
+      // Held jobs never started: back to the queue like the aborted ones.
+      this.released = true;
+      for (const h of this.takeHeld()) this.settleUnstarted(h, { status: 'retry', error: { code: 'SHUTTING_DOWN', message: 'released at shutdown' }, retryAt: this.o.clock.now() });
       for (const r of this.running.values()) r.controller.abort(new AbortReason('shutdown'));
       await Promise.race([all, new Promise((resolve) => setTimeout(resolve, Math.min(this.o.cancelGraceMs, 2_000)))]);
     }
@@ -155,10 +182,12 @@ export class WorkerRuntime implements DispatchSink {
   /**
    * Free slots as claim groups. Analyzers without their own concurrency limit share one group;
    * each limited analyzer gets its own group up to its free slots, so a claim can never
-   * overshoot an analyzer's limit. Every group is capped by the worker's free capacity.
+   * overshoot an analyzer's limit. Every group is capped by the worker's free capacity: free
+   * slots plus the prefetch room (held jobs count against both; held jobs of a limited analyzer
+   * count against its limit too).
    */
   capacity(): ClaimGroup[] {
-    const free = this.o.concurrency - this.running.size;
+    const free = this.o.concurrency + this.prefetch - this.running.size - this.held.size;
     if (this.stopping || free <= 0) return [];
     const unlimited: string[] = [];
     const groups: ClaimGroup[] = [];
@@ -175,15 +204,78 @@ export class WorkerRuntime implements DispatchSink {
 
   run(job: ClaimedJob, claimStartedAt?: number): Promise<void> {
     if (this.tracer.enabled) this.span('upshift.claim', job, claimStartedAt).end('ok');
-    return this.execute(job).catch((e: unknown) => this.o.logger.error({ err: coerceError(e), job_id: job.jobId }, 'job attempt failed unexpectedly'));
+    const analyzer = this.o.registry.get(job.analyzer);
+    this.perAnalyzer.set(analyzer.name, (this.perAnalyzer.get(analyzer.name) ?? 0) + 1);
+    if (this.running.size < this.o.concurrency && this.held.size === 0) return this.begin(job, analyzer);
+    // No free slot (the dispatcher claimed into the prefetch room): hold it until one frees.
+    const lease: LeaseRef = { orgId: job.orgId, jobId: job.jobId, attempt: job.attempt, leaseToken: job.leaseToken };
+    let settle!: (attempt: Promise<void>) => void;
+    const done = new Promise<void>((resolve) => (settle = (attempt) => void attempt.then(resolve)));
+    this.attempts.add(done);
+    void done.finally(() => this.attempts.delete(done));
+    this.held.set(job.jobId, { job, lease, settle });
+    return done;
   }
 
-  private execute(job: ClaimedJob): Promise<void> {
-    const analyzer = this.o.registry.get(job.analyzer);
+  private begin(job: ClaimedJob, analyzer: Analyzer<unknown, unknown>): Promise<void> {
+    return this.execute(job, analyzer).catch((e: unknown) => this.o.logger.error({ err: coerceError(e), job_id: job.jobId }, 'job attempt failed unexpectedly'));
+  }
+
+  /**
+   * Starts held jobs in claim order while slots are free. Runs one event-loop turn after a
+   * slot was freed, so the outcomes written in that turn leave (as one group commit) before
+   * the next jobs' outcomes join them: the store writes one wave while the worker runs the next.
+   */
+  private scheduleDrain(): void {
+    if (this.drainScheduled || this.held.size === 0) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      for (const h of this.held.values()) {
+        if (this.released || this.running.size >= this.o.concurrency) break;
+        this.held.delete(h.job.jobId);
+        h.settle(this.begin(h.job, this.o.registry.get(h.job.analyzer)));
+      }
+    });
+  }
+
+  /** Removes and returns held jobs: all of them, or the one of `jobId` (if held). */
+  private takeHeld(jobId?: string): Held[] {
+    if (jobId === undefined) {
+      const all = [...this.held.values()];
+      this.held.clear();
+      return all;
+    }
+    const h = this.held.get(jobId);
+    if (h === undefined) return [];
+    this.held.delete(jobId);
+    return [h];
+  }
+
+  /** A held job that will not run (cancel requested, lease lost, shutdown): written back, never started. */
+  private settleUnstarted(h: Held, outcome: FinishOutcome | null): void {
+    this.perAnalyzer.set(h.job.analyzer, (this.perAnalyzer.get(h.job.analyzer) ?? 1) - 1);
+    const write = async (): Promise<void> => {
+      let settledAs: FinishOutcome['status'] | 'lease_lost' = outcome === null ? 'lease_lost' : outcome.status;
+      if (outcome !== null) {
+        try {
+          const after = await this.o.store.finishJob(h.lease, outcome, this.o.clock.now());
+          settledAs = after.status === 'queued' ? 'retry' : after.status === 'running' ? settledAs : after.status;
+        } catch (e) {
+          if (isUpshiftError(e, 'JOB_LEASE_LOST')) settledAs = 'lease_lost';
+          else this.o.logger.error({ err: coerceError(e), job_id: h.job.jobId }, 'writing back a held job failed; the lease will expire and the job be recovered');
+        }
+      }
+      this.o.onSettled?.(h.job, settledAs, 0);
+    };
+    h.settle(write());
+    this.poke();
+  }
+
+  private execute(job: ClaimedJob, analyzer: Analyzer<unknown, unknown>): Promise<void> {
     const controller = new AbortController();
     const lease: LeaseRef = { orgId: job.orgId, jobId: job.jobId, attempt: job.attempt, leaseToken: job.leaseToken };
     const startedAt = this.o.clock.now();
-    this.perAnalyzer.set(analyzer.name, (this.perAnalyzer.get(analyzer.name) ?? 0) + 1);
     const entry = { job, lease, controller, startedAt } as Running;
     let released = false;
     // The slot is free as soon as the analyzer returns: the next claim overlaps the write of
@@ -194,6 +286,7 @@ export class WorkerRuntime implements DispatchSink {
       released = true;
       this.running.delete(job.jobId);
       this.perAnalyzer.set(analyzer.name, (this.perAnalyzer.get(analyzer.name) ?? 1) - 1);
+      this.scheduleDrain();
       this.poke();
     };
     const done = this.attempt(entry, analyzer).finally(() => {
@@ -233,11 +326,14 @@ export class WorkerRuntime implements DispatchSink {
     }
     let settledAs: FinishOutcome['status'] | 'lease_lost' = outcome === null ? 'lease_lost' : outcome.status;
     if (this.tracer.enabled) endAttemptSpan(span, outcome);
-    r.release?.();
     if (outcome !== null) {
       const fin = this.span('upshift.finalize', job);
+      // The outcome is queued for writing before the slot frees, so it joins the store's
+      // next group commit ahead of the outcomes of held jobs the free slot starts.
+      const written = this.o.store.finishJob(lease, outcome, this.o.clock.now());
+      r.release?.();
       try {
-        const after = await this.o.store.finishJob(lease, outcome, this.o.clock.now());
+        const after = await written;
         settledAs = after.status === 'queued' ? 'retry' : after.status === 'running' ? settledAs : after.status;
         fin.end('ok');
       } catch (e) {
@@ -245,7 +341,7 @@ export class WorkerRuntime implements DispatchSink {
         if (isUpshiftError(e, 'JOB_LEASE_LOST')) settledAs = 'lease_lost';
         else log().error({ err: coerceError(e) }, 'finalization failed; the lease will expire and the job be recovered');
       }
-    }
+    } else r.release?.();
     this.o.onSettled?.(job, settledAs, this.o.clock.now() - r.startedAt);
   }
 
@@ -328,6 +424,8 @@ export class WorkerRuntime implements DispatchSink {
 
   /** A cancel was requested for a job this worker runs: abort it, force after the grace period. */
   private cancelLocal(jobId: string): void {
+    // Not started yet: the cancel is observed before the analyzer ever runs.
+    for (const h of this.takeHeld(jobId)) return this.settleUnstarted(h, { status: 'canceled', reason: 'cancel_observed' });
     const r = this.running.get(jobId);
     if (!r || r.controller.signal.aborted) return;
     r.controller.abort(new AbortReason('cancel'));
@@ -337,15 +435,20 @@ export class WorkerRuntime implements DispatchSink {
   }
 
   private async heartbeat(): Promise<void> {
-    if (this.running.size === 0) return;
+    if (this.running.size === 0 && this.held.size === 0) return;
     try {
       const results = await this.o.store.heartbeat({
         workerId: this.o.workerId,
-        leases: [...this.running.values()].map((r) => r.lease),
+        leases: [...this.running.values(), ...this.held.values()].map((r) => r.lease),
         now: this.o.clock.now(),
         leaseMs: this.o.leaseMs,
       });
       for (const res of results) {
+        if (this.held.has(res.jobId)) {
+          if (!res.held) for (const h of this.takeHeld(res.jobId)) this.settleUnstarted(h, null);
+          else if (res.cancelRequested) this.cancelLocal(res.jobId);
+          continue;
+        }
         const r = this.running.get(res.jobId);
         if (!r) continue;
         if (!res.held) {

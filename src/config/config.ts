@@ -37,6 +37,8 @@ export interface Config {
   readonly worker: {
     readonly enabled: boolean;
     readonly concurrency: number;
+    /** Claimed jobs held beyond `concurrency`, waiting for a slot (resolved from `auto` at load). */
+    readonly prefetch: number;
     readonly leaseMs: number;
     readonly heartbeatMs: number;
     readonly pollMs: number;
@@ -154,6 +156,7 @@ export const CONFIG_KEYS = {
   UPSHIFT_JWT_JWKS_TIMEOUT_MS: '5000',
   UPSHIFT_WORKER_ENABLED: 'true',
   UPSHIFT_WORKER_CONCURRENCY: '16',
+  UPSHIFT_WORKER_PREFETCH: 'auto',
   UPSHIFT_LEASE_MS: '30000',
   UPSHIFT_HEARTBEAT_MS: '10000',
   UPSHIFT_POLL_MS: '1000',
@@ -282,6 +285,20 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
   if (heartbeatMs >= leaseMs) fail('UPSHIFT_HEARTBEAT_MS', String(heartbeatMs), `less than UPSHIFT_LEASE_MS (${leaseMs})`);
   const dataDir = resolve(get('UPSHIFT_DATA_DIR'));
   const database = parseDatabaseUrl(get('UPSHIFT_DATABASE_URL').trim(), get('UPSHIFT_DATABASE_SCHEMA').trim());
+  const dispatch = parseDispatch(oneOf('UPSHIFT_DISPATCH_MODE', ['auto', 'store', 'bullmq'] as const), get('UPSHIFT_REDIS_URL').trim(), database.kind, {
+    sweepMs: int('UPSHIFT_DISPATCH_SWEEP_MS', 0, 86_400_000),
+    sweepGraceMs: int('UPSHIFT_DISPATCH_SWEEP_GRACE_MS', 0, 86_400_000),
+  });
+  const concurrency = int('UPSHIFT_WORKER_CONCURRENCY', 1, 10_000);
+  // auto: one worker's worth of jobs ahead when claims are round trips to PostgreSQL (store
+  // dispatch); none on SQLite (a claim there costs no round trip) or with BullMQ (one claim per
+  // BullMQ job, its own concurrency bounds them).
+  const prefetch =
+    get('UPSHIFT_WORKER_PREFETCH').trim() === 'auto'
+      ? database.kind === 'postgres' && dispatch.mode === 'store'
+        ? concurrency
+        : 0
+      : int('UPSHIFT_WORKER_PREFETCH', 0, 10_000);
 
   const cfg: Config = {
     host,
@@ -291,10 +308,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     startupTimeoutMs: int('UPSHIFT_STARTUP_TIMEOUT_MS', 0, 3_600_000),
     // auto: a writer thread pays off only with cores to spare for it (docs/configuration.md).
     sqliteWriter: ((w) => (w === 'auto' ? (availableParallelism() >= 4 ? 'thread' : 'inline') : w))(oneOf('UPSHIFT_SQLITE_WRITER', ['auto', 'thread', 'inline'] as const)),
-    dispatch: parseDispatch(oneOf('UPSHIFT_DISPATCH_MODE', ['auto', 'store', 'bullmq'] as const), get('UPSHIFT_REDIS_URL').trim(), database.kind, {
-      sweepMs: int('UPSHIFT_DISPATCH_SWEEP_MS', 0, 86_400_000),
-      sweepGraceMs: int('UPSHIFT_DISPATCH_SWEEP_GRACE_MS', 0, 86_400_000),
-    }),
+    dispatch,
     dataDir,
     auth: {
       mode: authMode,
@@ -303,7 +317,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     },
     worker: {
       enabled: bool('UPSHIFT_WORKER_ENABLED'),
-      concurrency: int('UPSHIFT_WORKER_CONCURRENCY', 1, 10_000),
+      concurrency,
+      prefetch,
       leaseMs,
       heartbeatMs,
       pollMs: int('UPSHIFT_POLL_MS', 10, 600_000),

@@ -28,6 +28,7 @@ describe('loadConfig defaults', () => {
     expect(c.worker).toEqual({
       enabled: true,
       concurrency: 16,
+      prefetch: 0,
       leaseMs: 30_000,
       heartbeatMs: 10_000,
       pollMs: 1_000,

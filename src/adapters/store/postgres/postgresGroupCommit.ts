@@ -56,6 +56,9 @@ class DirtyFailure extends Error {
 
 const MAX_RETRIES = 4;
 
+/** The op may lock job rows or append job events (so its batch takes the position lock). */
+const touchesJobs = (op: Op<unknown, unknown>): boolean => op.jobs === null || op.jobs.length > 0;
+
 /**
  * Group commit for PostgreSQL: every write queued during one event-loop turn runs in one
  * transaction (one WAL flush), ops of the same kind and org as multi-row statements. Up to
@@ -76,6 +79,8 @@ export class PgGroupCommit {
   private queue: Pending[] = [];
   private scheduled: NodeJS.Immediate | null = null;
   private active = 0;
+  /** A batch with job ops is in flight (at most one at a time, see flush). */
+  private jobBatchActive = false;
   private closed = false;
   private idle: Array<() => void> = [];
 
@@ -115,13 +120,30 @@ export class PgGroupCommit {
     if (this.scheduled === null) this.scheduled = setImmediate(() => this.flush());
   }
 
+  /**
+   * One batch with job ops in flight at a time. Job-touching transactions are serialized by
+   * the position lock from BEGIN through their WAL flush anyway, so a second one sent now
+   * would only wait in PostgreSQL and then pay its own flush; held back here it collects every
+   * job op that arrives meanwhile, and the flush is paid once for all of them. Batches without
+   * job ops (deliveries, API keys, retention) still run beside it. Concurrent batches never
+   * promised an order between each other's ops, so letting those overtake is no reordering.
+   */
   private flush(): void {
     this.scheduled = null;
     while (this.queue.length > 0 && this.active < this.opts.maxConcurrent) {
-      const batch = this.queue.splice(0, this.opts.maxOpsPerTx);
+      let batch: Pending[];
+      if (this.jobBatchActive) {
+        batch = this.queue.filter((p) => !touchesJobs(p.op)).slice(0, this.opts.maxOpsPerTx);
+        if (batch.length === 0) break;
+        const taken = new Set(batch);
+        this.queue = this.queue.filter((p) => !taken.has(p));
+      } else batch = this.queue.splice(0, this.opts.maxOpsPerTx);
+      const jobs = batch.some((p) => touchesJobs(p.op));
+      if (jobs) this.jobBatchActive = true;
       this.active++;
       void this.runBatch(batch).finally(() => {
         this.active--;
+        if (jobs) this.jobBatchActive = false;
         if (this.queue.length > 0) this.schedule();
         for (const r of this.idle.splice(0)) r();
       });
@@ -216,7 +238,7 @@ export class PgGroupCommit {
     const tx = new Tx(client, this.names, this.sql, this.opts.inlineInApp);
     const outcomes = new Map<Pending, Outcome<unknown>>();
     tx.send('BEGIN');
-    if (groups.some((g) => g.items.some((p) => p.op.jobs === null || p.op.jobs.length > 0))) {
+    if (groups.some((g) => g.items.some((p) => touchesJobs(p.op)))) {
       tx.send({ name: this.sql.names.positionLock, text: this.sql.positionLock, values: [tx.positionArgs()[0]] });
     }
     // Groups in flight whose results were not read yet (consecutive pipelined groups).

@@ -1,0 +1,143 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { defineAnalyzer } from '../../src/core/analyzer.js';
+import { parseOrgId, type JobId } from '../../src/core/ids.js';
+import type { Json } from '../../src/core/job.js';
+import { ManualClock } from '../../src/ports/clock.js';
+import { createTestRuntime, sleep, until } from '../helpers/runtime.js';
+
+const acme = parseOrgId('acme');
+
+/** Runs until the test opens its gate; records which jobs it was invoked for. */
+function gated(name: string, concurrency?: number) {
+  const started: string[] = [];
+  const gates = new Map<string, () => void>();
+  const analyzer = defineAnalyzer<Json, Json>({
+    name,
+    version: '1',
+    inputSchema: {},
+    ...(concurrency !== undefined && { concurrency }),
+    run: (_input, ctx) => {
+      started.push(ctx.jobId);
+      return new Promise((resolve) => gates.set(ctx.jobId, () => resolve({ ok: true })));
+    },
+  });
+  const open = (jobId: string): void => gates.get(jobId)?.();
+  return { analyzer, started, open };
+}
+
+let rt: Awaited<ReturnType<typeof createTestRuntime>> | undefined;
+afterEach(async () => {
+  await rt?.close();
+  rt = undefined;
+});
+
+const statusOf = async (jobId: JobId) => (await rt!.service.get(acme, jobId)).status;
+const types = (jobId: JobId) => rt!.events.filter((e) => e.jobId === jobId).map((e) => e.type);
+/** Job ids in claim order (their job.started events; jobs submitted in the same ms claim in id order). */
+const claimOrder = () => rt!.events.filter((e) => e.type === 'job.started').map((e) => e.jobId as string);
+
+describe('worker prefetch (claimed jobs held for a free slot), real SQLite store', () => {
+  it('holds up to `prefetch` claimed jobs beyond the concurrency and starts them in claim order as slots free', async () => {
+    const g = gated('gated');
+    rt = await createTestRuntime({ analyzers: [g.analyzer], clock: new ManualClock(), worker: { concurrency: 2, prefetch: 2 } });
+    const ids: JobId[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await rt.service.submit(acme, { analyzer: 'gated', input: { i } })).job.jobId);
+    rt.worker.start();
+    await until(() => claimOrder().length === 4);
+    await sleep(50);
+    // Two run, two are claimed (running, leased) but not started, the fifth stays queued.
+    const order = claimOrder();
+    expect(g.started).toEqual(order.slice(0, 2));
+    expect(rt.worker.inFlight).toBe(2);
+    expect((await Promise.all(ids.map(statusOf))).sort()).toEqual(['queued', 'running', 'running', 'running', 'running']);
+
+    g.open(order[0] as string);
+    await until(() => g.started.length === 3);
+    expect(g.started[2]).toBe(order[2]);
+    // The freed room is claimed again: the fifth job is now held.
+    await until(() => claimOrder().length === 5);
+    expect(g.started).toHaveLength(3);
+    for (const id of claimOrder()) {
+      await until(() => g.started.includes(id));
+      g.open(id);
+    }
+    await until(async () => (await Promise.all(ids.map(statusOf))).every((s) => s === 'completed'));
+    for (const id of ids) expect(types(id)).toEqual(['job.queued', 'job.started', 'job.completed']);
+  });
+
+  it('a cancel of a held job ends it canceled without ever running the analyzer', async () => {
+    const g = gated('gated');
+    rt = await createTestRuntime({ analyzers: [g.analyzer], clock: new ManualClock(), worker: { concurrency: 1, prefetch: 1 } });
+    await rt.service.submit(acme, { analyzer: 'gated', input: {} });
+    await rt.service.submit(acme, { analyzer: 'gated', input: {} });
+    rt.worker.start();
+    await until(() => claimOrder().length === 2);
+    const [a, b] = claimOrder() as [JobId, JobId];
+    await sleep(30);
+    expect(g.started).toEqual([a]);
+    await rt.service.cancel(acme, b);
+    await until(async () => (await statusOf(b)) === 'canceled');
+    g.open(a);
+    await until(async () => (await statusOf(a)) === 'completed');
+    await sleep(30);
+    expect(g.started).toEqual([a]);
+    expect(types(b)).toEqual(['job.queued', 'job.started', 'job.cancel_requested', 'job.canceled']);
+  });
+
+  it('heartbeats extend the leases of held jobs, so lease recovery leaves them alone', async () => {
+    const clock = new ManualClock();
+    const g = gated('gated');
+    rt = await createTestRuntime({ analyzers: [g.analyzer], clock, worker: { concurrency: 1, prefetch: 1, leaseMs: 30_000, heartbeatMs: 20 } });
+    await rt.service.submit(acme, { analyzer: 'gated', input: {} });
+    await rt.service.submit(acme, { analyzer: 'gated', input: {} });
+    rt.worker.start();
+    await until(() => claimOrder().length === 2);
+    const [a, b] = claimOrder() as [JobId, JobId];
+    clock.advance(20_000);
+    await sleep(100); // heartbeats: both leases now end at +50 s
+    clock.advance(20_000); // +40 s: past the claim's lease, inside the extended one
+    expect(await rt.store.recoverExpiredLeases(clock.now(), 100, () => clock.now())).toEqual([]);
+    g.open(a);
+    await until(() => g.started.includes(b));
+    g.open(b);
+    await until(async () => (await statusOf(b)) === 'completed');
+  });
+
+  it('counts held jobs against an analyzer\'s own concurrency limit', async () => {
+    const limited = gated('limited', 1);
+    rt = await createTestRuntime({ analyzers: [limited.analyzer], clock: new ManualClock(), worker: { concurrency: 4, prefetch: 4 } });
+    const ids: JobId[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await rt.service.submit(acme, { analyzer: 'limited', input: { i } })).job.jobId);
+    rt.worker.start();
+    await until(() => limited.started.length === 1);
+    await sleep(100);
+    // One claimed (and running), none held: the limit counts held jobs too.
+    expect((await Promise.all(ids.map(statusOf))).sort()).toEqual(['queued', 'queued', 'running']);
+    limited.open(limited.started[0] as string);
+    await until(() => limited.started.length === 2);
+    expect((await Promise.all(ids.map(statusOf))).sort()).toEqual(['completed', 'queued', 'running']);
+    limited.open(limited.started[1] as string);
+    await until(() => limited.started.length === 3);
+    limited.open(limited.started[2] as string);
+  });
+
+  it('graceful stop runs held jobs while the deadline allows, then releases the rest to the queue', async () => {
+    const g = gated('gated');
+    rt = await createTestRuntime({ analyzers: [g.analyzer], clock: new ManualClock(), worker: { concurrency: 1, prefetch: 2 } });
+    const ids: JobId[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await rt.service.submit(acme, { analyzer: 'gated', input: { i } })).job.jobId);
+    rt.worker.start();
+    await until(() => claimOrder().length === 3);
+    const [first, second, third] = claimOrder() as [JobId, JobId, JobId];
+    const stopped = rt.worker.stop(300);
+    g.open(first);
+    // The first held job still runs (inside the deadline); the second is released when it passes.
+    await until(() => g.started.length === 2);
+    expect(g.started[1]).toBe(second);
+    await stopped;
+    expect(await statusOf(first)).toBe('completed');
+    expect(await statusOf(third)).toBe('queued');
+    expect(types(third)).toEqual(['job.queued', 'job.started', 'job.retrying']);
+    expect(g.started).not.toContain(third);
+  });
+});
