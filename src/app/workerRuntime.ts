@@ -182,13 +182,14 @@ export class WorkerRuntime implements DispatchSink {
   /**
    * Free slots as claim groups. Analyzers without their own concurrency limit share one group;
    * each limited analyzer gets its own group up to its free slots, so a claim can never
-   * overshoot an analyzer's limit. Every group is capped by the worker's free capacity: free
-   * slots plus the prefetch room (held jobs count against both; held jobs of a limited analyzer
-   * count against its limit too).
+   * overshoot an analyzer's limit. The shared group may also claim into the prefetch room;
+   * limited analyzers get free slots only (a held job counts against its analyzer's limit, and
+   * a worker busy with a backlog does not ask for the limited analyzers' work every round).
    */
   capacity(): ClaimGroup[] {
-    const free = this.o.concurrency + this.prefetch - this.running.size - this.held.size;
-    if (this.stopping || free <= 0) return [];
+    const room = this.o.concurrency + this.prefetch - this.running.size - this.held.size;
+    if (this.stopping || room <= 0) return [];
+    const free = this.o.concurrency - this.running.size - this.held.size;
     const unlimited: string[] = [];
     const groups: ClaimGroup[] = [];
     for (const a of this.o.registry.list()) {
@@ -198,7 +199,7 @@ export class WorkerRuntime implements DispatchSink {
         if (slots > 0) groups.push({ analyzers: [a.name], slots });
       }
     }
-    if (unlimited.length > 0) groups.unshift({ analyzers: unlimited, slots: free });
+    if (unlimited.length > 0) groups.unshift({ analyzers: unlimited, slots: room });
     return groups;
   }
 
