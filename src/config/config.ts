@@ -37,7 +37,7 @@ export interface Config {
   readonly worker: {
     readonly enabled: boolean;
     readonly concurrency: number;
-    /** Claimed jobs held beyond `concurrency`, waiting for a slot (resolved from `auto` at load). */
+    /** Claimed jobs held beyond `concurrency`, waiting for a slot (store dispatch only). */
     readonly prefetch: number;
     readonly leaseMs: number;
     readonly heartbeatMs: number;
@@ -156,7 +156,7 @@ export const CONFIG_KEYS = {
   UPSHIFT_JWT_JWKS_TIMEOUT_MS: '5000',
   UPSHIFT_WORKER_ENABLED: 'true',
   UPSHIFT_WORKER_CONCURRENCY: '16',
-  UPSHIFT_WORKER_PREFETCH: 'auto',
+  UPSHIFT_WORKER_PREFETCH: '0',
   UPSHIFT_LEASE_MS: '30000',
   UPSHIFT_HEARTBEAT_MS: '10000',
   UPSHIFT_POLL_MS: '1000',
@@ -289,16 +289,6 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     sweepMs: int('UPSHIFT_DISPATCH_SWEEP_MS', 0, 86_400_000),
     sweepGraceMs: int('UPSHIFT_DISPATCH_SWEEP_GRACE_MS', 0, 86_400_000),
   });
-  const concurrency = int('UPSHIFT_WORKER_CONCURRENCY', 1, 10_000);
-  // auto: one worker's worth of jobs ahead when claims are round trips to PostgreSQL (store
-  // dispatch); none on SQLite (a claim there costs no round trip) or with BullMQ (one claim per
-  // BullMQ job, its own concurrency bounds them).
-  const prefetch =
-    get('UPSHIFT_WORKER_PREFETCH').trim() === 'auto'
-      ? database.kind === 'postgres' && dispatch.mode === 'store'
-        ? concurrency
-        : 0
-      : int('UPSHIFT_WORKER_PREFETCH', 0, 10_000);
 
   const cfg: Config = {
     host,
@@ -317,8 +307,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     },
     worker: {
       enabled: bool('UPSHIFT_WORKER_ENABLED'),
-      concurrency,
-      prefetch,
+      concurrency: int('UPSHIFT_WORKER_CONCURRENCY', 1, 10_000),
+      prefetch: int('UPSHIFT_WORKER_PREFETCH', 0, 10_000),
       leaseMs,
       heartbeatMs,
       pollMs: int('UPSHIFT_POLL_MS', 10, 600_000),
