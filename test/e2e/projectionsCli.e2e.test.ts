@@ -39,7 +39,7 @@ async function until(f: () => Promise<boolean>, timeoutMs: number, what: string)
 
 describe('upshift projections (crash, verify, rebuild)', () => {
   it('a server killed mid-way leaves a projection that verify and a rebuild agree with', async () => {
-    const serverEnv = { ...env, UPSHIFT_PROJECTIONS_BATCH_SIZE: '7', UPSHIFT_PROJECTIONS_POLL_MS: '20', UPSHIFT_WORKER_CONCURRENCY: '4' };
+    const serverEnv = { ...env, UPSHIFT_PROJECTIONS_ENABLED: 'true', UPSHIFT_PROJECTIONS_BATCH_SIZE: '7', UPSHIFT_PROJECTIONS_POLL_MS: '20', UPSHIFT_WORKER_CONCURRENCY: '4' };
     const first = await startServer(serverEnv);
     procs.push(first);
     const orgs = ['acme', 'globex', 'initech'];

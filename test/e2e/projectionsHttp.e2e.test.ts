@@ -10,6 +10,7 @@ describe('GET /analyze/stats', () => {
   beforeAll(async () => {
     srv = await startTestServer({
       UPSHIFT_FEATURE_FLAGS: JSON.stringify({ stats_read_model: { enabled: true, tenants_on: ['acme', 'initech'] } }),
+      UPSHIFT_PROJECTIONS_ENABLED: 'true',
       UPSHIFT_PROJECTIONS_POLL_MS: '50',
     });
     api = apiClient(srv.url);
