@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import pg from 'pg';
+import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
 
 /**
  * External services for *.int/e2e tests. When a service is unreachable: under CI=true the
@@ -74,3 +75,21 @@ export async function dropSchema(url: string, schema: string): Promise<void> {
     await client.end();
   }
 }
+
+/**
+ * A PostgreSQL store on a fresh schema of its own (the store conformance suites want an empty
+ * store per test); `cleanup` closes it and drops the schema.
+ */
+export function freshPostgresStore(url: string, poolSize = 4): { store: ReturnType<typeof createPostgresJobStore>; schema: string; cleanup: () => Promise<void> } {
+  const schema = testSchemaName();
+  const store = createPostgresJobStore({ url, schema, poolSize });
+  return {
+    store,
+    schema,
+    cleanup: async () => {
+      await store.close();
+      await dropSchema(url, schema);
+    },
+  };
+}
+

@@ -7,22 +7,15 @@ import { isUpshiftError } from '../../src/core/errors.js';
 import { asOrgId, newJobId, newResultId, type OrgId } from '../../src/core/ids.js';
 import type { JobStore } from '../../src/ports/jobStore.js';
 import { jobStoreContract } from '../contracts/jobStore.contract.js';
-import { dropSchema, requirePostgres, testSchemaName } from '../helpers/services.js';
+import { dropSchema, freshPostgresStore, requirePostgres, testSchemaName } from '../helpers/services.js';
 
 const url = await requirePostgres();
 
 describe.skipIf(!url)('PostgreSQL store', () => {
   // A fresh schema per test (the contract wants an empty store each time), dropped afterwards.
   jobStoreContract('postgres', async () => {
-    const schema = testSchemaName();
-    const store = createPostgresJobStore({ url: url!, schema, poolSize: 6 });
-    return {
-      store,
-      cleanup: async () => {
-        await store.close();
-        await dropSchema(url!, schema);
-      },
-    };
+    const { store, cleanup } = freshPostgresStore(url!, 6);
+    return { store, cleanup };
   });
 });
 

@@ -8,7 +8,7 @@ import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgr
 import { runCli } from '../../src/cli/main.js';
 import { asOrgId, newJobId, newResultId } from '../../src/core/ids.js';
 import { retentionStoreContract } from '../contracts/retentionStore.contract.js';
-import { dropSchema, requirePostgres, testSchemaName } from '../helpers/services.js';
+import { dropSchema, freshPostgresStore, requirePostgres, testSchemaName } from '../helpers/services.js';
 
 const url = await requirePostgres();
 
@@ -31,14 +31,10 @@ async function fingerprint(schema: string): Promise<string> {
 
 describe.skipIf(!url)('PostgreSQL retention', () => {
   retentionStoreContract('postgres', async () => {
-    const schema = testSchemaName();
-    const store = createPostgresJobStore({ url: url!, schema, poolSize: 4 });
+    const { store, schema, cleanup } = freshPostgresStore(url!);
     return {
       store,
-      cleanup: async () => {
-        await store.close();
-        await dropSchema(url!, schema);
-      },
+      cleanup,
       clearFinishedAt: async (orgId, jobId) => {
         const c = new pg.Client({ connectionString: url! });
         await c.connect();

@@ -2,10 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe } from 'vitest';
-import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
 import { createSqliteJobStore } from '../../src/adapters/store/sqlite/sqliteJobStore.js';
 import { projectionStoreContract } from '../contracts/projectionStore.contract.js';
-import { dropSchema, requirePostgres, testSchemaName } from '../helpers/services.js';
+import { freshPostgresStore, requirePostgres } from '../helpers/services.js';
 
 const url = await requirePostgres();
 const dir = mkdtempSync(join(tmpdir(), 'upshift-projections-'));
@@ -27,14 +26,7 @@ projectionStoreContract('sqlite (inline writer)', async () => {
 
 describe.skipIf(!url)('postgres', () => {
   projectionStoreContract('postgres', async () => {
-    const schema = testSchemaName();
-    const store = createPostgresJobStore({ url: url!, schema, poolSize: 4 });
-    return {
-      store,
-      cleanup: async () => {
-        await store.close();
-        await dropSchema(url!, schema);
-      },
-    };
+    const { store, cleanup } = freshPostgresStore(url!);
+    return { store, cleanup };
   });
 });
