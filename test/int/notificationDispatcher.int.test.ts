@@ -95,7 +95,8 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
     const [jobId] = await t.finish();
     await until(async () => (await t.store.listJobNotifications(A, jobId!, 'in_app', 10)).length === 1, 2_000);
     expect(await t.store.countTerminalWithoutInApp(Date.now() + 1)).toBe(0);
-    expect(t.metrics).toContain('in_app:delivered');
+    // The metric is counted right after the store commit resolves, so it can trail the row by a tick.
+    await until(() => t.metrics.includes('in_app:delivered'), 2_000);
   });
 
   it('retries a failing webhook with backoff, same webhook-id and fresh timestamps, until delivered', async () => {
@@ -112,8 +113,9 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
     expect(body).toMatchObject({ type: 'async.job.completed', data: { job_id: jobId, status: 'completed' } });
     expect(calls.map((c) => c.body)).toEqual([calls[0]!.body, calls[0]!.body, calls[0]!.body]);
     expect(calls[1]!.timestamp).toBeGreaterThan(calls[0]!.timestamp);
+    // The metric is counted right after the store commit resolves, so it can trail the row by a tick.
+    await until(() => t.metrics.includes('webhook:delivered'), 2_000);
     expect(t.metrics.filter((m) => m === 'webhook:retrying')).toHaveLength(2);
-    expect(t.metrics).toContain('webhook:delivered');
   });
 
   it('fails a delivery after the retry period, and at once when the target is forbidden', async () => {
