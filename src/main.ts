@@ -27,7 +27,7 @@ import { ProjectionRunner } from './app/projectionRunner.js';
 import { rebuildProjection } from './app/projections.js';
 import { RetentionScheduler } from './app/retentionScheduler.js';
 import { readyHintOf, WorkerRuntime } from './app/workerRuntime.js';
-import type { Config } from './config/config.js';
+import { resolveSqliteWriter, type Config } from './config/config.js';
 import { defineAnalyzer, PermanentError, type Analyzer } from './core/analyzer.js';
 import { coerceError, UpshiftError, type ErrorCode } from './core/errors.js';
 import { dashboardProjection } from './core/dashboardStats.js';
@@ -112,11 +112,15 @@ export function inAppDeliveryOf(config: Config): InAppDelivery {
   return n.enabled && n.inAppPerMinute === 0 ? 'inline' : 'outbox';
 }
 
-/** Every store adapter implements the retention and delivery ports beside JobStore. */
-export function createStore(config: Config): JobStore & RetentionStore & DeliveryStore & ProjectionStore {
+/**
+ * Every store adapter implements the retention and delivery ports beside JobStore.
+ * `servesHttp`: this process answers HTTP requests (picks the SQLite writer for `auto`).
+ */
+export function createStore(config: Config, opts: { readonly servesHttp?: boolean } = {}): JobStore & RetentionStore & DeliveryStore & ProjectionStore {
   if (config.database.kind === 'sqlite') {
     if (config.database.file !== ':memory:') mkdirSync(dirname(config.database.file), { recursive: true });
-    return createSqliteJobStore({ file: config.database.file, inAppDelivery: inAppDeliveryOf(config), writer: config.sqliteWriter });
+    const writer = resolveSqliteWriter(config.sqliteWriter, { servesHttp: opts.servesHttp === true });
+    return createSqliteJobStore({ file: config.database.file, inAppDelivery: inAppDeliveryOf(config), writer });
   }
   return createPostgresJobStore({ url: config.database.url, schema: config.database.schema, inAppDelivery: inAppDeliveryOf(config) });
 }
@@ -206,7 +210,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   for (const a of opts.analyzers ?? []) registry.register(a);
   for (const a of await loadAnalyzerModules(config.analyzerModules)) registry.register(a);
 
-  const store = createStore(config);
+  const store = createStore(config, { servesHttp: opts.http !== false });
   // A database that is (re)starting delays the start instead of failing it (startupRetry.ts).
   await retryWhileUnavailable(() => store.migrate(), {
     timeoutMs: config.startupTimeoutMs,

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configOverrides } from '../../src/cli/configFlags.js';
-import { CONFIG_KEYS, isLoopback, loadConfig, parseDatabaseUrl, type ConfigKey } from '../../src/config/config.js';
+import { CONFIG_KEYS, isLoopback, loadConfig, parseDatabaseUrl, resolveSqliteWriter, type ConfigKey } from '../../src/config/config.js';
 import { isUpshiftError, type UpshiftError } from '../../src/core/errors.js';
 
 /** Runs loadConfig and returns the CONFIG_INVALID it throws (fails the test if it does not). */
@@ -277,10 +277,17 @@ describe('CLI flags → overrides', () => {
 });
 
 describe('UPSHIFT_SQLITE_WRITER, UPSHIFT_STARTUP_TIMEOUT_MS, UPSHIFT_FEATURE_FLAGS', () => {
-  it('auto picks the writer thread only with 4 or more CPUs; thread and inline are taken as given; anything else is refused', () => {
-    expect(loadConfig({}).sqliteWriter).toBe(availableParallelism() >= 4 ? 'thread' : 'inline');
-    expect(loadConfig({ UPSHIFT_SQLITE_WRITER: 'thread' }).sqliteWriter).toBe('thread');
-    expect(loadConfig({ UPSHIFT_SQLITE_WRITER: 'inline' }).sqliteWriter).toBe('inline');
+  it('auto picks the writer thread for a process that answers HTTP or has 4+ CPUs; thread and inline are taken as given; anything else is refused', () => {
+    expect(loadConfig({}).sqliteWriter).toBe('auto');
+    expect(resolveSqliteWriter('auto', { servesHttp: true, cpus: 2 })).toBe('thread');
+    expect(resolveSqliteWriter('auto', { servesHttp: false, cpus: 2 })).toBe('inline');
+    expect(resolveSqliteWriter('auto', { servesHttp: false, cpus: 4 })).toBe('thread');
+    expect(resolveSqliteWriter('auto', { servesHttp: false })).toBe(availableParallelism() >= 4 ? 'thread' : 'inline');
+    for (const mode of ['thread', 'inline'] as const) {
+      expect(loadConfig({ UPSHIFT_SQLITE_WRITER: mode }).sqliteWriter).toBe(mode);
+      expect(resolveSqliteWriter(mode, { servesHttp: true, cpus: 2 })).toBe(mode);
+      expect(resolveSqliteWriter(mode, { servesHttp: false, cpus: 8 })).toBe(mode);
+    }
     expect(invalid({ UPSHIFT_SQLITE_WRITER: 'threads' }).message).toMatch(/UPSHIFT_SQLITE_WRITER/);
   });
 
