@@ -130,6 +130,26 @@ export function jobStoreContract(name: string, factory: () => Promise<{ store: J
         expect((await store.listJobs(B, { limit: 100 })).every((j) => j.orgId === B)).toBe(true);
         expect(await store.listJobs(B, { limit: 100 })).toHaveLength(1);
       });
+      it('keeps JSON as written: input, partial and final payloads and event payloads read back with their keys in the written order', async () => {
+        // Keys out of every "natural" order (jsonb would sort them by length, then bytes).
+        const input = { zeta: 1, a: { yy: true, b: [{ long_key: 1, k: 2 }] }, mid: 'x' };
+        const { job, lease } = await running({ input });
+        expect(JSON.stringify((await store.getJob(A, job.jobId))!.input)).toBe(JSON.stringify(input));
+        const partial = { rows_seen: 10, n: 1, columns: { zz: 1, a: 2 } };
+        await store.recordPartial(lease, 'chunk-1', partial, T0 + 1);
+        const final = { summary: 'ok', id: 7, nested: { beta: 2, a: 1 } };
+        await store.finishJob(lease, { status: 'completed', resultId: newResultId(T0 + 2), payload: final }, T0 + 2);
+        const payloads = (await store.listResults(A, job.jobId)).map((r) => JSON.stringify(r.payload));
+        expect(payloads).toEqual([JSON.stringify(partial), JSON.stringify(final)]);
+        // Event payloads: the keys in the order the SQLite store writes them (events.ts shapes).
+        const log = await events(job.jobId);
+        expect(log.map((e) => Object.keys(e.payload as object).join(','))).toEqual([
+          'analyzer,priority,max_attempts,run_at',
+          'attempt,worker_id',
+          'result_id,chunk_key,seq',
+          'result_id,attempt',
+        ]);
+      });
     });
 
     describe('idempotency', () => {

@@ -70,9 +70,9 @@ export async function recordContract(baseUrl: string, requests: readonly string[
     const res = await fetch(baseUrl + path, { headers: { 'x-org-id': org } });
     const text = await res.text();
     const sse = (res.headers.get('content-type') ?? '').startsWith('text/event-stream');
-    // Bodies compare as JSON values: jsonb stores object keys in its own order (by length, then
-    // bytes), so the PostgreSQL store serialises payloads with keys in another order. For the
-    // same reason SSE frames are compared as (id, event, parsed data), not as bytes.
+    // Bodies compare as JSON values: rows a PostgreSQL store wrote before migration 0011 hold
+    // jsonb, which keeps object keys in its own order (by length, then bytes). For the same
+    // reason SSE frames are compared as (id, event, parsed data), not as bytes.
     const body: unknown = text === '' ? null : sse ? sseFrames(text) : JSON.parse(text);
     paths.push(line);
     responses.push({ status: res.status, body });

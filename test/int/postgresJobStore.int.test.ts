@@ -259,7 +259,7 @@ describe.skipIf(!url)('PostgreSQL specifics', () => {
       const complete = await generic(
         'd',
         sql.completeJobs,
-        `'org-a', ARRAY['job_1'], ARRAY[1], ARRAY['t'], ARRAY['res_1'], ARRAY[1::bigint], ARRAY['1']::jsonb[], 'k', 'ch', ARRAY['e'], ARRAY['x'], true, ARRAY['n']`,
+        `'org-a', ARRAY['job_1'], ARRAY[1], ARRAY['t'], ARRAY['res_1'], ARRAY[1::bigint], ARRAY['1']::json[], 'k', 'ch', ARRAY['e'], ARRAY['x'], true, ARRAY['n']`,
       );
       for (const plan of [claim, complete]) {
         expect(plan).not.toMatch(/Seq Scan on jobs/);

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { newToken } from '../../../core/ids.js';
 import type { ClaimedJob } from '../../../core/job.js';
-import { corkUntilNextTick, createPool, ident, resolveNames, type PgNames } from '../../store/postgres/postgresConnection.js';
-import { isConnectionError, toStoreError } from '../../store/postgres/postgresErrors.js';
+import { corkUntilNextTick, createPool, ident, resolveNames, withPooledTransaction, type PgNames } from '../../store/postgres/postgresConnection.js';
+import { toStoreError } from '../../store/postgres/postgresErrors.js';
 import { jobCols, toClaimedJob, type JobRow } from '../../store/postgres/postgresRows.js';
 
 /** One dispatch request taken from the outbox (or found by the safety-net sweep). */
@@ -69,14 +69,7 @@ export class PostgresDispatchStore {
    * transaction only) — for writes that a crash may undo without harm.
    */
   async internalTx<T>(fn: (c: pg.PoolClient) => Promise<T>, asyncCommit = false): Promise<T> {
-    let c: pg.PoolClient;
-    try {
-      c = await this.pool.connect();
-    } catch (e) {
-      throw toStoreError(e);
-    }
-    let broken = false;
-    try {
+    return withPooledTransaction(this.pool, async (c) => {
       // Pipelined (the pool runs pg in pipeline mode): BEGIN and the role switch cost no round
       // trip of their own, and leave with fn's first statement in one write; a failure of
       // either surfaces at the first awaited statement.
@@ -91,14 +84,9 @@ export class PostgresDispatchStore {
       await setup;
       await c.query('COMMIT');
       return out;
-    } catch (e) {
-      broken = isConnectionError(e);
-      if (!broken) await c.query('ROLLBACK').catch(() => (broken = true));
-      throw toStoreError(e);
-    } finally {
-      c.release(broken);
-    }
+    });
   }
+
 
   /**
    * One statement in its own transaction as the internal role: BEGIN, role, statement and COMMIT
@@ -107,39 +95,27 @@ export class PostgresDispatchStore {
    * job row lock, with the same transaction-local planner settings (key probes only).
    */
   async internalStatement<R extends pg.QueryResultRow>(statement: string | { readonly name: string; readonly text: string }, values: unknown[], positionLockFirst = false): Promise<R[]> {
-    let c: pg.PoolClient;
-    try {
-      c = await this.pool.connect();
-    } catch (e) {
-      throw toStoreError(e);
-    }
-    let broken = false;
-    const text = typeof statement === 'string' ? statement : statement.text;
-    // The whole transaction leaves in one write.
-    corkUntilNextTick(c);
-    const setup = [
-      c.query('BEGIN'),
-      c.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`, [this.names.internalRole]),
-      ...(positionLockFirst
-        ? [c.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), set_config('enable_seqscan', 'off', true), set_config('enable_mergejoin', 'off', true)`, [`upshift.positions.${this.names.schema}`])]
-        : []),
-    ];
-    const main = c.query<R>(typeof statement === 'string' ? { text, values } : { name: statement.name, text, values });
-    const commit = c.query('COMMIT');
-    for (const p of [...setup, main, commit]) p.catch(() => undefined);
-    try {
+    return withPooledTransaction(this.pool, async (c) => {
+      const text = typeof statement === 'string' ? statement : statement.text;
+      // The whole transaction leaves in one write.
+      corkUntilNextTick(c);
+      const setup = [
+        c.query('BEGIN'),
+        c.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`, [this.names.internalRole]),
+        ...(positionLockFirst
+          ? [c.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), set_config('enable_seqscan', 'off', true), set_config('enable_mergejoin', 'off', true)`, [`upshift.positions.${this.names.schema}`])]
+          : []),
+      ];
+      const main = c.query<R>(typeof statement === 'string' ? { text, values } : { name: statement.name, text, values });
+      const commit = c.query('COMMIT');
+      for (const p of [...setup, main, commit]) p.catch(() => undefined);
       await Promise.all(setup);
       const rows = (await main).rows;
       if ((await commit).command !== 'COMMIT') throw new Error('the dispatch transaction was rolled back');
       return rows;
-    } catch (e) {
-      broken = isConnectionError(e);
-      if (!broken) await c.query('ROLLBACK').catch(() => (broken = true));
-      throw toStoreError(e);
-    } finally {
-      c.release(broken);
-    }
+    });
   }
+
 
   /** Turns outbox capture on (BullMQ mode) or off (store mode). Table owner only; idempotent. */
   async setOutboxCapture(on: boolean): Promise<boolean> {
@@ -331,7 +307,7 @@ export class PostgresDispatchStore {
       ev AS (
         INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
         SELECT u.job_id, u.last_event_seq, u.org_id, 'job.started', 'running',
-          jsonb_build_object('attempt', u.attempt, 'worker_id', $6::text), $3::bigint
+          json_build_object('attempt', u.attempt, 'worker_id', $6::text), $3::bigint
         FROM u CROSS JOIN lock
         RETURNING job_id, position),
       note AS (SELECT pg_notify($8, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)

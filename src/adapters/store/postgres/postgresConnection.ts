@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { UpshiftError } from '../../../core/errors.js';
+import { isConnectionError, toStoreError } from './postgresErrors.js';
 
 /** Names of the objects one store instance works with (schema, roles, NOTIFY channel). */
 export interface PgNames {
@@ -58,6 +59,32 @@ export function createPool(url: string, max: number, applicationName: string): p
   // the rejected query, and the caller releases the client as broken.
   pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
+}
+
+/**
+ * Checks out a pooled client for one transaction that `body` opens (BEGIN, role switch, …) and
+ * commits, pipelined as it likes. On a throw: ROLLBACK unless the connection itself failed, and
+ * the error mapped to the store's (toStoreError). The client goes back to the pool, or is
+ * destroyed when its connection or the ROLLBACK failed: the pool never hands out a dead
+ * connection or one still inside a transaction.
+ */
+export async function withPooledTransaction<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (e) {
+    throw toStoreError(e);
+  }
+  let broken = false;
+  try {
+    return await body(client);
+  } catch (e) {
+    broken = isConnectionError(e);
+    if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
+    throw toStoreError(e);
+  } finally {
+    client.release(broken);
+  }
 }
 
 export function createClient(url: string, applicationName: string, opts: { readonly pipeline?: boolean } = {}): pg.Client {

@@ -5,9 +5,9 @@ import type { DeliveryStore, InAppDelivery } from '../../../ports/deliveryStore.
 import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
 import type { ProjectionStore } from '../../../ports/projectionStore.js';
 import type { RetentionStore } from '../../../ports/retentionStore.js';
-import { corkUntilNextTick, createPool, resolveNames, type PgNames } from './postgresConnection.js';
+import { corkUntilNextTick, createPool, resolveNames, withPooledTransaction, type PgNames } from './postgresConnection.js';
 import { createPostgresDeliveryMethods } from './postgresDeliveryStore.js';
-import { isConnectionError, toStoreError } from './postgresErrors.js';
+import { toStoreError } from './postgresErrors.js';
 import { PgGroupCommit, type CommitListener, type Op } from './postgresGroupCommit.js';
 import { claimOp, createApiKeyOp, recoverOp, revokeApiKeyOp, submitOp } from './postgresJobWrites.js';
 import { applyMigrations, loadMigrations, schemaState } from './postgresMigrator.js';
@@ -226,52 +226,39 @@ type Query = <R extends pg.QueryResultRow>(name: keyof PgSql['names'], values: u
  */
 async function read<T>(pool: pg.Pool, names: PgNames, sql: PgSql, org: string | null, run: (q: Query) => Promise<T>, isClosed: () => boolean, ordered = false): Promise<T> {
   if (isClosed()) throw closedError();
-  let client: pg.PoolClient;
-  try {
-    client = await pool.connect();
-  } catch (e) {
-    throw toStoreError(e);
-  }
-  let broken = false;
-  // Pipelined: BEGIN and the role/org switch go out with the first query, no round trip each.
-  let firstError: unknown;
-  const send = (config: string | pg.QueryConfig): void => {
-    corkUntilNextTick(client);
-    client.query(config).catch((e: unknown) => {
-      firstError ??= e;
-    });
-  };
-  try {
-    send('BEGIN');
-    if (org === null) {
-      const setter = ordered ? 'setInternalOrdered' : 'setInternal';
-      send({ name: sql.names[setter], text: sql[setter], values: [names.internalRole] });
-    }
-    else send({ name: sql.names.setTenant, text: sql.setTenant, values: [names.appRole, org] });
-    // Every read is one statement: BEGIN, the role switch, the statement and COMMIT leave in
-    // one write and come back in one round trip.
-    let commit: Promise<pg.QueryResult> | null = null;
-    const q: Query = async (name, values) => {
-      if (commit !== null) throw new UpshiftError('INTERNAL', 'a read transaction runs exactly one statement');
+  return withPooledTransaction(pool, async (client) => {
+    // Pipelined: BEGIN and the role/org switch go out with the first query, no round trip each.
+    let firstError: unknown;
+    const send = (config: string | pg.QueryConfig): void => {
       corkUntilNextTick(client);
-      const rows = client.query({ name: sql.names[name], text: sql[name], values });
-      commit = client.query('COMMIT');
-      commit.catch(() => undefined);
-      try {
-        return (await rows).rows;
-      } catch (e) {
-        throw firstError ?? e;
-      }
+      client.query(config).catch((e: unknown) => {
+        firstError ??= e;
+      });
     };
-    const out = await run(q);
-    const done = (commit as Promise<pg.QueryResult> | null) ?? client.query('COMMIT');
-    if ((await done).command !== 'COMMIT') throw firstError ?? new UpshiftError('STORE_UNAVAILABLE', 'the read transaction was rolled back');
-    return out;
-  } catch (e) {
-    broken = isConnectionError(e);
-    if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
-    throw toStoreError(firstError ?? e);
-  } finally {
-    client.release(broken);
-  }
+    try {
+      send('BEGIN');
+      if (org === null) {
+        const setter = ordered ? 'setInternalOrdered' : 'setInternal';
+        send({ name: sql.names[setter], text: sql[setter], values: [names.internalRole] });
+      } else send({ name: sql.names.setTenant, text: sql.setTenant, values: [names.appRole, org] });
+      // Every read is one statement: BEGIN, the role switch, the statement and COMMIT leave in
+      // one write and come back in one round trip.
+      let commit: Promise<pg.QueryResult> | null = null;
+      const q: Query = async (name, values) => {
+        if (commit !== null) throw new UpshiftError('INTERNAL', 'a read transaction runs exactly one statement');
+        corkUntilNextTick(client);
+        const rows = client.query({ name: sql.names[name], text: sql[name], values });
+        commit = client.query('COMMIT');
+        commit.catch(() => undefined);
+        return (await rows).rows;
+      };
+      const out = await run(q);
+      const done = (commit as Promise<pg.QueryResult> | null) ?? client.query('COMMIT');
+      if ((await done).command !== 'COMMIT') throw new UpshiftError('STORE_UNAVAILABLE', 'the read transaction was rolled back');
+      return out;
+    } catch (e) {
+      // The setup's failure (a role switch refused, say) is the cause of whatever failed after it.
+      throw firstError ?? e;
+    }
+  });
 }

@@ -5,8 +5,7 @@ import type { TerminalStatus } from '../../../core/jobState.js';
 import type { ProjectionCheckpoint, SeedJob } from '../../../core/projection.js';
 import type { ProjectionStore } from '../../../ports/projectionStore.js';
 import { NO_CHECKPOINT, toCheckpoint, toFacts, toProjectionEvent, type CheckpointRow, type EventRow, type FactsRow } from '../projectionRows.js';
-import { ident, type PgNames } from './postgresConnection.js';
-import { isConnectionError, toStoreError } from './postgresErrors.js';
+import { ident, withPooledTransaction, type PgNames } from './postgresConnection.js';
 
 /**
  * ProjectionStore on PostgreSQL. Runs its own short transactions on the store's pool (not the
@@ -83,14 +82,7 @@ export function createPostgresProjections({ pool, names, isClosed }: PgProjectio
   /** One transaction as `role`; `begin` picks the isolation (snapshots: REPEATABLE READ READ ONLY). */
   async function tx<T>(role: Role, body: (run: Run) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     if (isClosed()) throw new UpshiftError('STORE_UNAVAILABLE', 'the PostgreSQL store is closed');
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (e) {
-      throw toStoreError(e);
-    }
-    let broken = false;
-    try {
+    return withPooledTransaction(pool, async (client) => {
       await client.query(begin);
       if (role.kind === 'internal') await client.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`, [names.internalRole]);
       else await client.query(`SELECT set_config('role', $1, true), set_config('upshift.org_id', $2, true)`, [names.appRole, role.org]);
@@ -98,14 +90,9 @@ export function createPostgresProjections({ pool, names, isClosed }: PgProjectio
       const out = await body(run);
       await client.query('COMMIT');
       return out;
-    } catch (e) {
-      broken = isConnectionError(e);
-      if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
-      throw toStoreError(e);
-    } finally {
-      client.release(broken);
-    }
+    });
   }
+
 
   const internal = <T>(body: (run: Run) => Promise<T>): Promise<T> => tx({ kind: 'internal' }, body);
   const checkpointOf = async (run: Run, name: string): Promise<ProjectionCheckpoint> => {

@@ -45,7 +45,7 @@ export function buildSql(schema: string) {
       ins AS (
         INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
         SELECT u.job_id, u.event_seq, u.org_id, u.type, u.status, u.payload, u.occurred_at
-        FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bigint[])
+        FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::json[], $7::bigint[])
           AS u(job_id, event_seq, org_id, type, status, payload, occurred_at)
           CROSS JOIN lock
         RETURNING position, job_id, event_seq),
@@ -59,7 +59,7 @@ export function buildSql(schema: string) {
           idempotency_key, request_hash, created_at, run_at, trace_context, last_event_seq)
         SELECT u.job_id, $1, u.analyzer, u.input, 'queued', 1, u.max_attempts, u.priority, u.idempotency_key, u.request_hash,
           u.created_at, u.run_at, u.trace_context, 1
-        FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[])
+        FROM unnest($2::text[], $3::text[], $4::json[], $5::int[], $6::int[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[])
           AS u(job_id, analyzer, input, max_attempts, priority, idempotency_key, request_hash, created_at, run_at, trace_context)
         ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING job_id, org_id, analyzer, priority, max_attempts, run_at, created_at),
@@ -67,7 +67,7 @@ export function buildSql(schema: string) {
       ev AS (
         INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
         SELECT ins.job_id, 1, ins.org_id, 'job.queued', 'queued',
-          jsonb_build_object('analyzer', ins.analyzer, 'priority', ins.priority, 'max_attempts', ins.max_attempts, 'run_at', ins.run_at),
+          json_build_object('analyzer', ins.analyzer, 'priority', ins.priority, 'max_attempts', ins.max_attempts, 'run_at', ins.run_at),
           ins.created_at
         FROM ins CROSS JOIN lock
         RETURNING job_id, position),
@@ -94,7 +94,7 @@ export function buildSql(schema: string) {
       ev AS (
         INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
         SELECT u.job_id, u.last_event_seq, u.org_id, 'job.started', 'running',
-          jsonb_build_object('attempt', u.attempt, 'worker_id', $7::text), $2::bigint
+          json_build_object('attempt', u.attempt, 'worker_id', $7::text), $2::bigint
         FROM u CROSS JOIN lock
         RETURNING job_id, position),
       note AS (SELECT pg_notify($9, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
@@ -119,7 +119,7 @@ export function buildSql(schema: string) {
       r AS (
         INSERT INTO ${s}.job_results (result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at)
         SELECT u.result_id, u.job_id, u.org_id, 'final', NULL, u.partial_count + 1, p.payload, u.finished_at
-        FROM u JOIN unnest($2::text[], $7::jsonb[]) AS p(job_id, payload) ON p.job_id = u.job_id),
+        FROM u JOIN unnest($2::text[], $7::json[]) AS p(job_id, payload) ON p.job_id = u.job_id),
       c AS (SELECT n.entry_id, n.notification_id, u.org_id, u.job_id, 'async.job.completed'::text AS type,
           jsonb_build_object('job_id', u.job_id, 'org_id', u.org_id, 'status', 'completed'::text, 'analyzer', u.analyzer,
             'result_id', u.result_id, 'error', NULL::jsonb, 'finished_at', n.finished_iso) AS payload,
@@ -132,7 +132,7 @@ export function buildSql(schema: string) {
       ev AS (
         INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
         SELECT u.job_id, u.last_event_seq, u.org_id, 'job.completed', 'completed',
-          jsonb_build_object('result_id', u.result_id, 'attempt', u.attempt), u.finished_at
+          json_build_object('result_id', u.result_id, 'attempt', u.attempt), u.finished_at
         FROM u CROSS JOIN lock
         RETURNING job_id, position),
       note AS (SELECT pg_notify($9, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
@@ -151,7 +151,7 @@ export function buildSql(schema: string) {
           cancel_requested_at, result_id, partial_count, error, lease_token, lease_expires_at, worker_id, last_event_seq)
       WHERE j.org_id = u.org_id AND j.job_id = u.job_id`,
     insertResults: `INSERT INTO ${s}.job_results (result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at)
-      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::jsonb[], $8::bigint[])`,
+      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::json[], $8::bigint[])`,
     resultsByChunk: `SELECT result_id, job_id, org_id, kind, chunk_key, seq, payload, created_at FROM ${s}.job_results
       WHERE org_id = $1 AND job_id = ANY($2::text[]) AND chunk_key = ANY($3::text[])`,
     expiredLeases: `SELECT ${J} FROM ${s}.jobs WHERE status = 'running' AND lease_expires_at < $1
