@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { Command } from 'commander';
 import { coerceError } from '../core/errors.js';
+import { resolveSqliteWriter } from '../config/config.js';
 import { addConfigFlags, configFromFlags } from './configFlags.js';
 import { EXIT, type CliIo } from './io.js';
 import type { Runner } from './runner.js';
@@ -56,7 +57,16 @@ export async function serve(opts: Readonly<Record<string, unknown>>, io: CliIo, 
     url = `http://${config.host}:${config.healthPort}`;
   }
   logger.info(
-    { role, url, store: upshift.store.kind, dispatch: config.dispatch.mode, auth_mode: config.auth.mode, worker: config.worker.enabled, analyzers: upshift.registry.names() },
+    {
+      role,
+      url,
+      store: upshift.store.kind,
+      // Which SQLite writer `auto` resolved to for this role (docs/configuration.md).
+      ...(config.database.kind === 'sqlite' && { sqlite_writer: resolveSqliteWriter(config.sqliteWriter, { servesHttp: role !== 'worker' }) }),
+      dispatch: config.dispatch.mode, auth_mode: config.auth.mode,
+      worker: config.worker.enabled,
+      analyzers: upshift.registry.names(),
+    },
     role === 'worker' ? 'worker running' : 'listening',
   );
 

@@ -74,9 +74,11 @@ async function serve(args: string[], env: Record<string, string> = {}): Promise<
     const out = p.output();
     const line = out.stdout.split('\n').find((l) => l.includes('"listening"'));
     if (line) {
-      const log = JSON.parse(line) as { msg: string; url: string; level: number };
+      const log = JSON.parse(line) as { msg: string; url: string; level: number; store: string; sqlite_writer?: string };
       expect(log.msg).toBe('listening');
       expect(log.url).toBe(`http://127.0.0.1:${port}`);
+      // A process that answers HTTP keeps SQLite's write batches off its event loop.
+      if (log.store === 'sqlite') expect(log.sqlite_writer).toBe(env.UPSHIFT_SQLITE_WRITER ?? 'thread');
       return { ...p, url: log.url };
     }
     if (out.code !== null || Date.now() > deadline) {
