@@ -355,7 +355,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
           batchSize: pc.batchSize,
           pollMs: pc.pollMs,
           onApplied: (n) => metrics.projectionApplied(dashboardProjection.name, n),
-          bootstrap: () => rebuildProjection({ store, clock }, dashboardProjection.name, null, `prj_boot_${process.pid}_${randomBytes(4).toString('hex')}`, { onlyIfNeverBuilt: true }),
+          rebuild: (opts) => rebuildProjection({ store, clock }, dashboardProjection.name, null, `prj_boot_${process.pid}_${randomBytes(4).toString('hex')}`, opts),
         })
       : null;
 

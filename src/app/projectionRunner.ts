@@ -42,11 +42,16 @@ export interface ProjectionRunnerOptions<S> {
   /** Called after every committed batch with the number of events it applied. */
   readonly onApplied?: (events: number) => void;
   /**
-   * Builds the projection when it has never been built (checkpoint version 0) instead of replaying
-   * the live log from 0: a store whose retention already deleted event logs (an upgrade, a copied
-   * store) needs the rebuild's seed jobs to count them. See rebuildProjection(onlyIfNeverBuilt).
+   * Rebuilds the projection from the source tables (rebuildProjection), for two cases:
+   * - `onlyIfNeverBuilt: true` — the bootstrap of a never-built projection (checkpoint version 0),
+   *   instead of replaying the live log from 0: a store whose retention already deleted event logs
+   *   (an upgrade, a copied store) needs the rebuild's seed jobs to count them. Runners of several
+   *   processes race for it; one builds it.
+   * - `onlyIfNeverBuilt: false` — the repair when retention deleted events after the checkpoint
+   *   (the runner was stopped longer than the events TTL): applying what is left would miss them.
+   * Without it, such a runner stops committing (PROJECTION_CONFLICT) until someone rebuilds.
    */
-  readonly bootstrap?: () => Promise<unknown>;
+  readonly rebuild?: (opts: { readonly onlyIfNeverBuilt: boolean }) => Promise<unknown>;
 }
 
 export type StepOutcome = 'applied' | 'idle' | 'leased_elsewhere' | 'conflict';
@@ -125,9 +130,21 @@ export class ProjectionRunner<S> {
     const cp = await store.readCheckpoint(projection.name);
     const now = clock.now();
     if (this.leasedElsewhere(cp, now)) return 'leased_elsewhere';
-    if (cp.version === 0 && this.o.bootstrap) {
-      await this.o.bootstrap();
+    if (cp.version === 0 && this.o.rebuild) {
+      await this.o.rebuild({ onlyIfNeverBuilt: true });
       this.lastBatchFull = true; // go on at once from the bootstrapped checkpoint
+      return 'applied';
+    }
+    const deletedThrough = await store.eventsDeletedThrough();
+    if (deletedThrough > cp.position) {
+      // Retention deleted events this projection never applied: what is left would count wrong.
+      if (!this.o.rebuild) return 'conflict';
+      this.o.logger.warn(
+        { projection: projection.name, checkpoint: cp.position, events_deleted_through: deletedThrough },
+        'projection runner: retention deleted events this projection had not applied yet; rebuilding it',
+      );
+      await this.o.rebuild({ onlyIfNeverBuilt: false });
+      this.lastBatchFull = true;
       return 'applied';
     }
     const events = await store.readProjectionEvents(cp.position, this.batchSize);
@@ -152,6 +169,9 @@ export class ProjectionRunner<S> {
         leaseOwner: this.o.ownerId,
         leaseExpiresAt: now + this.leaseMs,
         now,
+        // Refused if retention deletes an event after cp.position before this commits (a race
+        // with the check above); the next step then sees the watermark and rebuilds.
+        readFrom: cp.position,
       });
     } catch (e) {
       // Another runner or a rebuild committed since our read: nothing of ours was written.

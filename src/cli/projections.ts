@@ -82,7 +82,7 @@ export function projectionsCommand(io: CliIo, run: Runner): Command {
               ownerId: ownerId(),
               leaseMs: 1,
               // Never built: build it with the rebuild's seeds, as a server's runner would.
-              bootstrap: () => rebuildProjection(deps, name, null, ownerId(), { onlyIfNeverBuilt: true }),
+              rebuild: (opts) => rebuildProjection(deps, name, null, ownerId(), opts),
             });
             return verifyProjection(deps, name, org, { catchUp: () => runner.catchUp(), ...(waitMs !== undefined && { waitMs }) });
           });

@@ -22,6 +22,12 @@ export interface ProjectionStore {
   /** The highest committed event position (0 for an empty log). */
   headPosition(): Promise<number>;
 
+  /**
+   * The highest event position retention ever deleted (0: none; never decreases; written in the
+   * transaction of the deletes). A projection whose checkpoint is below it may have missed events.
+   */
+  eventsDeletedThrough(): Promise<number>;
+
   /** The projection's checkpoint; a projection that never committed is at position 0, version 0. */
   readCheckpoint(name: ProjectionName): Promise<ProjectionCheckpoint>;
 
@@ -72,6 +78,12 @@ export interface ProjectionCommit {
   readonly leaseOwner: string;
   readonly leaseExpiresAt: number;
   readonly now: number;
+  /**
+   * A batch commit: the checkpoint position its events were read after. Refused with
+   * PROJECTION_CONFLICT, writing nothing, when retention has deleted an event after it since
+   * (eventsDeletedThrough > readFrom): the batch may lack events it should have applied.
+   */
+  readonly readFrom?: number;
 }
 
 export interface SnapshotRequest {

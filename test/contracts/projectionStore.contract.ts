@@ -83,8 +83,8 @@ export function projectionStoreContract(name: string, factory: () => Promise<Pro
       clock.advance(60_000);
     }
 
-    const runner = (ownerId: string, batchSize = 4, bootstrap?: () => Promise<unknown>) =>
-      new ProjectionRunner({ store, projection: dashboardProjection, clock, logger: silentLogger, ownerId, batchSize, leaseMs: 10_000, ...(bootstrap && { bootstrap }) });
+    const runner = (ownerId: string, batchSize = 4, rebuild?: (opts: { readonly onlyIfNeverBuilt: boolean }) => Promise<unknown>) =>
+      new ProjectionRunner({ store, projection: dashboardProjection, clock, logger: silentLogger, ownerId, batchSize, leaseMs: 10_000, ...(rebuild && { rebuild }) });
     const drain = async (r: ProjectionRunner<DashboardState>): Promise<number> => {
       let batches = 0;
       while ((await r.step()) === 'applied') batches++;
@@ -177,6 +177,72 @@ export function projectionStoreContract(name: string, factory: () => Promise<Pro
       expect((await verify()).status).toBe('ok');
     });
 
+    /** Every event position of every job of A and B (through the job store's own reads). */
+    const eventPositions = async (): Promise<Set<number>> => {
+      const out = new Set<number>();
+      for (const org of [A, B]) {
+        for (const job of await store.listJobs(org, { limit: 1000 })) {
+          for (const e of await store.listEvents(org, job.jobId, 0, 10_000)) out.add(e.position);
+        }
+      }
+      return out;
+    };
+
+    it('retention raises the events-deleted watermark to the highest position it deleted; dry runs leave it', async () => {
+      await workload(A, 8);
+      await workload(B, 4);
+      expect(await store.eventsDeletedThrough()).toBe(0);
+      const retention = (dryRun: boolean) => runRetention({ store, clock }, { now: clock.now(), resultsTtlMs: 3_600_000, eventsTtlMs: 1000, dryRun });
+      await retention(true);
+      expect(await store.eventsDeletedThrough()).toBe(0);
+      const before = await eventPositions();
+      expect((await retention(false)).events.delete_count).toBeGreaterThan(0);
+      const after = await eventPositions();
+      const deleted = [...before].filter((p) => !after.has(p));
+      expect(deleted.length).toBeGreaterThan(0);
+      const mark = await store.eventsDeletedThrough();
+      expect(mark).toBe(Math.max(...deleted));
+      // Never lowered: a purge of older events (none left here) keeps it.
+      await retention(false);
+      expect(await store.eventsDeletedThrough()).toBe(mark);
+    });
+
+    it('a batch read from below the watermark cannot commit (PROJECTION_CONFLICT); a rebuild and later batches can', async () => {
+      await workload(A, 6);
+      await runRetention({ store, clock }, { now: clock.now(), resultsTtlMs: 3_600_000, eventsTtlMs: 1000, dryRun: false });
+      const mark = await store.eventsDeletedThrough();
+      expect(mark).toBeGreaterThan(0);
+      const cp = await store.readCheckpoint('dashboard_stats');
+      const batch = (readFrom: number) =>
+        store.commitProjection({ name: 'dashboard_stats', expectedVersion: cp.version, position: mark + 1, states: [{ orgId: A, state: '{}' }], replaceAll: false, leaseOwner: 'x', leaseExpiresAt: 0, now: clock.now(), readFrom });
+      await expect(batch(mark - 1)).rejects.toSatisfy((e: unknown) => isUpshiftError(e, 'PROJECTION_CONFLICT'));
+      expect(await store.readCheckpoint('dashboard_stats')).toEqual(cp);
+      expect((await store.readStates('dashboard_stats', [A])).size).toBe(0);
+      expect((await batch(mark)).version).toBe(cp.version + 1);
+    });
+
+    it('a runner whose checkpoint lies below events retention deleted rebuilds instead of applying what is left', async () => {
+      await workload(A, 10);
+      await workload(B, 6);
+      const r = runner('r1', 4, (opts) => rebuildProjection({ store, clock }, 'dashboard_stats', null, 'repair', opts));
+      await r.step(); // bootstrap (never built): checkpoint at the head
+      await workload(A, 8); // new work the runner has not applied yet…
+      const behind = await store.readCheckpoint('dashboard_stats');
+      // …whose events retention deletes first (the runner was "stopped" past the events TTL).
+      const purged = await runRetention({ store, clock }, { now: clock.now(), resultsTtlMs: 3_600_000, eventsTtlMs: 1000, dryRun: false });
+      expect(purged.events.delete_count).toBeGreaterThan(0);
+      expect(await store.eventsDeletedThrough()).toBeGreaterThan(behind.position);
+      clock.advance(600_000); // every lease taken so far has run out
+      // Without a rebuild callback a runner refuses to apply the rest and stays where it is.
+      expect(await runner('r0', 4).step()).toBe('conflict');
+      expect((await store.readCheckpoint('dashboard_stats')).position).toBe(behind.position);
+      // With it, the runner rebuilds; the states then agree with the source tables.
+      expect(await r.step()).toBe('applied');
+      expect((await store.readCheckpoint('dashboard_stats')).position).toBeGreaterThanOrEqual(await store.eventsDeletedThrough());
+      await drain(r);
+      expect((await verify()).status).toBe('ok');
+    });
+
     it('verify compares the orgs the projection has fully applied even while another org has unapplied events', async () => {
       await workload(A, 5);
       await workload(B, 5);
@@ -199,8 +265,10 @@ export function projectionStoreContract(name: string, factory: () => Promise<Pro
       expect(purged.events.delete_count).toBeGreaterThan(0);
       await workload(A, 3); // and new work after the purge
       const boot = (id: string) => () => rebuildProjection({ store, clock }, 'dashboard_stats', null, id, { onlyIfNeverBuilt: true });
-      const r1 = runner('r1', 5, boot('b1'));
-      const r2 = runner('r2', 5, boot('b2'));
+      // A runner's rebuild callback, limited to the bootstrap (the repair case has its own test).
+      const bootOnly = (id: string) => (opts: { readonly onlyIfNeverBuilt: boolean }) => (opts.onlyIfNeverBuilt ? boot(id)() : Promise.resolve(null));
+      const r1 = runner('r1', 5, bootOnly('b1'));
+      const r2 = runner('r2', 5, bootOnly('b2'));
       const [o1, o2] = await Promise.all([r1.step(), r2.step()]);
       expect([o1, o2]).toContain('applied');
       const after = await store.readCheckpoint('dashboard_stats');
@@ -211,11 +279,16 @@ export function projectionStoreContract(name: string, factory: () => Promise<Pro
       clock.advance(10_001);
       await drain(runner('r3', 50));
       expect((await verify()).status).toBe('ok');
-      // Without the bootstrap, a replay from 0 would miss the purged jobs: verify tells.
+      // A replay from 0 would miss the purged jobs: a runner refuses it (the events-deleted
+      // watermark is above its checkpoint) instead of counting what is left, and verify says it lags.
       const cp = await store.readCheckpoint('dashboard_stats');
       await store.commitProjection({ name: 'dashboard_stats', expectedVersion: cp.version, position: 0, states: [], replaceAll: true, leaseOwner: 'x', leaseExpiresAt: 0, now: clock.now() });
-      await drain(runner('r4', 50));
-      expect((await verify()).status).toBe('mismatch');
+      expect(await runner('r4', 50).step()).toBe('conflict');
+      expect((await store.readCheckpoint('dashboard_stats')).position).toBe(0);
+      expect((await verify()).status).toBe('lagging');
+      // A runner that may rebuild repairs it.
+      await drain(runner('r5', 50, (opts) => rebuildProjection({ store, clock }, 'dashboard_stats', null, 'r5-rebuild', opts)));
+      expect((await verify()).status).toBe('ok');
     });
 
     it('a one-org rebuild replaces that org only and keeps the checkpoint', async () => {

@@ -1,7 +1,9 @@
+import { UpshiftError } from '../../core/errors.js';
 import { asJobId, asOrgId } from '../../core/ids.js';
 import type { JobEventType } from '../../core/events.js';
 import type { JobStatus } from '../../core/jobState.js';
 import type { JobFacts, ProjectionCheckpoint, ProjectionEvent } from '../../core/projection.js';
+import type { ProjectionCommit } from '../../ports/projectionStore.js';
 
 /** Rows of the projection queries, shared by the SQLite and PostgreSQL adapters (same column names). */
 export interface EventRow {
@@ -65,3 +67,16 @@ export const toCheckpoint = (r: CheckpointRow | undefined): ProjectionCheckpoint
     ? NO_CHECKPOINT
     : { position: Number(r.position), version: Number(r.version), leaseOwner: r.lease_owner, leaseExpiresAt: Number(r.lease_expires_at), updatedAt: r.updated_at === null ? null : Number(r.updated_at) };
 
+
+/**
+ * A batch read after `cmd.readFrom` cannot commit once retention deleted an event after that
+ * position (`deletedThrough`, the store's watermark): the batch may lack events it should have
+ * applied. PROJECTION_CONFLICT, like a moved checkpoint: the runner reads again, sees the
+ * watermark above its checkpoint and rebuilds (ProjectionRunner.step).
+ */
+export function refuseAfterRetention(cmd: ProjectionCommit, deletedThrough: number): void {
+  if (cmd.readFrom === undefined || deletedThrough <= cmd.readFrom) return;
+  throw new UpshiftError('PROJECTION_CONFLICT', `projection ${cmd.name}: retention deleted events up to position ${deletedThrough}, after the batch's start ${cmd.readFrom}; rebuild`, {
+    details: { projection: cmd.name },
+  });
+}

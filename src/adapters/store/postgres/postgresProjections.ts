@@ -4,7 +4,7 @@ import { asOrgId, type OrgId } from '../../../core/ids.js';
 import type { TerminalStatus } from '../../../core/jobState.js';
 import type { ProjectionCheckpoint, SeedJob } from '../../../core/projection.js';
 import type { ProjectionStore } from '../../../ports/projectionStore.js';
-import { NO_CHECKPOINT, toCheckpoint, toFacts, toProjectionEvent, type CheckpointRow, type EventRow, type FactsRow } from '../projectionRows.js';
+import { NO_CHECKPOINT, refuseAfterRetention, toCheckpoint, toFacts, toProjectionEvent, type CheckpointRow, type EventRow, type FactsRow } from '../projectionRows.js';
 import { ident, withPooledTransaction, type PgNames } from './postgresConnection.js';
 
 /**
@@ -25,6 +25,7 @@ function sqlFor(schema: string) {
   const s = ident(schema);
   return {
     head: `SELECT COALESCE(MAX(position), 0)::bigint AS head FROM ${s}.job_events`,
+    eventsDeleted: `SELECT COALESCE(MAX(position), 0)::bigint AS position FROM ${s}.store_watermarks WHERE name = 'events_deleted_through'`,
     checkpoint: `SELECT position, version, lease_owner, lease_expires_at, updated_at FROM ${s}.projection_offsets WHERE projection = $1`,
 // Orphan check (see the SQLite adapter): snapshots (rebuilds) only.
     liveEvents: `SELECT e.position, e.org_id, e.job_id, e.event_seq, e.type, e.occurred_at, j.analyzer,
@@ -100,6 +101,7 @@ export function createPostgresProjections({ pool, names, isClosed }: PgProjectio
     return row ? toCheckpoint(row) : NO_CHECKPOINT;
   };
   const headOf = async (run: Run): Promise<number> => Number((await run<{ head: number }>(sql.head, []))[0]?.head ?? 0);
+  const deletedThroughOf = async (run: Run): Promise<number> => Number((await run<{ position: number }>(sql.eventsDeleted, []))[0]?.position ?? 0);
 
   /** Keyset pages of job rows (seed or source) inside the caller's transaction. */
   async function pagesOfJobs(run: Run, text: string, org: OrgId | null, visit: (rows: FactsRow[]) => void): Promise<void> {
@@ -116,6 +118,7 @@ export function createPostgresProjections({ pool, names, isClosed }: PgProjectio
 
   return {
     headPosition: () => internal(headOf),
+    eventsDeletedThrough: () => internal(deletedThroughOf),
     readCheckpoint: (name) => internal((run) => checkpointOf(run, name)),
     readProjectionEvents: (after, limit) =>
       internal(async (run) => (await run<EventRow>(sql.liveEvents, [after, UNBOUNDED, null, Math.max(1, Math.floor(limit))])).map(toProjectionEvent)),
@@ -134,6 +137,7 @@ export function createPostgresProjections({ pool, names, isClosed }: PgProjectio
             details: { projection: cmd.name },
           });
         }
+        if (cmd.readFrom !== undefined) refuseAfterRetention(cmd, await deletedThroughOf(run));
         if (cmd.replaceAll) await run(sql.deleteAll, [cmd.name]);
         if (cmd.states.length > 0) {
           await run(sql.upsertStates, [cmd.name, cmd.states.map((s) => s.orgId), cmd.states.map((s) => s.state), cmd.now]);

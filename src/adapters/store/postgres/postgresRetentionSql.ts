@@ -42,7 +42,11 @@ export function buildRetentionSql(s: string) {
       dr AS (DELETE FROM ${s}.job_results WHERE result_id IN (SELECT result_id FROM rr) RETURNING 1),
       ee AS (SELECT e.position FROM p CROSS JOIN LATERAL (
           SELECT position FROM ${s}.job_events WHERE job_id = p.job_id AND org_id = p.org_id ORDER BY event_seq LIMIT p.n_ev) e),
-      de AS (DELETE FROM ${s}.job_events WHERE position IN (SELECT position FROM ee) RETURNING 1),
+      de AS (DELETE FROM ${s}.job_events WHERE position IN (SELECT position FROM ee) RETURNING position),
+      -- The events-deleted watermark (docs/projections.md "Retention"), in the deletes' transaction.
+      wm AS (INSERT INTO ${s}.store_watermarks AS w (name, position)
+          SELECT 'events_deleted_through', MAX(position) FROM de HAVING MAX(position) IS NOT NULL
+          ON CONFLICT (name) DO UPDATE SET position = GREATEST(w.position, EXCLUDED.position)),
       nn AS (SELECT n.notification_id FROM p CROSS JOIN LATERAL (
           SELECT notification_id FROM ${s}.notifications WHERE job_id = p.job_id AND org_id = p.org_id LIMIT p.n_in) n),
       dn AS (DELETE FROM ${s}.notifications WHERE notification_id IN (SELECT notification_id FROM nn) RETURNING 1),

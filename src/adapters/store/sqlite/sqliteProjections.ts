@@ -4,7 +4,7 @@ import { asOrgId, type OrgId } from '../../../core/ids.js';
 import type { TerminalStatus } from '../../../core/jobState.js';
 import type { ProjectionCheckpoint, ProjectionEvent, SeedJob } from '../../../core/projection.js';
 import type { ProjectionCommit, ProjectionStore } from '../../../ports/projectionStore.js';
-import { toCheckpoint, toFacts, toProjectionEvent, type CheckpointRow, type EventRow, type FactsRow } from '../projectionRows.js';
+import { refuseAfterRetention, toCheckpoint, toFacts, toProjectionEvent, type CheckpointRow, type EventRow, type FactsRow } from '../projectionRows.js';
 import { readAsync } from './sqliteErrors.js';
 
 /**
@@ -36,6 +36,7 @@ const rowOfRaw = (r: RawEvent): EventRow => ({
 
 const SQL = {
   head: `SELECT COALESCE(MAX(position), 0) FROM job_events`,
+  eventsDeleted: `SELECT COALESCE(MAX(position), 0) FROM store_watermarks WHERE name = 'events_deleted_through'`,
   checkpoint: `SELECT position, version, lease_owner, lease_expires_at, updated_at FROM projection_offsets WHERE projection = ?`,
   liveEvents: eventsSql(false),
   snapshotEvents: eventsSql(true),
@@ -53,6 +54,7 @@ const SQL = {
 
 const WRITE_SQL = {
   version: `SELECT version FROM projection_offsets WHERE projection = ?`,
+  eventsDeleted: `SELECT COALESCE(MAX(position), 0) AS position FROM store_watermarks WHERE name = 'events_deleted_through'`,
   deleteAll: `DELETE FROM projection_states WHERE projection = ?`,
   upsertState: `INSERT INTO projection_states (projection, org_id, state, updated_at) VALUES (?, ?, ?, ?)
     ON CONFLICT (projection, org_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
@@ -79,6 +81,7 @@ export function projectionCommitOp(q: ProjectionWriteQueries, cmd: ProjectionCom
       details: { projection: cmd.name },
     });
   }
+  if (cmd.readFrom !== undefined) refuseAfterRetention(cmd, (q.eventsDeleted.get() as { position: number }).position);
   if (cmd.replaceAll) q.deleteAll.run(cmd.name);
   for (const s of cmd.states) q.upsertState.run(cmd.name, s.orgId, s.state, cmd.now);
   const version = current + 1;
@@ -123,6 +126,7 @@ export function createSqliteProjections(deps: SqliteProjectionDeps): ProjectionS
 
   return {
     headPosition: () => readAsync(head),
+    eventsDeletedThrough: () => readAsync(() => Number(q().eventsDeleted.pluck().get())),
     readCheckpoint: (name) => readAsync(() => checkpoint(name)),
     readProjectionEvents: (after, limit) =>
       readAsync(() => events(q().liveEvents, { after, upTo: UNBOUNDED, org: null, limit: Math.max(1, Math.floor(limit)) })),

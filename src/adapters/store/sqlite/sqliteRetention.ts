@@ -34,8 +34,11 @@ const SQL = {
     SELECT result_id, job_id, org_id, @now FROM job_results WHERE job_id = @job AND org_id = @org ORDER BY seq LIMIT @n`,
   deleteResults: `DELETE FROM job_results WHERE result_id IN
     (SELECT result_id FROM job_results WHERE job_id = @job AND org_id = @org ORDER BY seq LIMIT @n)`,
+  // RETURNING: the positions feed the events-deleted watermark (raiseEventsDeleted).
   deleteEvents: `DELETE FROM job_events WHERE position IN
-    (SELECT position FROM job_events WHERE job_id = @job AND org_id = @org ORDER BY event_seq LIMIT @n)`,
+    (SELECT position FROM job_events WHERE job_id = @job AND org_id = @org ORDER BY event_seq LIMIT @n) RETURNING position`,
+  raiseEventsDeleted: `INSERT INTO store_watermarks (name, position) VALUES ('events_deleted_through', @position)
+    ON CONFLICT (name) DO UPDATE SET position = max(position, excluded.position)`,
   // By key, not rowid (a table may become WITHOUT ROWID). Pending outbox entries stay: a
   // delivery still being attempted is not history.
   deleteNotifications: `DELETE FROM notifications WHERE notification_id IN
@@ -53,7 +56,8 @@ export interface RetentionQueries {
   jobState: Statement<[string, string], { status: JobStatus; finished_at: number | null }>;
   recordRemoved: Statement<[{ now: number; job: string; org: string; n: number }]>;
   deleteResults: Statement<[{ job: string; org: string; n: number }]>;
-  deleteEvents: Statement<[{ job: string; org: string; n: number }]>;
+  deleteEvents: Statement<[{ job: string; org: string; n: number }], number>;
+  raiseEventsDeleted: Statement<[{ position: number }]>;
   deleteNotifications: Statement<[{ job: string; org: string; n: number }]>;
   deleteSettledOutbox: Statement<[{ job: string; org: string; n: number }]>;
 }
@@ -134,7 +138,8 @@ export function prepareRetentionQueries(db: Database): RetentionQueries {
     jobState: s(SQL.jobState),
     recordRemoved: s(SQL.recordRemoved),
     deleteResults: s(SQL.deleteResults),
-    deleteEvents: s(SQL.deleteEvents),
+    deleteEvents: s(SQL.deleteEvents).pluck(),
+    raiseEventsDeleted: s(SQL.raiseEventsDeleted),
     deleteNotifications: s(SQL.deleteNotifications),
     deleteSettledOutbox: s(SQL.deleteSettledOutbox),
   } as unknown as RetentionQueries;
@@ -147,6 +152,7 @@ export function purgeOp(q: RetentionQueries, cmd: PurgeCommand): PurgeOutcome {
   let eventsDeleted = 0;
   let notificationsDeleted = 0;
   let jobsDone = 0;
+  let highestEvent = 0;
   for (const key of cmd.jobs) {
     const row = q.jobState.get(key.orgId, key.jobId);
     const finishedAt = row && isTerminal(row.status) ? row.finished_at : null;
@@ -163,7 +169,9 @@ export function purgeOp(q: RetentionQueries, cmd: PurgeCommand): PurgeOutcome {
         args.n = budget;
       }
       if (finishedAt <= cmd.eventsCutoff) {
-        const n = q.deleteEvents.run(args).changes;
+        const positions = q.deleteEvents.all(args);
+        for (const p of positions) if (p > highestEvent) highestEvent = p;
+        const n = positions.length;
         eventsDeleted += n;
         budget -= n;
         if (budget === 0) break;
@@ -184,5 +192,7 @@ export function purgeOp(q: RetentionQueries, cmd: PurgeCommand): PurgeOutcome {
     }
     jobsDone++;
   }
+  // Same transaction as the deletes: a projection can never see the events gone but not the mark.
+  if (highestEvent > 0) q.raiseEventsDeleted.run({ position: highestEvent });
   return { resultsDeleted, eventsDeleted, notificationsDeleted, jobsDone };
 }
