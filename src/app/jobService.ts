@@ -60,6 +60,9 @@ const MAX_PAGE = 200;
 /** Live events a follower holds before it drops them and re-reads the store (slow consumer). */
 const MAX_LIVE_BACKLOG = 1000;
 
+/** Positions one store read of an org's stream covers (and the most events it returns). */
+export const ORG_SCAN_WINDOW = 2000;
+
 /** Tenant-facing use cases. Every method is bound to one org; other orgs' ids are "not found". */
 export class JobService {
   private readonly fanout: JobEventFanout;
@@ -223,6 +226,69 @@ export class JobService {
           last = e.eventSeq;
           yield e;
           if (isTerminalEvent(e.type)) return;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (reread || live.length > 0 || signal.aborted) resolve();
+        });
+        wake = null;
+      }
+    } finally {
+      unfollow();
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * The org's event stream (GET /analyze/events/stream): every event of the org's jobs with a
+   * position after `afterPosition`, once each, in position (= commit) order — the stored ones
+   * first, read window by window up to the head (each read bounded by ORG_SCAN_WINDOW positions,
+   * whatever other tenants wrote), then live ones from the feed. `afterPosition` null: only
+   * events committed from now on. A follower that falls MAX_LIVE_BACKLOG events behind drops
+   * its buffer and re-reads the store from its last position, as `follow` does. Never ends on
+   * its own; `signal` stops it.
+   */
+  async *followOrg(orgId: OrgId, afterPosition: number | null, signal: AbortSignal): AsyncGenerator<JobEvent> {
+    const { store } = this.opts;
+    let live: JobEvent[] = [];
+    let reread = afterPosition !== null;
+    let wake: (() => void) | null = null;
+    // Subscribed before the store is read: what commits meanwhile is buffered, not lost.
+    const unfollow = this.fanout.followOrg(orgId, (e) => {
+      if (live.length >= MAX_LIVE_BACKLOG) {
+        live = [];
+        reread = true;
+      } else {
+        live.push(e);
+      }
+      wake?.();
+    });
+    const onAbort = () => wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      let last = afterPosition ?? (await store.headPosition());
+      while (!signal.aborted) {
+        if (reread) {
+          reread = false;
+          const head = await store.headPosition();
+          while (last < head && !signal.aborted) {
+            const upTo = Math.min(head, last + ORG_SCAN_WINDOW);
+            const batch = await store.listOrgEvents(orgId, last, upTo, ORG_SCAN_WINDOW);
+            for (const e of batch) {
+              last = e.position;
+              yield e;
+            }
+            // A full batch may have stopped inside the window: go on after its last event.
+            if (batch.length < ORG_SCAN_WINDOW) last = upTo;
+          }
+          continue;
+        }
+        const e = live.shift();
+        if (e) {
+          if (e.position <= last) continue; // already read from the store
+          last = e.position;
+          yield e;
           continue;
         }
         await new Promise<void>((resolve) => {

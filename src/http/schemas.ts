@@ -113,6 +113,18 @@ export const StreamHeaders = Type.Object({
   'last-event-id': Type.Optional(Type.String({ pattern: '^\\d{1,15}$', description: 'event_seq of the last event received; the stream resumes after it' })),
 });
 
+export const OrgStreamQuery = Type.Object({
+  after_position: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'resume point (an event position) when no Last-Event-ID header is sent; without either, the stream starts with the events committed from now on' }),
+  ),
+});
+export type OrgStreamQuery = Static<typeof OrgStreamQuery>;
+
+export const OrgStreamHeaders = Type.Object({
+  ...TenantHeaders.properties,
+  'last-event-id': Type.Optional(Type.String({ pattern: '^\\d{1,15}$', description: 'position of the last event received; the stream resumes after it' })),
+});
+
 export const PermalinkQuery = Type.Object({
   view: Type.Unsafe<'latest' | 'exact'>({ type: 'string', enum: ['latest', 'exact'], default: 'exact' }),
 });

@@ -1,14 +1,16 @@
 import type { ServerResponse } from 'node:http';
 import type { JobService } from '../app/jobService.js';
 import { coerceError } from '../core/errors.js';
+import type { JobEvent } from '../core/events.js';
 import type { JobId, OrgId } from '../core/ids.js';
 import type { Logger } from '../ports/logger.js';
 import { toEventJson } from './presenters.js';
 
 /**
- * Server-Sent Events of one job, written on the raw (hijacked) response. Resumption is by
- * `event_seq`: service.follow replays stored events after the resume point, then live ones,
- * so a client that reconnects with Last-Event-ID sees every event exactly once.
+ * Server-Sent Events, written on the raw (hijacked) response: one job's (resumption by
+ * `event_seq`: service.follow replays stored events after the resume point, then live ones) or
+ * an org's (by `position`: service.followOrg), so a client that reconnects with Last-Event-ID
+ * sees every event exactly once.
  */
 
 export const SSE_HEADERS = {
@@ -75,8 +77,52 @@ export interface StreamOptions {
   readonly shutdown: AbortSignal;
 }
 
-/** Writes the stream until the terminal event, client disconnect or shutdown; then ends it. */
-export async function streamJobEvents(res: ServerResponse, opts: StreamOptions): Promise<void> {
+/** One job's stream (`id:` = event_seq) until the terminal event, client disconnect or shutdown. */
+export function streamJobEvents(res: ServerResponse, opts: StreamOptions): Promise<void> {
+  return writeEventStream(res, {
+    events: (signal) => opts.service.follow(opts.orgId, opts.jobId, opts.afterSeq, signal),
+    idOf: (e) => e.eventSeq,
+    heartbeatMs: opts.heartbeatMs,
+    logger: opts.logger,
+    shutdown: opts.shutdown,
+    logContext: { job_id: opts.jobId, org_id: opts.orgId },
+  });
+}
+
+export interface OrgStreamOptions {
+  readonly service: JobService;
+  readonly orgId: OrgId;
+  /** null: only events committed from now on. */
+  readonly afterPosition: number | null;
+  readonly heartbeatMs: number;
+  readonly logger: Logger;
+  readonly shutdown: AbortSignal;
+}
+
+/** The org's stream of every job's events (`id:` = position) until client disconnect or shutdown. */
+export function streamOrgEvents(res: ServerResponse, opts: OrgStreamOptions): Promise<void> {
+  return writeEventStream(res, {
+    events: (signal) => opts.service.followOrg(opts.orgId, opts.afterPosition, signal),
+    idOf: (e) => e.position,
+    heartbeatMs: opts.heartbeatMs,
+    logger: opts.logger,
+    shutdown: opts.shutdown,
+    logContext: { org_id: opts.orgId },
+  });
+}
+
+interface EventStream {
+  readonly events: (signal: AbortSignal) => AsyncIterable<JobEvent>;
+  /** The frame's `id:` — what a client sends back as Last-Event-ID to resume after it. */
+  readonly idOf: (e: JobEvent) => number;
+  readonly heartbeatMs: number;
+  readonly logger: Logger;
+  readonly shutdown: AbortSignal;
+  readonly logContext: Record<string, string>;
+}
+
+/** Writes the stream until `events` ends, the client disconnects or the server shuts down; then ends it. */
+async function writeEventStream(res: ServerResponse, opts: EventStream): Promise<void> {
   const ac = new AbortController();
   const stop = () => ac.abort();
   res.on('close', stop);
@@ -89,13 +135,13 @@ export async function streamJobEvents(res: ServerResponse, opts: StreamOptions):
     res.writeHead(200, SSE_HEADERS);
     // Tell EventSource to reconnect quickly; flushes headers so clients see the stream open.
     res.write('retry: 1000\n\n');
-    for await (const e of opts.service.follow(opts.orgId, opts.jobId, opts.afterSeq, ac.signal)) {
-      const ok = res.write(`id: ${e.eventSeq}\nevent: ${e.type}\ndata: ${JSON.stringify(toEventJson(e))}\n\n`);
+    for await (const e of opts.events(ac.signal)) {
+      const ok = res.write(`id: ${opts.idOf(e)}\nevent: ${e.type}\ndata: ${JSON.stringify(toEventJson(e))}\n\n`);
       if (!ok) await drained(res, ac.signal);
       if (ac.signal.aborted) break;
     }
   } catch (e) {
-    opts.logger.error({ err: coerceError(e), job_id: opts.jobId, org_id: opts.orgId }, 'event stream failed');
+    opts.logger.error({ err: coerceError(e), ...opts.logContext }, 'event stream failed');
   } finally {
     clearInterval(heartbeat);
     res.off('close', stop);

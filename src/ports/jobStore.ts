@@ -44,6 +44,17 @@ export interface JobStore {
   /** Events with eventSeq > afterSeq, ascending, at most `limit`. */
   listEvents(orgId: OrgId, jobId: JobId, afterSeq: number, limit: number): Promise<JobEvent[]>;
 
+  /**
+   * The org's events with afterPosition < position ≤ scanUpTo, ascending by position, at most
+   * `limit` (the org's event stream, GET /analyze/events). Bounded by the position window, not
+   * by the org's events, so one call costs the same whatever other tenants wrote: callers walk
+   * the log window by window up to headPosition().
+   */
+  listOrgEvents(orgId: OrgId, afterPosition: number, scanUpTo: number, limit: number): Promise<JobEvent[]>;
+
+  /** The highest committed event position (0 for an empty log). */
+  headPosition(): Promise<number>;
+
   /** All results of a job (partials and final) ascending by seq. */
   listResults(orgId: OrgId, jobId: JobId): Promise<JobResult[]>;
 

@@ -221,6 +221,27 @@ export function jobStoreContract(name: string, factory: () => Promise<{ store: J
         }
         expect(new Set(positions).size).toBe(positions.length);
       });
+
+      it('listOrgEvents reads one org\'s events of a position window, ascending and limited; headPosition is the newest', async () => {
+        expect(await store.headPosition()).toBe(0);
+        const a1 = await submit();
+        const b1 = await submit({ orgId: B });
+        const a2 = await submit();
+        await store.requestCancel(A, a1.jobId, T0 + 1);
+        const mine = [...(await events(a1.jobId)), ...(await events(a2.jobId))].sort((x, y) => x.position - y.position);
+        const theirs = await events(b1.jobId, B);
+        const head = await store.headPosition();
+        expect(head).toBe(Math.max(...mine.map((e) => e.position), ...theirs.map((e) => e.position)));
+        expect(await store.listOrgEvents(A, 0, head, 100)).toEqual(mine);
+        expect(await store.listOrgEvents(B, 0, head, 100)).toEqual(theirs);
+        // The window bounds both ends; the limit keeps the oldest.
+        const [first, second, third] = mine;
+        expect(await store.listOrgEvents(A, first!.position, third!.position - 1, 100)).toEqual([second]);
+        expect(await store.listOrgEvents(A, 0, head, 2)).toEqual([first, second]);
+        expect(await store.listOrgEvents(A, head, head + 1000, 100)).toEqual([]);
+        expect(await store.listOrgEvents(A, 5, 5, 100)).toEqual([]);
+        expect(await store.listOrgEvents(asOrgId('org-none'), 0, head, 100)).toEqual([]);
+      });
     });
 
     describe('claim', () => {

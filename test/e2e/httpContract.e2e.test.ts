@@ -66,6 +66,7 @@ describe('ops routes', () => {
       ['/analyze/jobs/{job_id}', 'get'],
       ['/analyze/jobs/{job_id}/events', 'get'],
       ['/analyze/jobs/{job_id}/stream', 'get'],
+      ['/analyze/events/stream', 'get'],
       ['/analyze/jobs/{job_id}/cancel', 'post'],
       ['/analyze/jobs/{job_id}/results', 'get'],
       ['/analyze/results/{result_id}', 'get'],
@@ -468,6 +469,63 @@ describe('Server-Sent Events', () => {
     expect(tail.ended).toBe(true);
     const viaQuery = await readSse(`${url}?after_seq=${seqs.length - 1}`, sseHeaders());
     expect(viaQuery.events.map((e) => e.event)).toEqual(['job.completed']);
+  });
+
+  it('GET /analyze/events/stream follows every job of the org in commit order, never another org\'s, and resumes by position', async () => {
+    const org = 'events-org';
+    const url = `${server.url}/analyze/events/stream`;
+    const headers = (extra: Record<string, string> = {}) => ({ 'x-org-id': org, ...extra });
+    const positionsOf = async (jobId: string) => ((await api(`/analyze/jobs/${jobId}/events?limit=1000`, { org })).body.events as any[]).map((e) => e.position as number);
+    // A baseline: the org's newest position so far.
+    const before = await submit({ analyzer: 'noop', input: 0 }, org);
+    await waitForStatus(before, ['completed'], org);
+    const base = Math.max(...(await positionsOf(before)));
+
+    const j1 = await submit({ analyzer: 'noop', input: 1 }, org);
+    const other = await submit({ analyzer: 'noop', input: 'x' }, 'org-a');
+    const j2 = await submit({ analyzer: 'noop', input: 2 }, org);
+    await Promise.all([waitForStatus(j1, ['completed'], org), waitForStatus(j2, ['completed'], org), waitForStatus(other, ['completed'])]);
+    const expected = [...(await positionsOf(j1)), ...(await positionsOf(j2))].sort((a, b) => a - b);
+    expect(expected).toHaveLength(6);
+
+    // Replay after the baseline: exactly the org's events, ascending, each frame's id = its position.
+    const all = await readSse(`${url}?after_position=${base}`, headers(), { stopAfter: 6 });
+    expect(all.status).toBe(200);
+    expect(all.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(all.events.map((e) => Number(e.id))).toEqual(expected);
+    for (const e of all.events) {
+      const data = JSON.parse(e.data);
+      expect([j1, j2]).toContain(data.job_id);
+      expect(data).toMatchObject({ position: Number(e.id), type: e.event });
+    }
+    // Last-Event-ID wins over the query and resumes after it.
+    const rest = await readSse(`${url}?after_position=0`, headers({ 'last-event-id': all.events[2]!.id! }), { stopAfter: 3 });
+    expect(rest.events.map((e) => Number(e.id))).toEqual(expected.slice(3));
+
+    // Without a resume point: only what commits from now on (none of the jobs above).
+    const live = readSse(url, headers(), { stopAfter: 3 });
+    await new Promise((r) => setTimeout(r, 500)); // the stream is open by then
+    const j3 = await submit({ analyzer: 'noop', input: 3 }, org);
+    const frames = await live;
+    expect(frames.events.map((e) => JSON.parse(e.data).job_id)).toEqual([j3, j3, j3]);
+    expect(frames.events.map((e) => e.event)).toEqual(['job.queued', 'job.started', 'job.completed']);
+  });
+
+  it('GET /analyze/events/stream refuses a malformed resume point with a problem', async () => {
+    for (const [query, hdrs] of [
+      ['?after_position=-1', {}],
+      ['?after_position=abc', {}],
+      ['', { 'last-event-id': 'x1' }],
+    ] as const) {
+      const r = await fetch(`${server.url}/analyze/events/stream${query}`, { headers: { 'x-org-id': 'org-a', ...hdrs } });
+      expect(r.status, `${query} ${JSON.stringify(hdrs)}`).toBe(400);
+      expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      await r.body?.cancel();
+    }
+    // No tenant: a problem, never a stream of every org.
+    const anonymous = await fetch(`${server.url}/analyze/events/stream`);
+    expect(anonymous.status).toBe(400);
+    expect(((await anonymous.json()) as { code: string }).code).toBe('TENANT_MISSING');
   });
 
   it('an unknown job answers a problem, not a stream', async () => {

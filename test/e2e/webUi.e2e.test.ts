@@ -226,7 +226,15 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     await page.click('#page-first');
     await page.locator('#page-older').waitFor();
 
-    // A job submitted while the page is open appears and reaches completed without a reload.
+    // A job submitted while the page is open appears and reaches completed without a reload:
+    // pushed by the org's event stream (while it is live the page does not poll).
+    await page.locator('#jobs-live[data-stream="live"]').waitFor();
+    const listCalls: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/analyze/jobs' && r.method() === 'GET') listCalls.push(r.url());
+    });
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(listCalls).toEqual([]); // nothing happened: no polling either
     const jobId = await submitViaApi({ analyzer: 'sleep', input: { ms: 3000 } }, 'paging');
     const row = page.locator(`#jobs-table tr[data-job-id="${jobId}"]`);
     await row.locator('[data-status="queued"], [data-status="running"]').waitFor();

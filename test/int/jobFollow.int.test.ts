@@ -113,3 +113,51 @@ describe('JobService.follow', () => {
     expect(await collect(rt.service.follow(acme, job.jobId, last, new AbortController().signal))).toEqual([]);
   });
 });
+
+/** The next `n` events of an endless generator. */
+async function take(gen: AsyncGenerator<JobEvent>, n: number): Promise<JobEvent[]> {
+  const out: JobEvent[] = [];
+  while (out.length < n) {
+    const r = await gen.next();
+    if (r.done === true) break;
+    out.push(r.value);
+  }
+  return out;
+}
+
+describe('JobService.followOrg', () => {
+  it('yields every event of the org once, in position order (store, then live), never another org\'s; a consumer past the backlog bound re-reads', async () => {
+    const rt = await setup();
+    const head0 = await rt.store.headPosition();
+    await rt.service.submit(acme, { analyzer: 'chatty', input: { n: 1200 } });
+    // Another org's 2,500 events in between: the re-read walks more than one ORG_SCAN_WINDOW.
+    const theirs = await rt.service.submit(other, { analyzer: 'chatty', input: { n: 2500 } });
+    const ac = new AbortController();
+    const gen = rt.service.followOrg(acme, head0, ac.signal);
+    const first = await gen.next(); // subscribed; job.queued read from the store
+    rt.worker.start();
+    // Not pulling: 1,200+ live events pile up past the bound while the jobs run to the end.
+    const end = Date.now() + 20_000;
+    const done = async () => (await rt.service.list(acme, { limit: 10 })).jobs.every((j) => j.status === 'completed') && (await rt.store.getJob(other, theirs.job.jobId))?.status === 'completed';
+    while (!(await done()) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const stored = await rt.store.listOrgEvents(acme, head0, await rt.store.headPosition(), 100_000);
+    expect(stored.length).toBeGreaterThan(1200);
+    const got = [first.value as JobEvent, ...(await take(gen, stored.length - 1))];
+    ac.abort();
+    expect(got).toEqual(stored);
+    expect(got.every((e) => e.orgId === acme)).toBe(true);
+  });
+
+  it('without a resume point starts with what commits after it opened', async () => {
+    const rt = await setup();
+    await rt.service.submit(acme, { analyzer: 'chatty', input: { n: 2 } }); // before: not in the stream
+    const ac = new AbortController();
+    const gen = rt.service.followOrg(acme, null, ac.signal);
+    const next = gen.next();
+    await new Promise((r) => setTimeout(r, 50)); // the stream has read the head by then
+    const { job } = await rt.service.submit(acme, { analyzer: 'chatty', input: { n: 1 } });
+    expect((await next).value).toMatchObject({ jobId: job.jobId, type: 'job.queued' });
+    ac.abort();
+    expect(await gen.next()).toEqual({ done: true, value: undefined });
+  });
+});

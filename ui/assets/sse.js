@@ -51,11 +51,12 @@ export class SseParser {
 const TERMINAL = new Set(['job.completed', 'job.failed', 'job.canceled']);
 
 /**
- * Follows a job's event stream until its terminal event. Reconnects (after the server's
- * `retry:`, growing on repeated failures) from the last event seen; a 4xx answer (e.g. 404) is
- * final and reported through onError. Returns a function that stops following.
+ * Follows an event stream: a job's (`/analyze/jobs/…/stream`, until its terminal event) or the
+ * org's (`/analyze/events/stream`, `untilTerminal: false`: until stopped). Reconnects (after the
+ * server's `retry:`, growing on repeated failures) from the last event id seen; a 4xx answer
+ * (e.g. 404, 429) is final and reported through onError. Returns a function that stops following.
  * @param {string} path e.g. `/analyze/jobs/job_…/stream`
- * @param {{afterSeq?: number, onEvent: (e: any) => void, onState?: (state: 'connecting' | 'live' | 'reconnecting' | 'ended', detail?: string) => void, onError?: (e: import('./api.js').ApiError) => void}} opts
+ * @param {{afterSeq?: number, untilTerminal?: boolean, onEvent: (e: any) => void, onState?: (state: 'connecting' | 'live' | 'reconnecting' | 'ended', detail?: string) => void, onError?: (e: import('./api.js').ApiError) => void}} opts
  */
 export function followStream(path, opts) {
   const ac = new AbortController();
@@ -100,7 +101,7 @@ export function followStream(path, opts) {
               continue;
             }
             opts.onEvent(event);
-            if (TERMINAL.has(frame.event)) terminal = true;
+            if (opts.untilTerminal !== false && TERMINAL.has(frame.event)) terminal = true;
           }
           if (parser.retry !== null) delay = parser.retry;
         }

@@ -11,13 +11,15 @@ import {
   JobParams,
   JobSchema,
   ListQuery,
+  OrgStreamHeaders,
+  OrgStreamQuery,
   problemResponses,
   ResultList,
   StreamHeaders,
   StreamQuery,
   TenantHeaders,
 } from '../schemas.js';
-import { streamJobEvents } from '../sse.js';
+import { streamJobEvents, streamOrgEvents } from '../sse.js';
 
 /** Job reads, event log, live stream, cancel and results: every one bound to the caller's org. */
 export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -117,6 +119,39 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
       reply.hijack();
       await ctx.open.track((shutdown) =>
         streamJobEvents(reply.raw, { service, orgId: org, jobId, afterSeq, heartbeatMs: ctx.config.http.sseHeartbeatMs, logger: ctx.logger, shutdown }),
+      );
+    },
+  );
+
+  app.get<{ Querystring: OrgStreamQuery }>(
+    '/analyze/events/stream',
+    {
+      config: { ...TENANT_CONFIG, longRunning: true },
+      exposeHeadRoute: false,
+      schema: {
+        tags: ['jobs'],
+        summary: "Server-Sent Events of every job of the caller's org",
+        description:
+          'Each event: `id: <position>`, `event: <type>`, `data: <event JSON>`, in commit order, for all of the org\'s jobs ' +
+          '(submits, starts, progress, partials, terminal events). Without `Last-Event-ID` or `?after_position=` it starts with ' +
+          'the events committed from now on; with one it first replays the stored events after that position, without loss or ' +
+          'duplicates. `: ping` comments keep the connection alive; the stream does not end on its own.',
+        headers: OrgStreamHeaders,
+        querystring: OrgStreamQuery,
+        response: {
+          200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+          ...problemResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const org = orgOf(request);
+      const lastEventId = request.headers['last-event-id'];
+      const afterPosition = typeof lastEventId === 'string' ? Number(lastEventId) : (request.query.after_position ?? null);
+      if (ctx.open.isClosing) throw new UpshiftError('SHUTTING_DOWN', 'the server is shutting down');
+      reply.hijack();
+      await ctx.open.track((shutdown) =>
+        streamOrgEvents(reply.raw, { service, orgId: org, afterPosition, heartbeatMs: ctx.config.http.sseHeartbeatMs, logger: ctx.logger, shutdown }),
       );
     },
   );

@@ -1,13 +1,16 @@
-// Job list: filters (status, analyzer), cursor paging, statuses kept live by polling the
-// current page (one request every POLL_MS; following a stream per job would use up the
-// browser's six connections per server).
+// Job list: filters (status, analyzer), cursor paging, statuses kept live by the org's event
+// stream (one connection for every job: a stream per job would use up the browser's six
+// connections per server): each event reloads the current page, at most every RELOAD_MS.
+// While the stream is not live (connecting, refused, e.g. 429) the page polls every POLL_MS.
 import { api, poll, query } from '../api.js';
 import { h, progressBar, replace, statusBadge, time } from '../dom.js';
 import { problemView } from '../problem.js';
+import { followStream } from '../sse.js';
 
 const STATUSES = ['queued', 'running', 'completed', 'failed', 'canceled'];
 const PAGE_SIZE = 25;
 const POLL_MS = 2000;
+const RELOAD_MS = 250;
 
 export async function renderJobs(root, ctx) {
   const { params, config } = ctx;
@@ -54,15 +57,41 @@ export async function renderJobs(root, ctx) {
         cursor ? h('a', { href: `/ui/jobs${query(base)}`, id: 'page-first' }, '« Newest') : null,
         page.next_cursor ? h('a', { href: `/ui/jobs${query({ ...base, cursor: page.next_cursor })}`, id: 'page-older' }, 'Older »') : null,
       );
-      live.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every ${POLL_MS / 1000} s`;
+      showLive();
       return null;
     } catch (e) {
       replace(problem, problemView(e));
       return e;
     }
   };
+  let streaming = false;
+  let loadedAt = null;
+  const showLive = (fresh = true) => {
+    if (fresh) loadedAt = new Date();
+    const at = loadedAt ? `Updated ${loadedAt.toLocaleTimeString()} · ` : '';
+    live.dataset.stream = streaming ? 'live' : 'off';
+    live.textContent = streaming ? `${at}live` : `${at}refreshes every ${POLL_MS / 1000} s`;
+  };
   await load();
-  poll(load, POLL_MS);
+  let reloadTimer = null;
+  const stop = followStream('/analyze/events/stream', {
+    untilTerminal: false,
+    onEvent: () => {
+      reloadTimer ??= setTimeout(() => {
+        reloadTimer = null;
+        void load();
+      }, RELOAD_MS);
+    },
+    onState: (state) => {
+      const was = streaming;
+      streaming = state === 'live';
+      showLive(false);
+      // Back live after a gap: what changed meanwhile is not replayed into the list; reload it.
+      if (streaming && !was && loadedAt) void load();
+    },
+  });
+  window.addEventListener('pagehide', stop, { once: true });
+  poll(() => (streaming ? Promise.resolve(null) : load()), POLL_MS);
 }
 
 function renderRows(tbody, jobs) {

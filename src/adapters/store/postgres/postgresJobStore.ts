@@ -155,6 +155,10 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
 
     listEvents: (orgId, jobId, afterSeq, limit) =>
       limit <= 0 ? Promise.resolve([]) : tenantRead(orgId, async (q) => (await q<EventRow>('listEvents', [orgId, jobId, afterSeq, Math.floor(limit)])).map(toEvent)),
+    listOrgEvents: (orgId, afterPosition, scanUpTo, limit) =>
+      limit <= 0 || scanUpTo <= afterPosition
+        ? Promise.resolve([])
+        : tenantRead(orgId, async (q) => (await q<EventRow>('listOrgEvents', [orgId, afterPosition, scanUpTo, Math.floor(limit)])).map(toEvent)),
 
     listResults: (orgId, jobId) => tenantRead(orgId, async (q) => (await q<ResultRow>('listResults', [orgId, jobId])).map(toResult)),
 

@@ -166,6 +166,8 @@ export function buildSql(schema: string) {
     listCanceled: `SELECT ${J} FROM ${s}.jobs WHERE org_id = $1 AND status = 'canceled' AND ${LIST}`,
     listEvents: `SELECT position, job_id, event_seq, org_id, type, status, payload, occurred_at FROM ${s}.job_events
       WHERE job_id = $2 AND org_id = $1 AND event_seq > $3 ORDER BY event_seq LIMIT $4`,
+    listOrgEvents: `SELECT position, job_id, event_seq, org_id, type, status, payload, occurred_at FROM ${s}.job_events
+      WHERE position > $2 AND position <= $3 AND org_id = $1 ORDER BY position LIMIT $4`,
     eventsAfter: `SELECT position, job_id, event_seq, org_id, type, status, payload, occurred_at FROM ${s}.job_events
       WHERE position > $1 ORDER BY position LIMIT $2`,
     maxPosition: `SELECT COALESCE(MAX(position), 0)::bigint AS position FROM ${s}.job_events`,

@@ -184,6 +184,9 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & Re
     listEvents: (orgId, jobId, afterSeq, limit) =>
       readAsync(() => (limit <= 0 ? [] : q().listEvents.all(jobId, orgId, afterSeq, Math.floor(limit)).map(toEvent))),
 
+    listOrgEvents: (orgId, afterPosition, scanUpTo, limit) =>
+      readAsync(() => (limit <= 0 || scanUpTo <= afterPosition ? [] : q().listOrgEvents.all(afterPosition, scanUpTo, orgId, Math.floor(limit)).map(toEvent))),
+
     listResults: (orgId, jobId) => readAsync(() => q().listResults.all(jobId, orgId).map(toResult)),
 
     getResult: (orgId: OrgId, resultId: ResultId) =>

@@ -79,6 +79,8 @@ const SQL = {
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 
   listEvents: `SELECT * FROM job_events WHERE job_id = ? AND org_id = ? AND event_seq > ? ORDER BY event_seq LIMIT ?`,
+  // A rowid range (position is the rowid), filtered by org: bounded by the window.
+  listOrgEvents: `SELECT * FROM job_events WHERE position > ? AND position <= ? AND org_id = ? ORDER BY position LIMIT ?`,
   listResults: `SELECT * FROM job_results WHERE job_id = ? AND org_id = ? ORDER BY seq`,
   resultByOrg: `SELECT * FROM job_results WHERE result_id = ? AND org_id = ?`,
   latestResult: `SELECT * FROM job_results WHERE job_id = ? AND org_id = ? ORDER BY kind = 'final' DESC, seq DESC LIMIT 1`,
@@ -157,6 +159,7 @@ export interface Queries {
   resultByChunk: S<[string, string], ResultRow>;
   insertResult: S<[string, string, string, string, string | null, number, string, number]>;
   listEvents: S<[string, string, number, number], EventRow>;
+  listOrgEvents: S<[number, number, string, number], EventRow>;
   listResults: S<[string, string], ResultRow>;
   resultByOrg: S<[string, string], ResultRow>;
   latestResult: S<[string, string], ResultRow>;
