@@ -172,6 +172,31 @@ describe.skipIf(!pgUrl || !redisAvailable)('scale mode: 2 API + 2 worker process
     expect(events.at(-1)?.type).toBe('job.completed');
   });
 
+  it('the org event stream on API 1 carries a job submitted to API 2 and run by a worker process, in commit order', async () => {
+    const ac = new AbortController();
+    // Resume from position 0: the stream replays org 'org-stream' (empty so far), then goes live.
+    const res = await fetch(`${apis[0]}/analyze/events/stream?after_position=0`, { headers: { 'x-org-id': 'org-stream' }, signal: ac.signal });
+    expect(res.status).toBe(200);
+    const r2 = await api<{ job_id: string }>(apis[1]!, '/analyze/jobs', { body: { analyzer: 'sleep', input: { ms: 300, steps: 2 } }, org: 'org-stream' });
+    expect(r2.status).toBe(202);
+    const jobId = r2.body.job_id;
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const deadline = Date.now() + 20_000;
+    while (!text.includes('event: job.completed') && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    ac.abort();
+    const frames = [...text.matchAll(/^id: (\d+)\nevent: ([a-z._]+)\ndata: (.*)$/gm)].map((m) => ({ position: Number(m[1]), type: m[2], data: JSON.parse(m[3]!) as { job_id: string; position: number } }));
+    expect(frames.map((f) => f.data.job_id)).toEqual(frames.map(() => jobId));
+    expect(frames.map((f) => f.position)).toEqual(frames.map((f) => f.data.position));
+    for (let i = 1; i < frames.length; i++) expect(frames[i]!.position).toBeGreaterThan(frames[i - 1]!.position);
+    const log = await api<{ events: Array<{ type: string; position: number }> }>(apis[0]!, `/analyze/jobs/${jobId}/events?limit=100`, { org: 'org-stream' });
+    expect(frames.map((f) => [f.type, f.position])).toEqual(log.body.events.map((e) => [e.type, e.position]));
+  });
+
   it('a cancel sent to one API aborts the job running under a worker process (latency measured; target p99 ≤ 100 ms)', async () => {
     const SAMPLES = 40;
     const ids: string[] = [];
