@@ -63,6 +63,61 @@ const MAX_LIVE_BACKLOG = 1000;
 /** Positions one store read of an org's stream covers (and the most events it returns). */
 export const ORG_SCAN_WINDOW = 2000;
 
+/**
+ * The live events a follower (follow, followOrg) holds between its pulls. Past MAX_LIVE_BACKLOG
+ * (a slow consumer) it drops them and asks for a re-read of the store instead, which has them
+ * all. `next()` resolves when there is something to do: an event, a re-read, or the abort.
+ */
+class LiveBuffer {
+  private events: JobEvent[] = [];
+  private wake: (() => void) | null = null;
+  private readonly onAbort = (): void => this.wake?.();
+
+  constructor(
+    private reread: boolean,
+    private readonly signal: AbortSignal,
+  ) {
+    signal.addEventListener('abort', this.onAbort);
+  }
+
+  push(e: JobEvent): void {
+    if (this.events.length >= MAX_LIVE_BACKLOG) {
+      this.events = [];
+      this.reread = true;
+    } else {
+      this.events.push(e);
+    }
+    this.wake?.();
+  }
+
+  shift(): JobEvent | undefined {
+    return this.events.shift();
+  }
+
+  requestReread(): void {
+    this.reread = true;
+  }
+
+  /** True (once) when the store must be read before the next live event is used. */
+  takeReread(): boolean {
+    const r = this.reread;
+    this.reread = false;
+    return r;
+  }
+
+  async next(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.wake = resolve;
+      if (this.reread || this.events.length > 0 || this.signal.aborted) resolve();
+    });
+    this.wake = null;
+  }
+
+  close(): void {
+    this.signal.removeEventListener('abort', this.onAbort);
+  }
+}
+
 /** Tenant-facing use cases. Every method is bound to one org; other orgs' ids are "not found". */
 export class JobService {
   private readonly fanout: JobEventFanout;
@@ -179,28 +234,16 @@ export class JobService {
    */
   async *follow(orgId: OrgId, jobId: JobId, afterSeq: number, signal: AbortSignal): AsyncGenerator<JobEvent> {
     const initial = await this.get(orgId, jobId);
-    let live: JobEvent[] = [];
     // Read the store from `last` before taking live events: at the start, after a gap, after an overflow.
-    let reread = true;
-    let wake: (() => void) | null = null;
+    const live = new LiveBuffer(true, signal);
     const unfollow = this.fanout.follow(jobId, (e) => {
-      if (e.orgId !== orgId) return;
-      if (live.length >= MAX_LIVE_BACKLOG) {
-        live = [];
-        reread = true;
-      } else {
-        live.push(e);
-      }
-      wake?.();
+      if (e.orgId === orgId) live.push(e);
     });
-    const onAbort = () => wake?.();
-    signal.addEventListener('abort', onAbort);
     try {
       let last = afterSeq;
       let firstPass = true;
       while (!signal.aborted) {
-        if (reread) {
-          reread = false;
+        if (live.takeReread()) {
           for (;;) {
             const batch = await this.opts.store.listEvents(orgId, jobId, last, 500);
             for (const e of batch) {
@@ -220,7 +263,7 @@ export class JobService {
         if (e) {
           if (e.eventSeq <= last) continue; // already read from the store
           if (e.eventSeq !== last + 1) {
-            reread = true; // the feed skipped something: the store has it
+            live.requestReread(); // the feed skipped something: the store has it
             continue;
           }
           last = e.eventSeq;
@@ -228,15 +271,11 @@ export class JobService {
           if (isTerminalEvent(e.type)) return;
           continue;
         }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          if (reread || live.length > 0 || signal.aborted) resolve();
-        });
-        wake = null;
+        await live.next();
       }
     } finally {
       unfollow();
-      signal.removeEventListener('abort', onAbort);
+      live.close();
     }
   }
 
@@ -251,26 +290,13 @@ export class JobService {
    */
   async *followOrg(orgId: OrgId, afterPosition: number | null, signal: AbortSignal): AsyncGenerator<JobEvent> {
     const { store } = this.opts;
-    let live: JobEvent[] = [];
-    let reread = afterPosition !== null;
-    let wake: (() => void) | null = null;
     // Subscribed before the store is read: what commits meanwhile is buffered, not lost.
-    const unfollow = this.fanout.followOrg(orgId, (e) => {
-      if (live.length >= MAX_LIVE_BACKLOG) {
-        live = [];
-        reread = true;
-      } else {
-        live.push(e);
-      }
-      wake?.();
-    });
-    const onAbort = () => wake?.();
-    signal.addEventListener('abort', onAbort);
+    const live = new LiveBuffer(afterPosition !== null, signal);
+    const unfollow = this.fanout.followOrg(orgId, (e) => live.push(e));
     try {
       let last = afterPosition ?? (await store.headPosition());
       while (!signal.aborted) {
-        if (reread) {
-          reread = false;
+        if (live.takeReread()) {
           const head = await store.headPosition();
           while (last < head && !signal.aborted) {
             const upTo = Math.min(head, last + ORG_SCAN_WINDOW);
@@ -291,15 +317,11 @@ export class JobService {
           yield e;
           continue;
         }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          if (reread || live.length > 0 || signal.aborted) resolve();
-        });
-        wake = null;
+        await live.next();
       }
     } finally {
       unfollow();
-      signal.removeEventListener('abort', onAbort);
+      live.close();
     }
   }
 
