@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Command } from 'commander';
 import { ApiClient } from './client/apiClient.js';
-import { followJob } from './client/followJob.js';
+import { followJob, followOrgEvents } from './client/followJob.js';
 import { createProgressView } from './client/progressView.js';
 import type { Env } from '../config/config.js';
 import { CliError, EXIT, writeJson, type CliIo } from './io.js';
@@ -92,7 +92,35 @@ export function jobsCommand(io: CliIo, run: Runner): Command {
       .argument('<job_id>')
       .action(run(async (jobId: string, opts: TargetFlags) => waitFor(client(opts), jobId, io))),
   );
+  jobs.addCommand(
+    clientCmd('tail', "follow every job event of the org as it commits; prints one JSON line per event (ndjson)")
+      .option('--after <position>', 'start after this event position (replays the stored events after it); default: from now')
+      .option('--count <n>', 'exit 0 after this many events')
+      .action(
+        run(async (opts: TargetFlags & { after?: string; count?: string }) => {
+          const after = opts.after === undefined ? null : wholeNumber('--after', opts.after, 0);
+          const count = opts.count === undefined ? Infinity : wholeNumber('--count', opts.count, 1);
+          let seen = 0;
+          await followOrgEvents(
+            client(opts),
+            after,
+            (event) => {
+              io.stdout.write(`${JSON.stringify(event)}\n`);
+              return ++seen >= count;
+            },
+            (note) => io.stderr.write(`${note}\n`),
+          );
+          return EXIT.ok;
+        }),
+      ),
+  );
   return jobs;
+}
+
+function wholeNumber(flag: string, text: string, min: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new CliError(`${flag} must be a whole number ≥ ${min}, got ${JSON.stringify(text)}`, EXIT.usage);
+  return n;
 }
 
 interface SubmitFlags {

@@ -232,6 +232,26 @@ describe('serve with a custom analyzer, and the jobs client', () => {
     expect(JSON.parse(got.stdout).job_id).toBe(ref.job_id);
   });
 
+  it('jobs tail prints the org\'s events as JSON lines from a position; bad flags exit 2', async () => {
+    const org = ['--url', server.url, '--org', 'tail-org'];
+    const sub = await cli(['jobs', 'submit', 'noop', '--input', '{"t":1}', '--wait', ...org]);
+    expect(sub.code, sub.stderr).toBe(0);
+    const jobId = (JSON.parse(sub.stdout) as JobJson).job_id;
+    // The org's whole history from position 0: this job's three events, in order.
+    const r = await cli(['jobs', 'tail', '--after', '0', '--count', '3', ...org]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { job_id: string; type: string; position: number });
+    expect(lines.map((e) => [e.job_id, e.type])).toEqual([[jobId, 'job.queued'], [jobId, 'job.started'], [jobId, 'job.completed']]);
+    expect(lines[0]!.position).toBeLessThan(lines[1]!.position);
+    // Resuming after the second event's position yields the third.
+    const rest = await cli(['jobs', 'tail', '--after', String(lines[1]!.position), '--count', '1', ...org]);
+    expect((JSON.parse(rest.stdout) as { type: string }).type).toBe('job.completed');
+    for (const bad of [['--after', '-1'], ['--count', '0'], ['--after', 'x']]) {
+      const u = await cli(['jobs', 'tail', ...bad, ...org]);
+      expect(u.code, bad.join(' ')).toBe(2);
+    }
+  });
+
   it('jobs wait exits 1 for a failed job', async () => {
     const sub = await cli(['jobs', 'submit', 'sleep', '--input', '{"ms":50,"fail":"permanent"}', ...target()]);
     const jobId = (JSON.parse(sub.stdout) as JobJson).job_id;
