@@ -325,6 +325,11 @@ export class JobService {
     }
   }
 
+  /** The newest committed event position of the store (where a stream "from now" starts). */
+  headPosition(): Promise<number> {
+    return this.opts.store.headPosition();
+  }
+
   /** Waits until the job is terminal (or `signal` aborts) and returns it. */
   async waitForTerminal(orgId: OrgId, jobId: JobId, signal: AbortSignal): Promise<Job> {
     const job = await this.get(orgId, jobId);

@@ -92,17 +92,25 @@ export function streamJobEvents(res: ServerResponse, opts: StreamOptions): Promi
 export interface OrgStreamOptions {
   readonly service: JobService;
   readonly orgId: OrgId;
-  /** null: only events committed from now on. */
-  readonly afterPosition: number | null;
+  /** The position the stream starts after (the client's resume point, or the head for "from now"). */
+  readonly afterPosition: number;
+  /** Send `afterPosition` as a lone `id:` first (a stream "from now": the client has no id yet). */
+  readonly announce: boolean;
   readonly heartbeatMs: number;
   readonly logger: Logger;
   readonly shutdown: AbortSignal;
 }
 
-/** The org's stream of every job's events (`id:` = position) until client disconnect or shutdown. */
+/**
+ * The org's stream of every job's events (`id:` = position) until client disconnect or shutdown.
+ * A stream that starts "from now" first sends an `id:` line alone with the position it starts
+ * after: SSE clients take it as their last event id without an event, so a reconnect before the
+ * first event resumes from there instead of from a later "now" (no gap).
+ */
 export function streamOrgEvents(res: ServerResponse, opts: OrgStreamOptions): Promise<void> {
   return writeEventStream(res, {
     events: (signal) => opts.service.followOrg(opts.orgId, opts.afterPosition, signal),
+    ...(opts.announce && { initialId: opts.afterPosition }),
     idOf: (e) => e.position,
     heartbeatMs: opts.heartbeatMs,
     logger: opts.logger,
@@ -119,6 +127,8 @@ interface EventStream {
   readonly logger: Logger;
   readonly shutdown: AbortSignal;
   readonly logContext: Record<string, string>;
+  /** Sent as a lone `id:` line before the first event (the resume point of a stream from now). */
+  readonly initialId?: number;
 }
 
 /** Writes the stream until `events` ends, the client disconnects or the server shuts down; then ends it. */
@@ -134,7 +144,7 @@ async function writeEventStream(res: ServerResponse, opts: EventStream): Promise
   try {
     res.writeHead(200, SSE_HEADERS);
     // Tell EventSource to reconnect quickly; flushes headers so clients see the stream open.
-    res.write('retry: 1000\n\n');
+    res.write(opts.initialId === undefined ? 'retry: 1000\n\n' : `retry: 1000\n\nid: ${opts.initialId}\n\n`);
     for await (const e of opts.events(ac.signal)) {
       const ok = res.write(`id: ${opts.idOf(e)}\nevent: ${e.type}\ndata: ${JSON.stringify(toEventJson(e))}\n\n`);
       if (!ok) await drained(res, ac.signal);

@@ -509,6 +509,11 @@ describe('Server-Sent Events', () => {
     const frames = await live;
     expect(frames.events.map((e) => JSON.parse(e.data).job_id)).toEqual([j3, j3, j3]);
     expect(frames.events.map((e) => e.event)).toEqual(['job.queued', 'job.started', 'job.completed']);
+    // It announced where it started (an id without an event): a reconnect resumes from there.
+    const announced = /^retry: 1000\n\nid: (\d+)\n\n/.exec(frames.raw);
+    expect(announced).not.toBeNull();
+    expect(Number(announced![1])).toBeGreaterThanOrEqual(expected.at(-1)!);
+    expect(Number(announced![1])).toBeLessThan(Number(frames.events[0]!.id));
   });
 
   it('GET /analyze/events/stream refuses a malformed resume point with a problem', async () => {

@@ -285,6 +285,17 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
       { id: '1', event: 'message', data: 'x\ny' },
       { id: '2', event: 'message', data: '' },
     ]);
+    // An id in a block without data (the org stream's resume point) dispatches nothing but is
+    // kept as announcedId; an id whose block is still incomplete is not.
+    const announced = (await page.evaluate(`(async () => {
+      const { SseParser } = await import('/ui/assets/sse.js');
+      const p = new SseParser();
+      const first = p.push('retry: 1000\\n\\nid: 7\\n\\nid: 8\\nev');
+      const afterFirst = p.announcedId;
+      const second = p.push('ent: x\\ndata: {}\\n\\n');
+      return { first, afterFirst, second, afterSecond: p.announcedId };
+    })()`)) as Record<string, unknown>;
+    expect(announced).toEqual({ first: [], afterFirst: '7', second: [{ id: '8', event: 'x', data: '{}' }], afterSecond: '7' });
   });
 
   it('cancels a running job from its page', async () => {

@@ -11,6 +11,9 @@ export class SseParser {
     this.data = [];
     this.event = '';
     this.id = null;
+    /** An `id:` of a block without data (dispatches no event; a resume point), or null. */
+    this.announcedId = null;
+    this.blockHasId = false;
     /** Reconnection delay sent by the server (`retry:`), or null. */
     this.retry = null;
   }
@@ -30,8 +33,10 @@ export class SseParser {
       this.buf = this.buf.slice(m.index + m[0].length);
       if (line === '') {
         if (this.data.length > 0) out.push({ id: this.id, event: this.event || 'message', data: this.data.join('\n') });
+        else if (this.blockHasId) this.announcedId = this.id;
         this.data = [];
         this.event = '';
+        this.blockHasId = false;
         continue;
       }
       if (line.startsWith(':')) continue;
@@ -41,8 +46,10 @@ export class SseParser {
       if (value.startsWith(' ')) value = value.slice(1);
       if (field === 'data') this.data.push(value);
       else if (field === 'event') this.event = value;
-      else if (field === 'id' && !value.includes('\0')) this.id = value;
-      else if (field === 'retry' && /^\d+$/.test(value)) this.retry = Number(value);
+      else if (field === 'id' && !value.includes('\0')) {
+        this.id = value;
+        this.blockHasId = true;
+      } else if (field === 'retry' && /^\d+$/.test(value)) this.retry = Number(value);
     }
     return out;
   }
@@ -103,6 +110,9 @@ export function followStream(path, opts) {
             opts.onEvent(event);
             if (opts.untilTerminal !== false && TERMINAL.has(frame.event)) terminal = true;
           }
+          // An `id:` without an event (the org stream announces where it starts) is a resume point too.
+          const announced = Number(parser.announcedId);
+          if (parser.announcedId !== null && Number.isSafeInteger(announced) && announced > lastId) lastId = announced;
           if (parser.retry !== null) delay = parser.retry;
         }
       } catch (e) {

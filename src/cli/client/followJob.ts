@@ -41,7 +41,11 @@ async function followStream(client: ApiClient, f: StreamFollow): Promise<void> {
         ...(f.signal && { signal: f.signal }),
       });
       if (!res.body) throw new CliError('the stream response has no body');
-      for await (const msg of parseSse(res.body)) {
+      const noteId = (text: string): void => {
+        const id = Number(text);
+        if (Number.isSafeInteger(id) && id > lastId) lastId = id;
+      };
+      for await (const msg of parseSse(res.body, noteId)) {
         const id = msg.id === null ? NaN : Number(msg.id);
         if (Number.isSafeInteger(id)) {
           if (id <= lastId) continue; // a replay after reconnect: already shown

@@ -10,15 +10,18 @@ export interface SseMessage {
  * Parses an event stream from a fetch body. Handles CRLF/CR/LF line ends split across
  * chunks, multi-line `data:`, comments (heartbeats) and `retry:` (ignored: the caller owns
  * reconnection). An event is dispatched only at its blank line, so a stream cut mid-event
- * never yields a half event.
+ * never yields a half event. `onId`: called with the id of a block that has an `id:` but no
+ * data — it dispatches no event, but it is the stream's last event id (a resume point).
  */
-export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseMessage> {
+export async function* parseSse(body: ReadableStream<Uint8Array>, onId?: (id: string) => void): AsyncGenerator<SseMessage> {
   const decoder = new TextDecoder('utf-8');
   let buffer = '';
   let lastId: string | null = null;
   let event = '';
   let data: string[] = [];
   let sawData = false;
+  /** The `id:` of the block being read, if it has one. */
+  let blockId: string | null = null;
 
   const reader = body.getReader();
   let finished = false;
@@ -39,9 +42,12 @@ export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerato
         start = hit.index + hit[0].length;
         if (line === '') {
           if (sawData) yield { id: lastId, event: event || 'message', data: data.join('\n') };
+          // An id in a block without data dispatches nothing; it is still a resume point.
+          else if (blockId !== null) onId?.(blockId);
           event = '';
           data = [];
           sawData = false;
+          blockId = null;
           continue;
         }
         if (line.startsWith(':')) continue;
@@ -53,7 +59,10 @@ export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerato
           data.push(value);
           sawData = true;
         } else if (field === 'event') event = value;
-        else if (field === 'id' && !value.includes('\0')) lastId = value;
+        else if (field === 'id' && !value.includes('\0')) {
+          lastId = value;
+          blockId = value;
+        }
       }
       buffer = buffer.slice(start);
       if (done) return;

@@ -147,11 +147,13 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
     async (request, reply) => {
       const org = orgOf(request);
       const lastEventId = request.headers['last-event-id'];
-      const afterPosition = typeof lastEventId === 'string' ? Number(lastEventId) : (request.query.after_position ?? null);
+      const resume = typeof lastEventId === 'string' ? Number(lastEventId) : (request.query.after_position ?? null);
       if (ctx.open.isClosing) throw new UpshiftError('SHUTTING_DOWN', 'the server is shutting down');
+      // Before the stream starts, so a store failure answers a problem (503), not a silent hang.
+      const afterPosition = resume ?? (await service.headPosition());
       reply.hijack();
       await ctx.open.track((shutdown) =>
-        streamOrgEvents(reply.raw, { service, orgId: org, afterPosition, heartbeatMs: ctx.config.http.sseHeartbeatMs, logger: ctx.logger, shutdown }),
+        streamOrgEvents(reply.raw, { service, orgId: org, afterPosition, announce: resume === null, heartbeatMs: ctx.config.http.sseHeartbeatMs, logger: ctx.logger, shutdown }),
       );
     },
   );
