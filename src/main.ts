@@ -76,6 +76,8 @@ export interface Upshift {
   readonly apiKeys: ApiKeyService;
   readonly worker: WorkerRuntime | null;
   readonly http: FastifyInstance | null;
+  /** Where the SQLite store writes (`thread` | `inline`, `auto` resolved); null on PostgreSQL. */
+  readonly sqliteWriter: 'thread' | 'inline' | null;
   readonly logger: Logger;
   /** This instance's metrics (own Prometheus registry), served at GET /metrics. */
   readonly metrics: Metrics & HttpMetrics;
@@ -114,12 +116,16 @@ export function inAppDeliveryOf(config: Config): InAppDelivery {
 
 /**
  * Every store adapter implements the retention and delivery ports beside JobStore.
- * `servesHttp`: this process answers HTTP requests (picks the SQLite writer for `auto`).
+ * `sqliteWriter`: where the SQLite store writes (default: `auto` resolved for a process that
+ * answers no HTTP, as the CLI's commands); ignored for PostgreSQL.
  */
-export function createStore(config: Config, opts: { readonly servesHttp?: boolean } = {}): JobStore & RetentionStore & DeliveryStore & ProjectionStore {
+export function createStore(
+  config: Config,
+  opts: { readonly sqliteWriter?: 'thread' | 'inline' } = {},
+): JobStore & RetentionStore & DeliveryStore & ProjectionStore {
   if (config.database.kind === 'sqlite') {
     if (config.database.file !== ':memory:') mkdirSync(dirname(config.database.file), { recursive: true });
-    const writer = resolveSqliteWriter(config.sqliteWriter, { servesHttp: opts.servesHttp === true });
+    const writer = opts.sqliteWriter ?? resolveSqliteWriter(config.sqliteWriter, { servesHttp: false });
     return createSqliteJobStore({ file: config.database.file, inAppDelivery: inAppDeliveryOf(config), writer });
   }
   return createPostgresJobStore({ url: config.database.url, schema: config.database.schema, inAppDelivery: inAppDeliveryOf(config) });
@@ -210,7 +216,9 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   for (const a of opts.analyzers ?? []) registry.register(a);
   for (const a of await loadAnalyzerModules(config.analyzerModules)) registry.register(a);
 
-  const store = createStore(config, { servesHttp: opts.http !== false });
+  // A process that answers HTTP keeps SQLite's write batches off its event loop (`auto`).
+  const sqliteWriter = config.database.kind === 'sqlite' ? resolveSqliteWriter(config.sqliteWriter, { servesHttp: opts.http !== false }) : null;
+  const store = createStore(config, sqliteWriter === null ? {} : { sqliteWriter });
   // A database that is (re)starting delays the start instead of failing it (startupRetry.ts).
   await retryWhileUnavailable(() => store.migrate(), {
     timeoutMs: config.startupTimeoutMs,
@@ -386,6 +394,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
     apiKeys,
     worker,
     http,
+    sqliteWriter,
     logger,
     metrics,
     tracer,

@@ -1,7 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Command } from 'commander';
 import { coerceError } from '../core/errors.js';
-import { resolveSqliteWriter } from '../config/config.js';
 import { addConfigFlags, configFromFlags } from './configFlags.js';
 import { EXIT, type CliIo } from './io.js';
 import type { Runner } from './runner.js';
@@ -62,7 +61,7 @@ export async function serve(opts: Readonly<Record<string, unknown>>, io: CliIo, 
       url,
       store: upshift.store.kind,
       // Which SQLite writer `auto` resolved to for this role (docs/configuration.md).
-      ...(config.database.kind === 'sqlite' && { sqlite_writer: resolveSqliteWriter(config.sqliteWriter, { servesHttp: role !== 'worker' }) }),
+      ...(upshift.sqliteWriter !== null && { sqlite_writer: upshift.sqliteWriter }),
       dispatch: config.dispatch.mode, auth_mode: config.auth.mode,
       worker: config.worker.enabled,
       analyzers: upshift.registry.names(),
