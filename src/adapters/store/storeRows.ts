@@ -109,7 +109,8 @@ export function rowMappers<J, E>(json: (cell: J) => Json, error: (cell: E) => Jo
   });
   /**
    * A running row with its lease; only valid for rows the caller just claimed or checked.
-   * Spelled out rather than spread from toJob: this runs for every claimed job.
+   * Spelled out rather than spread from toJob: this runs for every claimed job (a spread
+   * measured ~5-10 % more CPU per job in the embedded lifecycle, 3 interleaved runs, session 5).
    */
   const toClaimedJob = (r: JobRowOf<J, E>): ClaimedJob => ({
     jobId: asJobId(r.job_id),
