@@ -283,18 +283,18 @@ export class JobService {
    * The org's event stream (GET /analyze/events/stream): every event of the org's jobs with a
    * position after `afterPosition`, once each, in position (= commit) order — the stored ones
    * first, read window by window up to the head (each read bounded by ORG_SCAN_WINDOW positions,
-   * whatever other tenants wrote), then live ones from the feed. `afterPosition` null: only
-   * events committed from now on. A follower that falls MAX_LIVE_BACKLOG events behind drops
+   * whatever other tenants wrote), then live ones from the feed; from now on = after
+   * headPosition(). A follower that falls MAX_LIVE_BACKLOG events behind drops
    * its buffer and re-reads the store from its last position, as `follow` does. Never ends on
    * its own; `signal` stops it.
    */
-  async *followOrg(orgId: OrgId, afterPosition: number | null, signal: AbortSignal): AsyncGenerator<JobEvent> {
+  async *followOrg(orgId: OrgId, afterPosition: number, signal: AbortSignal): AsyncGenerator<JobEvent> {
     const { store } = this.opts;
     // Subscribed before the store is read: what commits meanwhile is buffered, not lost.
-    const live = new LiveBuffer(afterPosition !== null, signal);
+    const live = new LiveBuffer(true, signal);
     const unfollow = this.fanout.followOrg(orgId, (e) => live.push(e));
     try {
-      let last = afterPosition ?? (await store.headPosition());
+      let last = afterPosition;
       while (!signal.aborted) {
         if (live.takeReread()) {
           const head = await store.headPosition();
