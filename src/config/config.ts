@@ -440,7 +440,7 @@ function deepFreeze<T>(o: T): T {
  * when there are 4+ CPUs for it; otherwise (a headless worker, the CLI, the library on a small
  * machine) in-thread, where the thread's hand-offs would cost more than its parallelism gains.
  */
-export function resolveSqliteWriter(mode: Config['sqliteWriter'], process: { readonly servesHttp: boolean; readonly cpus?: number }): 'thread' | 'inline' {
+export function resolveSqliteWriter(mode: Config['sqliteWriter'], role: { readonly servesHttp: boolean; readonly cpus?: number }): 'thread' | 'inline' {
   if (mode !== 'auto') return mode;
-  return process.servesHttp || (process.cpus ?? availableParallelism()) >= 4 ? 'thread' : 'inline';
+  return role.servesHttp || (role.cpus ?? availableParallelism()) >= 4 ? 'thread' : 'inline';
 }
