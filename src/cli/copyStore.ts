@@ -8,7 +8,7 @@ import type { CopyProgress } from '../app/copyPlan.js';
 import { copyStore, type CopyStoreReport } from '../app/copyStore.js';
 import { verifyCopy, type VerifyReport } from '../app/verifyCopy.js';
 import { systemClock } from '../ports/clock.js';
-import { CliError, EXIT, type CliIo } from './io.js';
+import { CliError, EXIT, intFlag, type CliIo } from './io.js';
 import type { Runner } from './runner.js';
 
 interface CopyStoreFlags {
@@ -108,14 +108,6 @@ function parseFrom(raw: string): string {
 }
 
 const redact = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
-
-function intFlag(flag: string, raw: string, min: number, max: number): number {
-  const n = Number(raw.trim());
-  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new CliError(`${flag} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`, EXIT.usage);
-  }
-  return n;
-}
 
 /** A bar on a terminal; otherwise a plain line per org/table/phase change and at most one a second. */
 function progressView(out: NodeJS.WritableStream & { readonly isTTY?: boolean }): { update(p: CopyProgress): void; stop(): void } {

@@ -48,3 +48,12 @@ export function reportError(io: CliIo, e: unknown): number {
 export function writeJson(out: NodeJS.WritableStream, value: unknown): void {
   out.write(`${JSON.stringify(value, null, 2)}\n`);
 }
+
+/** A whole-number flag in [min, max]; anything else is a usage error (exit 2). */
+export function intFlag(flag: string, raw: string, min: number, max: number): number {
+  const n = Number(raw.trim());
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new CliError(`${flag} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`, EXIT.usage);
+  }
+  return n;
+}

@@ -6,7 +6,7 @@ import { ApiClient } from './client/apiClient.js';
 import { followJob, followOrgEvents } from './client/followJob.js';
 import { createProgressView } from './client/progressView.js';
 import type { Env } from '../config/config.js';
-import { CliError, EXIT, writeJson, type CliIo } from './io.js';
+import { CliError, EXIT, intFlag, writeJson, type CliIo } from './io.js';
 import type { Runner } from './runner.js';
 
 const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -98,8 +98,8 @@ export function jobsCommand(io: CliIo, run: Runner): Command {
       .option('--count <n>', 'exit 0 after this many events')
       .action(
         run(async (opts: TargetFlags & { after?: string; count?: string }) => {
-          const after = opts.after === undefined ? null : wholeNumber('--after', opts.after, 0);
-          const count = opts.count === undefined ? Infinity : wholeNumber('--count', opts.count, 1);
+          const after = opts.after === undefined ? null : intFlag('--after', opts.after, 0, Number.MAX_SAFE_INTEGER);
+          const count = opts.count === undefined ? Infinity : intFlag('--count', opts.count, 1, Number.MAX_SAFE_INTEGER);
           let seen = 0;
           await followOrgEvents(
             client(opts),
@@ -115,12 +115,6 @@ export function jobsCommand(io: CliIo, run: Runner): Command {
       ),
   );
   return jobs;
-}
-
-function wholeNumber(flag: string, text: string, min: number): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new CliError(`${flag} must be a whole number ≥ ${min}, got ${JSON.stringify(text)}`, EXIT.usage);
-  return n;
 }
 
 interface SubmitFlags {

@@ -5,7 +5,7 @@ import { RETENTION_DEFAULTS, runRetention } from '../app/retention.js';
 import type { RetentionReport } from '../core/retention.js';
 import { systemClock } from '../ports/clock.js';
 import { addConfigFlags, configFromFlags, STORE_FLAG_KEYS } from './configFlags.js';
-import { CliError, EXIT, type CliIo } from './io.js';
+import { CliError, EXIT, intFlag, type CliIo } from './io.js';
 import type { Runner } from './runner.js';
 
 interface RetentionFlags {
@@ -112,14 +112,6 @@ async function retention(opts: RetentionFlags & Record<string, unknown>, io: Cli
   }
   if (!report.completed) throw new CliError('retention was interrupted before it examined every job; the report covers the part that ran');
   return EXIT.ok;
-}
-
-function intFlag(flag: string, raw: string, min: number, max: number): number {
-  const n = Number(raw.trim());
-  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new CliError(`${flag} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`, EXIT.usage);
-  }
-  return n;
 }
 
 function parseNow(raw: string): number {
