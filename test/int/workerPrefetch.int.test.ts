@@ -36,12 +36,18 @@ const types = (jobId: JobId) => rt!.events.filter((e) => e.jobId === jobId).map(
 /** Job ids in claim order (their job.started events; jobs submitted in the same ms claim in id order). */
 const claimOrder = () => rt!.events.filter((e) => e.type === 'job.started').map((e) => e.jobId as string);
 
+/** Submits `n` jobs of `analyzer` to acme, one after another; their ids in submit order. */
+async function submitAll(analyzer: string, n: number): Promise<JobId[]> {
+  const ids: JobId[] = [];
+  for (let i = 0; i < n; i++) ids.push((await rt!.service.submit(acme, { analyzer, input: { i } })).job.jobId);
+  return ids;
+}
+
 describe('worker prefetch (claimed jobs held for a free slot), real SQLite store', () => {
   it('holds up to `prefetch` claimed jobs beyond the concurrency and starts them in claim order as slots free', async () => {
     const g = gated('gated');
     rt = await createTestRuntime({ analyzers: [g.analyzer], clock: new ManualClock(), worker: { concurrency: 2, prefetch: 2 } });
-    const ids: JobId[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await rt.service.submit(acme, { analyzer: 'gated', input: { i } })).job.jobId);
+    const ids = await submitAll('gated', 5);
     rt.worker.start();
     await until(() => claimOrder().length === 4);
     await sleep(50);
@@ -106,8 +112,7 @@ describe('worker prefetch (claimed jobs held for a free slot), real SQLite store
   it('counts held jobs against an analyzer\'s own concurrency limit', async () => {
     const limited = gated('limited', 1);
     rt = await createTestRuntime({ analyzers: [limited.analyzer], clock: new ManualClock(), worker: { concurrency: 4, prefetch: 4 } });
-    const ids: JobId[] = [];
-    for (let i = 0; i < 3; i++) ids.push((await rt.service.submit(acme, { analyzer: 'limited', input: { i } })).job.jobId);
+    const ids = await submitAll('limited', 3);
     rt.worker.start();
     await until(() => limited.started.length === 1);
     await sleep(100);
@@ -124,8 +129,7 @@ describe('worker prefetch (claimed jobs held for a free slot), real SQLite store
   it('graceful stop runs held jobs while the deadline allows, then releases the rest to the queue', async () => {
     const g = gated('gated');
     rt = await createTestRuntime({ analyzers: [g.analyzer], clock: new ManualClock(), worker: { concurrency: 1, prefetch: 2 } });
-    const ids: JobId[] = [];
-    for (let i = 0; i < 3; i++) ids.push((await rt.service.submit(acme, { analyzer: 'gated', input: { i } })).job.jobId);
+    await submitAll('gated', 3);
     rt.worker.start();
     await until(() => claimOrder().length === 3);
     const [first, second, third] = claimOrder() as [JobId, JobId, JobId];
