@@ -135,7 +135,7 @@ export function createStore(
  * BullMQ dispatch (null in `store` mode). In `store` mode on PostgreSQL, outbox capture is
  * switched off, so a deployment moved back from BullMQ does not keep filling the outbox.
  */
-async function createDispatch(config: Config, logger: Logger, clock: Clock): Promise<BullmqDispatch | null> {
+async function createDispatch(config: Config, store: JobStore, logger: Logger, clock: Clock): Promise<BullmqDispatch | null> {
   const db = config.database;
   if (db.kind !== 'postgres') return null;
   if (config.dispatch.mode === 'store') {
@@ -150,6 +150,7 @@ async function createDispatch(config: Config, logger: Logger, clock: Clock): Pro
   const d = createBullmqDispatch({
     databaseUrl: db.url,
     schema: db.schema,
+    jobStore: store,
     redisUrl: config.dispatch.redisUrl as string,
     clock,
     logger: logger.child({ component: 'dispatch' }),
@@ -251,7 +252,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   const service = new JobService({ store, feed, registry, clock, defaultMaxAttempts: config.worker.maxAttempts, tracer });
   const apiKeys = new ApiKeyService(store, clock);
   const w = config.worker;
-  const dispatch = await createDispatch(config, logger, clock);
+  const dispatch = await createDispatch(config, store, logger, clock);
   // The relay moves every process's outbox rows; the feed (NOTIFY) says when there are new ones.
   const offRelay = dispatch
     ? feed.subscribe((events) => {

@@ -10,6 +10,7 @@ import { parseOrgId } from '../../src/core/ids.js';
 import { createUpshift, type Upshift } from '../../src/main.js';
 import { BullmqDispatcher } from '../../src/adapters/dispatch/bullmq/bullmqDispatcher.js';
 import { PostgresDispatchStore, type DispatchRow } from '../../src/adapters/dispatch/bullmq/postgresDispatchStore.js';
+import type { JobStore } from '../../src/ports/jobStore.js';
 import { drive, type Peer } from './peerCommon.js';
 
 /**
@@ -61,6 +62,7 @@ await drive(system, async (): Promise<Peer> => {
   const hops = process.env.BENCH_HOPS === '1' && bullmq ? traceHops() : null;
   const up: Upshift = await createUpshift({ config, http: false, analyzers: [noop] });
   if (process.env.BENCH_TRACE === '1') traceStore(up);
+  hops?.attach(up.store);
   const numberOf = new Map<string, number>();
   // The processing window (from start() to close()): CPU of this process and of its backends,
   // and WAL written (server-wide: exact only on a private server).
@@ -137,7 +139,7 @@ await drive(system, async (): Promise<Peer> => {
  *   (BullMQ's fetch) → claim by id resolved → analyzer invoked.
  * Patches prototypes of the dispatch classes before the instance is built (bench only).
  */
-function traceHops(): { mark(jobId: string, hop: number, t: number): void } {
+function traceHops(): { mark(jobId: string, hop: number, t: number): void; attach(store: JobStore): void } {
   const HOP_NAMES = ['submit call', 'submit commit', 'relay round start', 'relay read', 'BullMQ add done', 'relay commit', 'processor invoked', 'claim done', 'analyzer start', 'fetch sent'];
   const at = new Map<string, Float64Array>();
   const mark = (jobId: string, hop: number, t: number): void => {
@@ -178,12 +180,6 @@ function traceHops(): { mark(jobId: string, hop: number, t: number): void } {
       return f.call(this, job, ...rest);
     };
   }
-  const claim = PostgresDispatchStore.prototype.claimById;
-  PostgresDispatchStore.prototype.claimById = async function (this: PostgresDispatchStore, req) {
-    const r = await claim.call(this, req);
-    if (r.kind === 'claimed') mark(req.jobId, 7, performance.now());
-    return r;
-  };
   // The dispatcher's fetches (BullMQ manual processing): latency of each call, by outcome.
   const fetchStats = { calls: 0, jobs: 0, ms: 0, emptyMs: 0 };
   const wproto = Worker.prototype as unknown as { getNextJob(token: string, o?: { block?: boolean }): Promise<{ data: { jobId: string } } | undefined> };
@@ -236,7 +232,17 @@ function traceHops(): { mark(jobId: string, hop: number, t: number): void } {
     for (const [a, b] of pairs) lines.push(`  ${HOP_NAMES[a]} → ${HOP_NAMES[b]}: ${stat(full.map((x) => (x[b] as number) - (x[a] as number)))} ms`);
     process.stderr.write(`hops (${full.length} of ${at.size} jobs with every hop):\n${lines.join('\n')}\n`);
   });
-  return { mark };
+  // The dispatcher calls the store's claimJobsById at each claim: wrapped on the instance.
+  const attach = (target: JobStore): void => {
+    const claim = target.claimJobsById.bind(target);
+    target.claimJobsById = async (cmd) => {
+      const results = await claim(cmd);
+      const t = performance.now();
+      results.forEach((r, i) => r.kind === 'claimed' && mark(cmd.jobs[i]?.jobId as string, 7, t));
+      return results;
+    };
+  };
+  return { mark, attach };
 }
 
 /**

@@ -81,6 +81,16 @@ export interface JobStore {
   claimJobs(cmd: ClaimCommand): Promise<ClaimedJob[]>;
 
   /**
+   * Claims the named jobs that are queued and due: the same compare-and-set as claimJobs
+   * (queued → running, a fresh lease, `job.started`), for a dispatcher that learns job ids from
+   * a queue (BullMQ dispatch). One result per named job, in order. Tenant-bound per job: a job
+   * named with another org's id is `gone`, like a missing one; a job named twice is claimed
+   * once (the second is `gone`). Claims of one event-loop turn share a transaction with the
+   * other writes of that turn (group commit).
+   */
+  claimJobsById(cmd: ClaimByIdCommand): Promise<ClaimByIdResult[]>;
+
+  /**
    * Extends the leases the worker still holds. Returns, per job, whether the lease is still
    * held and whether a cancel was requested (so a worker that missed the live signal aborts).
    * A lease that expired but was not yet recovered is still held (and extended).
@@ -181,6 +191,22 @@ export interface ClaimCommand {
   /** Only claim jobs of these analyzers (null = any). */
   readonly analyzers: readonly string[] | null;
 }
+
+export interface ClaimByIdCommand {
+  readonly jobs: ReadonlyArray<{ readonly orgId: OrgId; readonly jobId: JobId }>;
+  readonly workerId: string;
+  readonly now: number;
+  readonly leaseMs: number;
+}
+
+export type ClaimByIdResult =
+  | { readonly kind: 'claimed'; readonly job: ClaimedJob }
+  /** Still queued but not due yet (a retry's backoff, or clocks disagree): ask again at runAt. */
+  | { readonly kind: 'not_due'; readonly runAt: number }
+  /** Queued and due, but its row was locked by another writer (PostgreSQL): ask again shortly. */
+  | { readonly kind: 'busy' }
+  /** Not queued any more (claimed elsewhere, canceled, finished), unknown, or another org's: drop the signal. */
+  | { readonly kind: 'gone' };
 
 export interface HeartbeatCommand {
   readonly workerId: string;

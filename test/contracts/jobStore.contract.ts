@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isUpshiftError, type ErrorCode } from '../../src/core/errors.js';
 import type { JobEvent } from '../../src/core/events.js';
 import { isTerminalEvent } from '../../src/core/events.js';
-import { asOrgId, newJobId, newResultId, type JobId, type OrgId, type ResultId } from '../../src/core/ids.js';
+import { asJobId, asOrgId, newJobId, newResultId, type JobId, type OrgId, type ResultId } from '../../src/core/ids.js';
 import type { ClaimedJob, Job, LeaseRef } from '../../src/core/job.js';
 import { isTerminal } from '../../src/core/jobState.js';
 import type { JobStore, SubmitJobCommand } from '../../src/ports/jobStore.js';
@@ -285,6 +285,60 @@ export function jobStoreContract(name: string, factory: () => Promise<{ store: J
         expect(new Set(ids).size).toBe(200);
         const tokens = batches.flat().map((j) => j.leaseToken);
         expect(new Set(tokens).size).toBe(200);
+      });
+    });
+
+    describe('claim by id', () => {
+      const byId = (jobs: Array<{ orgId: OrgId; jobId: JobId }>, now = T0, workerId = 'w1') =>
+        store.claimJobsById({ jobs, workerId, now, leaseMs: LEASE_MS });
+
+      it('claims the named queued jobs like claimJobs, and tells gone and not-due apart', async () => {
+        const due = await submit();
+        const other = await submit({ orgId: B });
+        const later = await submit({ runAt: T0 + 60_000 });
+        const done = await submit();
+        await store.requestCancel(A, done.jobId, T0);
+        const results = await byId([
+          { orgId: A, jobId: due.jobId },
+          // Another org's job named with this org's id: gone, and untouched.
+          { orgId: A, jobId: other.jobId },
+          { orgId: A, jobId: later.jobId },
+          { orgId: A, jobId: done.jobId },
+          { orgId: A, jobId: asJobId('job_00000000000000000000000000') },
+        ], T0 + 5);
+        expect(results.map((r) => r.kind)).toEqual(['claimed', 'gone', 'not_due', 'gone', 'gone']);
+        expect(results[2]).toEqual({ kind: 'not_due', runAt: T0 + 60_000 });
+        const claimed = results[0];
+        if (claimed?.kind !== 'claimed') throw new Error('not claimed');
+        expect(claimed.job).toMatchObject({ jobId: due.jobId, orgId: A, status: 'running', attempt: 1, workerId: 'w1', startedAt: T0 + 5, leaseExpiresAt: T0 + 5 + LEASE_MS });
+        expect(claimed.job.leaseToken.length).toBeGreaterThanOrEqual(16);
+        const [, started] = await events(due.jobId);
+        expect(started).toMatchObject({ type: 'job.started', status: 'running', eventSeq: 2, payload: { attempt: 1, worker_id: 'w1' } });
+        expect((await store.getJob(B, other.jobId))!.status).toBe('queued');
+        expect(await types(other.jobId)).toEqual([]);
+        expect((await store.listEvents(B, other.jobId, 0, 10)).map((e) => e.type)).toEqual(['job.queued']);
+        // Claimed once: the lease works for the finish, and a second claim finds it gone.
+        await store.finishJob(leaseOf(claimed.job), completed(), T0 + 6);
+        expect((await byId([{ orgId: A, jobId: due.jobId }], T0 + 7)).map((r) => r.kind)).toEqual(['gone']);
+        // Due now.
+        expect((await byId([{ orgId: A, jobId: later.jobId }], T0 + 60_000)).map((r) => r.kind)).toEqual(['claimed']);
+        expect(await byId([])).toEqual([]);
+      });
+
+      it('a job named twice, or by concurrent claimers, is claimed exactly once', async () => {
+        const jobs = await Promise.all(Array.from({ length: 60 }, () => submit()));
+        const twice = await byId([{ orgId: A, jobId: (jobs[0] as Job).jobId }, { orgId: A, jobId: (jobs[0] as Job).jobId }], T0 + 1);
+        expect(twice.map((r) => r.kind)).toEqual(['claimed', 'gone']);
+        // Every job named by three claimers in the same turn (as duplicated queue entries would).
+        const rest = jobs.slice(1);
+        const rounds = await Promise.all(
+          [0, 1, 2].flatMap((k) => rest.map((j) => byId([{ orgId: A, jobId: j.jobId }], T0 + 2, `w${k}`))),
+        );
+        const claimed = rounds.flat().filter((r) => r.kind === 'claimed');
+        expect(claimed).toHaveLength(rest.length);
+        expect(new Set(claimed.map((r) => (r.kind === 'claimed' ? r.job.jobId : ''))).size).toBe(rest.length);
+        expect(rounds.flat().filter((r) => r.kind !== 'claimed').every((r) => r.kind === 'gone' || r.kind === 'busy')).toBe(true);
+        for (const j of rest) expect(await types(j.jobId)).toEqual(['job.queued', 'job.started']);
       });
     });
 

@@ -1,6 +1,5 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PostgresDispatchStore } from '../../src/adapters/dispatch/bullmq/postgresDispatchStore.js';
 import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
 import { asOrgId, newJobId, newResultId, type OrgId } from '../../src/core/ids.js';
 import type { ClaimedJob } from '../../src/core/job.js';
@@ -113,25 +112,24 @@ describe.skipIf(!url)('PostgreSQL lock order', () => {
     await a.migrate();
     const org = asOrgId('org-byid');
     const { job } = await a.submitJob({ jobId: newJobId(1), orgId: org, analyzer: 'noop', input: 1, priority: 0, maxAttempts: 1, idempotencyKey: null, requestHash: null, traceContext: null, now: 1 });
-    const dispatch = new PostgresDispatchStore({ url: url!, schema });
     const holder = new pg.Client({ connectionString: url! });
     await holder.connect();
     try {
       await holder.query('BEGIN');
       await holder.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`upshift.positions.${schema}`]);
-      const claim = dispatch.claimById({ orgId: org, jobId: job.jobId, workerId: 'w', leaseMs: 1000, now: 10 });
+      // From the other store (another process): its batch must wait for the position lock first.
+      const claim = b.claimJobsById({ jobs: [{ orgId: org, jobId: job.jobId }], workerId: 'w', leaseMs: 1000, now: 10 });
       // Give the claim time to arrive and block on the position lock.
       await new Promise((r) => setTimeout(r, 300));
       // Its job row is not locked meanwhile: a writer holding the position lock can lock it
-      // (before, the claim locked the row first and then waited: a deadlock with such a writer).
+      // (a claim that locked the row first and then waited would deadlock with such a writer).
       const locked = await holder.query(`SELECT job_id FROM "${schema}".jobs WHERE org_id = $1 AND job_id = $2 FOR UPDATE NOWAIT`, [org, job.jobId]);
       expect(locked.rows).toHaveLength(1);
       await holder.query('COMMIT');
-      const r = await claim;
-      expect(r.kind).toBe('claimed');
+      const [r] = await claim;
+      expect(r?.kind).toBe('claimed');
     } finally {
       await holder.end();
-      await dispatch.close();
     }
   });
 });

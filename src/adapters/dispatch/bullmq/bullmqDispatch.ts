@@ -2,6 +2,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { UpshiftError, coerceError } from '../../../core/errors.js';
 import { systemClock, type Clock } from '../../../ports/clock.js';
+import type { JobStore } from '../../../ports/jobStore.js';
 import type { Logger } from '../../../ports/logger.js';
 import { BullmqDispatcher } from './bullmqDispatcher.js';
 import { BullmqOutboxRelay, type DispatchJobData } from './bullmqOutboxRelay.js';
@@ -10,6 +11,8 @@ import { PostgresDispatchStore } from './postgresDispatchStore.js';
 export interface BullmqDispatchOptions {
   /** The PostgreSQL store's database (postgres://…); the store must be migrated. */
   readonly databaseUrl: string;
+  /** The job store of that database: the worker's claims by id join its group commit. */
+  readonly jobStore: Pick<JobStore, 'claimJobsById'>;
   /** The store's schema (default `upshift`); also names the BullMQ queue. */
   readonly schema?: string;
   readonly redisUrl: string;
@@ -94,7 +97,7 @@ export function createBullmqDispatch(opts: BullmqDispatchOptions): BullmqDispatc
       });
     },
   });
-  const dispatcher = new BullmqDispatcher({ store, connection: workerConn, queueName, prefix, clock, logger: opts.logger, concurrency: opts.concurrency });
+  const dispatcher = new BullmqDispatcher({ store: opts.jobStore, connection: workerConn, queueName, prefix, clock, logger: opts.logger, concurrency: opts.concurrency });
   let closed = false;
   return {
     dispatcher,

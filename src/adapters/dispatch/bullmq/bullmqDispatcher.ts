@@ -2,14 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { Worker, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { UpshiftError, coerceError } from '../../../core/errors.js';
+import { asJobId, asOrgId } from '../../../core/ids.js';
 import type { Clock } from '../../../ports/clock.js';
 import type { Dispatcher, DispatchSink } from '../../../ports/dispatcher.js';
+import type { ClaimByIdResult, JobStore } from '../../../ports/jobStore.js';
 import type { Logger } from '../../../ports/logger.js';
 import type { DispatchJobData } from './bullmqOutboxRelay.js';
-import type { PostgresDispatchStore } from './postgresDispatchStore.js';
 
 export interface BullmqDispatcherOptions {
-  readonly store: PostgresDispatchStore;
+  /** Claims by id run in the store's group commit, beside the completions of the same turn. */
+  readonly store: Pick<JobStore, 'claimJobsById'>;
   /** A connection for the BullMQ worker (maxRetriesPerRequest: null); the dispatcher owns it. */
   readonly connection: Redis;
   readonly queueName: string;
@@ -193,9 +195,10 @@ export class BullmqDispatcher implements Dispatcher {
         handOver();
         return await this.putBack(job, token, Date.now() + (this.stopping ? 0 : (this.o.busyRetryMs ?? 250)));
       }
-      let r;
+      let r: ClaimByIdResult;
       try {
-        r = await this.o.store.claimById({ orgId, jobId, workerId: sink.workerId, leaseMs: sink.leaseMs, now });
+        const [one] = await this.o.store.claimJobsById({ jobs: [{ orgId: asOrgId(orgId), jobId: asJobId(jobId) }], workerId: sink.workerId, leaseMs: sink.leaseMs, now });
+        r = one ?? { kind: 'gone' };
       } catch (e) {
         // PostgreSQL unavailable: keep the signal (dropping it would leave the job to the safety net).
         this.o.logger.warn({ err: coerceError(e), job_id: jobId }, 'claim by id failed; trying again shortly');

@@ -9,7 +9,7 @@ import { corkUntilNextTick, createPool, resolveNames, withPooledTransaction, typ
 import { createPostgresDeliveryMethods } from './postgresDeliveryStore.js';
 import { toStoreError } from './postgresErrors.js';
 import { PgGroupCommit, type CommitListener, type Op } from './postgresGroupCommit.js';
-import { claimOp, createApiKeyOp, recoverOp, revokeApiKeyOp, submitOp } from './postgresJobWrites.js';
+import { claimByIdOp, claimOp, createApiKeyOp, recoverOp, revokeApiKeyOp, submitOp } from './postgresJobWrites.js';
 import { applyMigrations, loadMigrations, schemaState } from './postgresMigrator.js';
 import { heartbeatOp, mutationOp } from './postgresMutations.js';
 import { createPostgresProjections } from './postgresProjections.js';
@@ -122,6 +122,7 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
 
     submitJob: (cmd) => write(submitOp(cmd)),
     claimJobs: (cmd) => write(claimOp(cmd)),
+    claimJobsById: (cmd) => (cmd.jobs.length === 0 ? Promise.resolve([]) : write(claimByIdOp(cmd))),
     heartbeat: (cmd) => (cmd.leases.length === 0 ? Promise.resolve([]) : write(heartbeatOp(cmd))),
     // What analyzers report is stored with U+0000 replaced (see postgresText.ts).
     recordProgress: (lease, fraction, message, now) =>

@@ -2,7 +2,7 @@ import { UpshiftError } from '../../../core/errors.js';
 import { asJobId, asOrgId, newToken } from '../../../core/ids.js';
 import type { ClaimedJob, Job, JobError } from '../../../core/job.js';
 import { assertTransition, isTerminal } from '../../../core/jobState.js';
-import type { ApiKeyRecord, ClaimCommand, SubmitJobCommand } from '../../../ports/jobStore.js';
+import type { ApiKeyRecord, ClaimByIdCommand, ClaimByIdResult, ClaimCommand, SubmitJobCommand } from '../../../ports/jobStore.js';
 import type { Op, Outcome } from './postgresGroupCommit.js';
 import { toClaimedJob, toJob, toJsonText, type JobRow } from './postgresRows.js';
 import { writeOutbox } from './postgresOutbox.js';
@@ -119,6 +119,71 @@ export function claimOp(cmd: ClaimCommand): Op<ClaimCommand, ClaimedJob[]> {
       return [{ ok: true, value: rows.map(toClaimedJob) }];
     },
   };
+}
+
+/**
+ * Claims by id of one turn with the same worker and lease length run together: one statement
+ * per org (tenant-bound, so RLS checks it too), all sent before the first result is read, in
+ * the group-commit transaction of the completions and submits of that turn.
+ */
+export function claimByIdOp(cmd: ClaimByIdCommand): Op<ClaimByIdCommand, ClaimByIdResult[]> {
+  return {
+    key: `claimById:${cmd.workerId}:${cmd.leaseMs}`,
+    jobs: cmd.jobs.map((j) => `${j.orgId}:${j.jobId}`),
+    input: cmd,
+    pipelined: () => true,
+    exec: execClaimsById,
+  };
+}
+
+type ClaimByIdRow = JobRow & { asked_job_id: string; seen_status: string | null; seen_run_at: number | null; event_position: number | null };
+
+async function execClaimsById(tx: Parameters<Op<ClaimByIdCommand, unknown>['exec']>[0], cmds: readonly ClaimByIdCommand[]): Promise<Array<Outcome<ClaimByIdResult[]>>> {
+  assertTransition('queued', 'running', 'claim');
+  const first = cmds[0] as ClaimByIdCommand;
+  const now = Math.max(...cmds.map((c) => c.now));
+  // Distinct names per org: a job named twice (a duplicated queue entry) is claimed once.
+  const byOrg = new Map<string, Set<string>>();
+  for (const c of cmds) {
+    for (const { orgId, jobId } of c.jobs) {
+      const ids = byOrg.get(orgId);
+      if (ids) ids.add(jobId);
+      else byOrg.set(orgId, new Set([jobId]));
+    }
+  }
+  const token = newToken('lse_');
+  const orgs = [...byOrg];
+  const statements = orgs.map(([org, ids], i) => {
+    tx.asTenant(org);
+    return tx.query<ClaimByIdRow>('claimById', [org, [...ids], now, token, now + first.leaseMs, first.workerId, ...tx.positionArgs()], i === orgs.length - 1);
+  });
+  const seen = new Map<string, ClaimByIdResult>();
+  for (const [k, rows] of (await Promise.all(statements)).entries()) {
+    const org = (orgs[k] as [string, Set<string>])[0];
+    for (const row of rows) {
+      let r: ClaimByIdResult;
+      if (row.event_position !== null) {
+        tx.written.push({
+          jobId: asJobId(row.job_id), orgId: asOrgId(row.org_id), eventSeq: row.last_event_seq, type: 'job.started', status: 'running',
+          payload: { attempt: row.attempt, worker_id: first.workerId }, occurredAt: now, position: Number(row.event_position),
+        });
+        r = { kind: 'claimed', job: toClaimedJob(row) };
+      } else if (row.seen_status !== 'queued') r = { kind: 'gone' };
+      else if (Number(row.seen_run_at) > now) r = { kind: 'not_due', runAt: Number(row.seen_run_at) };
+      else r = { kind: 'busy' };
+      seen.set(`${org}:${row.asked_job_id}`, r);
+    }
+  }
+  // Each name's result goes to its first mention; a repeated mention finds the job taken.
+  return cmds.map((c) => ({
+    ok: true,
+    value: c.jobs.map(({ orgId, jobId }) => {
+      const key = `${orgId}:${jobId}`;
+      const r = seen.get(key) ?? { kind: 'gone' };
+      if (r.kind === 'claimed') seen.set(key, { kind: 'gone' });
+      return r;
+    }),
+  }));
 }
 
 const LEASE_EXPIRED: JobError = { code: 'LEASE_EXPIRED', message: 'the worker holding the job stopped heartbeating; the lease expired' };

@@ -100,6 +100,41 @@ export function buildSql(schema: string) {
       note AS (SELECT pg_notify($9, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
       SELECT ${jobCols('u')}, ev.position AS event_position FROM u JOIN ev ON ev.job_id = u.job_id CROSS JOIN note`,
 
+    // The claim restricted to named jobs of one org (BullMQ dispatch), one row per name in
+    // order: the claimed job with its event position, or — for the others — the row as this
+    // statement's snapshot saw it (status, run_at; null when missing), which tells gone,
+    // not_due and busy (locked by another writer: SKIP LOCKED) apart without a second read.
+    // Every name is one primary-key probe: the status guard is spelled so it does not match
+    // the partial jobs_claim index, which a planner without statistics would otherwise scan
+    // whole (the org's queue) per batch (docs/postgres.md, "Plans that do not depend on statistics").
+    claimById: `WITH asked AS (SELECT r.job_id, r.n FROM unnest($2::text[]) WITH ORDINALITY AS r(job_id, n)),
+      picked AS (
+        SELECT j.org_id, j.job_id FROM ${s}.jobs j JOIN asked ON j.org_id = $1 AND j.job_id = asked.job_id
+        WHERE (j.status || '') = 'queued' AND j.run_at <= $3
+        ORDER BY j.job_id
+        FOR UPDATE OF j SKIP LOCKED),
+      u AS (
+        UPDATE ${s}.jobs j SET status = 'running', lease_token = $4 || '.' || substr(j.job_id, 5), lease_expires_at = $5,
+          worker_id = $6, started_at = $3, last_event_seq = j.last_event_seq + 1
+        FROM picked WHERE j.org_id = picked.org_id AND j.job_id = picked.job_id
+        RETURNING ${JJ}),
+      lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended($7, 0)) AS held),
+      ev AS (
+        INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
+        SELECT u.job_id, u.last_event_seq, u.org_id, 'job.started', 'running',
+          json_build_object('attempt', u.attempt, 'worker_id', $6::text), $3::bigint
+        FROM u CROSS JOIN lock
+        RETURNING job_id, position),
+      note AS (SELECT pg_notify($8, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
+      SELECT asked.job_id AS asked_job_id, seen.status AS seen_status, seen.run_at AS seen_run_at,
+        ${jobCols('u')}, ev.position AS event_position
+      FROM asked
+      LEFT JOIN ${s}.jobs seen ON seen.org_id = $1 AND seen.job_id = asked.job_id AND (seen.status || '') <> ''
+      LEFT JOIN u ON u.job_id = asked.job_id
+      LEFT JOIN ev ON ev.job_id = asked.job_id
+      LEFT JOIN note ON true
+      ORDER BY asked.n`,
+
     // The jobs are found by primary key, one index probe per completion, whatever the table
     // statistics say: the org comes from the unnest (not a constant the planner could scan
     // the whole org by) and the status guard is spelled so it does not match the partial

@@ -127,6 +127,7 @@ export function createSqliteJobStore(opts: SqliteJobStoreOptions): JobStore & Re
 
     submitJob: (cmd) => write('submit', cmd),
     claimJobs: (cmd) => write('claim', cmd),
+    claimJobsById: (cmd) => write('claimById', cmd),
     heartbeat: (cmd) => write('heartbeat', cmd),
     recordProgress: (lease, fraction, message, now) => write('progress', { lease, fraction, message, now }),
     recordPartial: (lease, chunkKey, payload, now) => write('partial', { lease, chunkKey, payload, now }),

@@ -1,9 +1,10 @@
 import { completedRow } from '../jobRowTransitions.js';
 import { UpshiftError } from '../../../core/errors.js';
+import type { JobEvent } from '../../../core/events.js';
 import { asJobId, newResultId, newToken } from '../../../core/ids.js';
 import type { ClaimedJob, Job, JobResult, Json, LeaseRef } from '../../../core/job.js';
 import { assertTransition } from '../../../core/jobState.js';
-import type { ClaimCommand, FinishOutcome, HeartbeatCommand, HeartbeatResult } from '../../../ports/jobStore.js';
+import type { ClaimByIdCommand, ClaimByIdResult, ClaimCommand, FinishOutcome, HeartbeatCommand, HeartbeatResult } from '../../../ports/jobStore.js';
 import { JOB_COLUMNS, jobRowOf, toClaimedJob, toJob, toJson, toResult, type JobRow } from './rowMapping.js';
 import type { WriteOp } from './sqliteGroupCommit.js';
 import { appendEvent, cancelRow, failRow, requeueRow } from './sqliteJobWrites.js';
@@ -31,7 +32,27 @@ function requireLease(q: Queries, lease: LeaseRef): JobRow {
   return row;
 }
 
-/** started_at is set on every claim: it is the start of the current (latest) attempt. */
+/**
+ * queued → running with the given lease token; appends `job.started`. started_at is set on
+ * every claim: it is the start of the current (latest) attempt.
+ */
+function startRow(q: Queries, events: JobEvent[], row: JobRow, rowid: number, leaseToken: string, cmd: { workerId: string; now: number; leaseMs: number }): ClaimedJob {
+  assertTransition('queued', 'running', 'claim');
+  const expires = cmd.now + cmd.leaseMs;
+  const after: JobRow = {
+    ...row,
+    status: 'running',
+    lease_token: leaseToken,
+    lease_expires_at: expires,
+    worker_id: cmd.workerId,
+    started_at: cmd.now,
+    last_event_seq: row.last_event_seq + 1,
+  };
+  q.markRunning.run(leaseToken, expires, cmd.workerId, cmd.now, after.last_event_seq, rowid);
+  appendEvent(q, events, after, 'job.started', { attempt: row.attempt, worker_id: cmd.workerId }, cmd.now);
+  return toClaimedJob(after);
+}
+
 export function claimOp(q: Queries, cmd: ClaimCommand): WriteOp<ClaimedJob[]> {
   return (events) => {
     if (cmd.limit <= 0 || (cmd.analyzers !== null && cmd.analyzers.length === 0)) return [];
@@ -40,26 +61,24 @@ export function claimOp(q: Queries, cmd: ClaimCommand): WriteOp<ClaimedJob[]> {
       cmd.analyzers === null
         ? q.claimable.all(cmd.orgId, cmd.now, limit)
         : q.claimableFiltered.all(cmd.orgId, cmd.now, JSON.stringify(cmd.analyzers), limit);
-    const expires = cmd.now + cmd.leaseMs;
     // One random draw per claim batch, suffixed per job: tokens stay unique and unguessable
     // while the batch pays for a single randomBytes call.
     const batchToken = newToken('lse_');
-    return raw.map((v, i) => {
-      const row = jobRowOf(v) as JobRow;
-      const rowid = v[JOB_COLUMNS.length] as number;
-      assertTransition('queued', 'running', 'claim');
-      const after: JobRow = {
-        ...row,
-        status: 'running',
-        lease_token: `${batchToken}.${i}`,
-        lease_expires_at: expires,
-        worker_id: cmd.workerId,
-        started_at: cmd.now,
-        last_event_seq: row.last_event_seq + 1,
-      };
-      q.markRunning.run(after.lease_token as string, expires, cmd.workerId, cmd.now, after.last_event_seq, rowid);
-      appendEvent(q, events, after, 'job.started', { attempt: row.attempt, worker_id: cmd.workerId }, cmd.now);
-      return toClaimedJob(after);
+    return raw.map((v, i) => startRow(q, events, jobRowOf(v) as JobRow, v[JOB_COLUMNS.length] as number, `${batchToken}.${i}`, cmd));
+  };
+}
+
+/** Each named job: one key lookup, then the claim's compare-and-set (the single writer's transaction). */
+export function claimByIdOp(q: Queries, cmd: ClaimByIdCommand): WriteOp<ClaimByIdResult[]> {
+  return (events) => {
+    const batchToken = newToken('lse_');
+    return cmd.jobs.map((ref, i): ClaimByIdResult => {
+      const v = q.leaseRow.get(ref.orgId, ref.jobId);
+      const row = jobRowOf(v);
+      // A job named twice was claimed by its first mention: running now, so gone.
+      if (row === undefined || row.status !== 'queued') return { kind: 'gone' };
+      if (row.run_at > cmd.now) return { kind: 'not_due', runAt: row.run_at };
+      return { kind: 'claimed', job: startRow(q, events, row, (v as unknown[])[JOB_COLUMNS.length] as number, `${batchToken}.${i}`, cmd) };
     });
   };
 }

@@ -2,13 +2,13 @@ import type { Database } from 'better-sqlite3';
 import type { JobId, OrgId } from '../../../core/ids.js';
 import type { Json, LeaseRef } from '../../../core/job.js';
 import type { InAppDelivery } from '../../../ports/deliveryStore.js';
-import type { ApiKeyRecord, ClaimCommand, FinishOutcome, HeartbeatCommand, SubmitJobCommand } from '../../../ports/jobStore.js';
+import type { ApiKeyRecord, ClaimByIdCommand, ClaimCommand, FinishOutcome, HeartbeatCommand, SubmitJobCommand } from '../../../ports/jobStore.js';
 import type { ProjectionCommit } from '../../../ports/projectionStore.js';
 import type { PurgeCommand } from '../../../ports/retentionStore.js';
 import { DELIVERY_WRITES } from './sqliteDeliveryStore.js';
 import type { WriteOp } from './sqliteGroupCommit.js';
 import { recoverExpiredLeasesOp, requestCancelOp, submitOp } from './sqliteJobWrites.js';
-import { claimOp, finishOp, heartbeatOp, partialOp, progressOp } from './sqliteLeaseWrites.js';
+import { claimByIdOp, claimOp, finishOp, heartbeatOp, partialOp, progressOp } from './sqliteLeaseWrites.js';
 import { prepareQueries, type Queries } from './sqliteQueries.js';
 import { prepareProjectionWrites, projectionCommitOp, type ProjectionWriteQueries } from './sqliteProjections.js';
 import { prepareRetentionQueries, purgeOp, type RetentionQueries } from './sqliteRetention.js';
@@ -63,6 +63,7 @@ export const WRITE_OPS = {
     },
   submit: (q: WriterQueries, cmd: SubmitJobCommand) => submitOp(q.jobs, cmd),
   claim: (q: WriterQueries, cmd: ClaimCommand) => claimOp(q.jobs, cmd),
+  claimById: (q: WriterQueries, cmd: ClaimByIdCommand) => claimByIdOp(q.jobs, cmd),
   heartbeat: (q: WriterQueries, cmd: HeartbeatCommand) => heartbeatOp(q.jobs, cmd),
   progress: (q: WriterQueries, a: { lease: LeaseRef; fraction: number; message: string | null; now: number }) =>
     progressOp(q.jobs, a.lease, a.fraction, a.message, a.now),
