@@ -155,7 +155,7 @@ async function execClaimsById(tx: Parameters<Op<ClaimByIdCommand, unknown>['exec
   const orgs = [...byOrg];
   const statements = orgs.map(([org, ids], i) => {
     tx.asTenant(org);
-    return tx.query<ClaimByIdRow>('claimById', [org, [...ids], now, token, now + first.leaseMs, first.workerId, ...tx.positionArgs()], i === orgs.length - 1);
+    return tx.query<ClaimByIdRow>('claimById', [[...ids].map(() => org), [...ids], now, token, now + first.leaseMs, first.workerId, ...tx.positionArgs()], i === orgs.length - 1);
   });
   const seen = new Map<string, ClaimByIdResult>();
   for (const [k, rows] of (await Promise.all(statements)).entries()) {

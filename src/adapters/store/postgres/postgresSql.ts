@@ -100,16 +100,17 @@ export function buildSql(schema: string) {
       note AS (SELECT pg_notify($9, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
       SELECT ${jobCols('u')}, ev.position AS event_position FROM u JOIN ev ON ev.job_id = u.job_id CROSS JOIN note`,
 
-    // The claim restricted to named jobs of one org (BullMQ dispatch), one row per name in
-    // order: the claimed job with its event position, or — for the others — the row as this
+    // The claim restricted to named jobs of one org (BullMQ dispatch; $1 repeats the org per
+    // name), one row per name in order: the claimed job with its event position, or — for the others — the row as this
     // statement's snapshot saw it (status, run_at; null when missing), which tells gone,
     // not_due and busy (locked by another writer: SKIP LOCKED) apart without a second read.
-    // Every name is one primary-key probe: the status guard is spelled so it does not match
-    // the partial jobs_claim index, which a planner without statistics would otherwise scan
-    // whole (the org's queue) per batch (docs/postgres.md, "Plans that do not depend on statistics").
-    claimById: `WITH asked AS (SELECT r.job_id, r.n FROM unnest($2::text[]) WITH ORDINALITY AS r(job_id, n)),
+    // Every name is one primary-key probe: the org comes from the unnest (a constant org lets
+    // the planner walk the org's whole key range and hash-join the names: measured, the
+    // statement then cost milliseconds per claim), and the status guard is spelled so it does
+    // not match the partial jobs_claim index (docs/postgres.md, "Plans that do not depend on statistics").
+    claimById: `WITH asked AS (SELECT r.org_id, r.job_id, r.n FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r(org_id, job_id, n)),
       picked AS (
-        SELECT j.org_id, j.job_id FROM ${s}.jobs j JOIN asked ON j.org_id = $1 AND j.job_id = asked.job_id
+        SELECT j.org_id, j.job_id FROM ${s}.jobs j JOIN asked ON j.org_id = asked.org_id AND j.job_id = asked.job_id
         WHERE (j.status || '') = 'queued' AND j.run_at <= $3
         ORDER BY j.job_id
         FOR UPDATE OF j SKIP LOCKED),
@@ -129,7 +130,7 @@ export function buildSql(schema: string) {
       SELECT asked.job_id AS asked_job_id, seen.status AS seen_status, seen.run_at AS seen_run_at,
         ${jobCols('u')}, ev.position AS event_position
       FROM asked
-      LEFT JOIN ${s}.jobs seen ON seen.org_id = $1 AND seen.job_id = asked.job_id AND (seen.status || '') <> ''
+      LEFT JOIN ${s}.jobs seen ON seen.org_id = asked.org_id AND seen.job_id = asked.job_id AND (seen.status || '') <> ''
       LEFT JOIN u ON u.job_id = asked.job_id
       LEFT JOIN ev ON ev.job_id = asked.job_id
       LEFT JOIN note ON true
