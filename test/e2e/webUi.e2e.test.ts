@@ -378,6 +378,21 @@ describe.skipIf(!haveChromium)('web UI in headless Chromium', () => {
     expect(n.read_at).not.toBeNull();
     await page.goto(`${server.url}/ui/inbox?unread=true`);
     await page.locator('#inbox li.empty').waitFor();
+
+    // Live: a job that ends while the inbox is open shows up, and the badge counts it, pushed by
+    // the org's event stream; while the stream is live the page does not poll every 5 s.
+    await page.goto(`${server.url}/ui/inbox`);
+    await page.locator('#inbox[data-stream="live"]').waitFor();
+    const calls: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/notifications') calls.push(r.url());
+    });
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(calls).toEqual([]); // the 5 s poll would have sent one
+    const second = await submitViaApi({ analyzer: 'noop', input: { inbox: 2 } }, 'inboxorg');
+    // Well before the live fallback poll (30 s): the terminal event triggered the reload.
+    await page.locator(`#inbox li.unread[data-job-id="${second}"]`).waitFor({ timeout: 10_000 });
+    await page.locator('#unread-badge', { hasText: '1' }).waitFor({ timeout: 10_000 });
   });
 
   it('another org’s job and result answer "not found"', async () => {

@@ -55,7 +55,8 @@ export class SseParser {
   }
 }
 
-const TERMINAL = new Set(['job.completed', 'job.failed', 'job.canceled']);
+/** Event types that end a job. */
+export const TERMINAL = new Set(['job.completed', 'job.failed', 'job.canceled']);
 
 /**
  * Follows an event stream: a job's (`/analyze/jobs/…/stream`, until its terminal event) or the

@@ -1,13 +1,38 @@
 // Notification inbox: the tenant's in-app notifications (latest first), unread filter, cursor
-// paging, mark read; refreshed every POLL_MS. Also keeps the unread badge in the header.
+// paging, mark read. Also keeps the unread badge in the header.
+// Live: a job's notification is written when the job ends, so both follow the org's event stream
+// and reload on terminal events (REACT_MS after, and again OUTBOX_LAG_MS later for notifications
+// delivered through the outbox). Marking read (here, in another tab or through the API) is no job
+// event: while the stream is live they still reload every LIVE_POLL_MS / BADGE_LIVE_POLL_MS;
+// while it is not (connecting, refused, or — for the badge — a page that does not open it) every
+// POLL_MS / BADGE_POLL_MS.
 import { api, poll, query, seg } from '../api.js';
 import { h, replace, statusBadge, time } from '../dom.js';
+import { followOrgEvents, listenOrgEvents, reloadOnTerminal } from '../orgStream.js';
 import { problemView } from '../problem.js';
 
 const PAGE_SIZE = 25;
 const POLL_MS = 5000;
+const LIVE_POLL_MS = 30_000;
 const BADGE_LIMIT = 100;
 const BADGE_POLL_MS = 15_000;
+const BADGE_LIVE_POLL_MS = 60_000;
+const REACT_MS = 250;
+const OUTBOX_LAG_MS = 2000;
+
+/**
+ * Polls `load` every `intervalMs`, but only every `liveIntervalMs` while `isLive()`; `load`'s
+ * own runs (on events) count as polls.
+ */
+function pollUnlessLive(load, isLive, intervalMs, liveIntervalMs) {
+  let lastRun = 0;
+  const run = () => {
+    lastRun = Date.now();
+    return load();
+  };
+  poll(() => (isLive() && Date.now() - lastRun < liveIntervalMs ? Promise.resolve(null) : run()), intervalMs);
+  return run;
+}
 
 export async function renderInbox(root, ctx) {
   const unread = ctx.params.get('unread') === 'true';
@@ -61,8 +86,17 @@ export async function renderInbox(root, ctx) {
       return e;
     }
   };
-  await load();
-  poll(load, POLL_MS);
+  let live = false;
+  const reload = pollUnlessLive(load, () => live, POLL_MS, LIVE_POLL_MS);
+  await reload();
+  const onTerminal = reloadOnTerminal(reload, { delayMs: REACT_MS, lagMs: OUTBOX_LAG_MS });
+  followOrgEvents({
+    onEvent: onTerminal,
+    onState: (state) => {
+      live = state === 'live';
+      list.dataset.stream = live ? 'live' : 'off';
+    },
+  });
 }
 
 function item(n, markRead) {
@@ -101,9 +135,17 @@ async function refreshBadge() {
   }
 }
 
-/** Shows the number of unread notifications next to "Inbox", refreshed every POLL_MS. */
+/** Shows the number of unread notifications next to "Inbox" (see the top of this file for when it refreshes). */
 export function startUnreadBadge(el) {
   badgeEl = el;
-  void refreshBadge();
-  poll(refreshBadge, BADGE_POLL_MS);
+  let live = false;
+  const refresh = pollUnlessLive(refreshBadge, () => live, BADGE_POLL_MS, BADGE_LIVE_POLL_MS);
+  void refresh();
+  const onTerminal = reloadOnTerminal(refresh, { delayMs: REACT_MS, lagMs: OUTBOX_LAG_MS });
+  listenOrgEvents({
+    onEvent: onTerminal,
+    onState: (state) => {
+      live = state === 'live';
+    },
+  });
 }

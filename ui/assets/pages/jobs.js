@@ -5,7 +5,7 @@
 import { api, poll, query } from '../api.js';
 import { h, progressBar, replace, statusBadge, time } from '../dom.js';
 import { problemView } from '../problem.js';
-import { followStream } from '../sse.js';
+import { followOrgEvents } from '../orgStream.js';
 
 const STATUSES = ['queued', 'running', 'completed', 'failed', 'canceled'];
 const PAGE_SIZE = 25;
@@ -74,8 +74,7 @@ export async function renderJobs(root, ctx) {
   };
   await load();
   let reloadTimer = null;
-  const stop = followStream('/analyze/events/stream', {
-    untilTerminal: false,
+  followOrgEvents({
     onEvent: () => {
       reloadTimer ??= setTimeout(() => {
         reloadTimer = null;
@@ -90,7 +89,6 @@ export async function renderJobs(root, ctx) {
       if (streaming && !was && loadedAt) void load();
     },
   });
-  window.addEventListener('pagehide', stop, { once: true });
   poll(() => (streaming ? Promise.resolve(null) : load()), POLL_MS);
 }
 
