@@ -31,8 +31,7 @@ import type {
  *    the transition's `now`, unique by job and type) instead of a pending `in_app` entry. The
  *    notification is thus committed — or rolled back — with the transition: nothing is left
  *    to claim, and countTerminalWithoutInApp never counts it. A local write needs no lease.
- *    (SQLite writes no `in_app` entry at all in this mode — the notification row is the
- *    delivery record; PostgreSQL still writes one born `delivered`.)
+ *    No `in_app` entry is written in this mode: the notification row is the delivery record.
  * Webhook entries are the same in both modes. Entries of either mode may coexist in one
  * database (e.g. written by processes configured differently); pending ones are always claimable.
  *

@@ -75,6 +75,32 @@ describe.skipIf(!url)('PostgreSQL delivery specifics', () => {
     expect(Number((await admin.query(`SELECT count(*) AS n FROM "${schema}".notification_outbox WHERE job_id = $1`, [jobId])).rows[0].n)).toBe(2);
   });
 
+  it('inline in-app delivery: the notification is the delivery record, no in-app outbox row (both terminal paths)', async () => {
+    const inlineSchema = testSchemaName();
+    const inline = createPostgresJobStore({ url: url!, schema: inlineSchema, poolSize: 2, inAppDelivery: 'inline' });
+    try {
+      await inline.migrate();
+      await inline.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId: org, url: 'https://example.com/h', description: null, eventTypes: ['async.job.completed', 'async.job.failed'], secret: 'whsec_eA==', now: T0 });
+      const ids: string[] = [];
+      for (const outcome of [{ status: 'completed' as const, resultId: newResultId(Date.now()), payload: 1 }, { status: 'failed' as const, error: { code: 'E', message: 'x' } }]) {
+        const { job } = await inline.submitJob({ jobId: newJobId(T0 + ids.length), orgId: org, analyzer: 'noop', input: 1, priority: 0, maxAttempts: 1, idempotencyKey: null, requestHash: null, traceContext: null, now: T0 });
+        const [c] = await inline.claimJobsById({ jobs: [{ orgId: org, jobId: job.jobId }], workerId: 'w', now: T0, leaseMs: 1000 });
+        if (c?.kind !== 'claimed') throw new Error('not claimed');
+        await inline.finishJob({ orgId: org, jobId: job.jobId, attempt: 1, leaseToken: c.job.leaseToken }, outcome, T0 + 1);
+        ids.push(job.jobId);
+      }
+      for (const jobId of ids) {
+        const outbox = (await admin.query(`SELECT channel, status FROM "${inlineSchema}".notification_outbox WHERE job_id = $1`, [jobId])).rows;
+        expect(outbox).toEqual([{ channel: expect.stringMatching(/^webhook:whe_/), status: 'pending' }]);
+        const notes = (await admin.query(`SELECT channel, created_at FROM "${inlineSchema}".notifications WHERE job_id = $1`, [jobId])).rows;
+        expect(notes).toEqual([{ channel: 'in_app', created_at: String(T0 + 1) }]);
+      }
+    } finally {
+      await inline.close();
+      await dropSchema(url!, inlineSchema);
+    }
+  });
+
   it('notification data keeps its key order through jsonb (same bytes as from the SQLite store)', async () => {
     const jobId = await completedJob();
     const [e] = (await store.claimOutbox({ kind: 'in_app', now: T0 + 1, limit: 100, leaseMs: 1000 })).filter((x) => x.jobId === jobId);

@@ -11,25 +11,24 @@ const ENDPOINT = 'endpoint_id, org_id, url, description, event_types, secret, en
 
 /**
  * The outbox rows of terminal transitions, from `e` (one row per transition: entry_id of the
- * in-app entry, org_id, job_id, type, payload, occurred_at, now): the in-app entry plus one
- * per enabled endpoint of the org subscribed to the type, looked up in the same statement (so
- * in the transition's transaction). Entry ids spell the dedupe key (see outboxEntryId):
+ * in-app entry, org_id, job_id, type, payload, occurred_at, now): the pending in-app entry plus
+ * one per enabled endpoint of the org subscribed to the type, looked up in the same statement
+ * (so in the transition's transaction). Entry ids spell the dedupe key (see outboxEntryId):
  * `<in-app id>_<endpoint id without whe_>`. ON CONFLICT DO NOTHING: a replay inserts nothing.
- * `inline` (an SQL boolean): the in-app entry is written already delivered (attempt 1 at
- * `now`), because the same statement writes its notification (notificationInsertFrom).
+ * `inline` (an SQL boolean): no in-app entry — the same statement writes the notification
+ * itself (notificationInsertFrom), which is the delivery record, as on SQLite. (Until session 6
+ * an entry born `delivered` was written beside it: one more row and two more index entries per
+ * job that nothing read.)
  */
 export function outboxInsertFrom(s: string, e: string, inline: string): string {
-  const inApp = `(w.endpoint_id IS NULL AND ${inline})`;
   return `INSERT INTO ${s}.notification_outbox (entry_id, org_id, job_id, type, channel, kind, endpoint_id, payload,
-      occurred_at, next_attempt_at, created_at, updated_at, status, attempts, first_attempt_at, last_attempt_at, delivered_at)
+      occurred_at, next_attempt_at, created_at, updated_at)
     SELECT e.entry_id || COALESCE('_' || substr(w.endpoint_id, 5), ''), e.org_id, e.job_id, e.type,
       COALESCE('webhook:' || w.endpoint_id, 'in_app'), CASE WHEN w.endpoint_id IS NULL THEN 'in_app' ELSE 'webhook' END,
-      w.endpoint_id, e.payload, e.occurred_at, e.now, e.now, e.now,
-      CASE WHEN ${inApp} THEN 'delivered' ELSE 'pending' END, CASE WHEN ${inApp} THEN 1 ELSE 0 END,
-      CASE WHEN ${inApp} THEN e.now END, CASE WHEN ${inApp} THEN e.now END, CASE WHEN ${inApp} THEN e.now END
+      w.endpoint_id, e.payload, e.occurred_at, e.now, e.now, e.now
     FROM ${e} e
     CROSS JOIN LATERAL (
-      SELECT NULL::text AS endpoint_id
+      SELECT NULL::text AS endpoint_id WHERE NOT ${inline}
       UNION ALL
       SELECT x.endpoint_id FROM ${s}.webhook_endpoints x WHERE x.org_id = e.org_id AND x.enabled AND x.event_types ? e.type) w
     ON CONFLICT DO NOTHING`;

@@ -6,8 +6,8 @@ import type { Tx } from './postgresTx.js';
 /**
  * Writes the outbox entries of the terminal transitions among `rows` (rows as written back by
  * the same transaction, so the entries commit — or roll back — with the transition): one
- * `in_app` entry each, plus one per enabled endpoint of the org subscribed to the type, which
- * the statement looks up itself; with inline in-app delivery also the notifications. Rows that
+ * `in_app` entry each (with inline in-app delivery the notification instead), plus one per
+ * enabled endpoint of the org subscribed to the type, which the statement looks up itself. Rows that
  * are not terminal are skipped. Runs as the tenant of the rows (RLS checks every row; the
  * caller switches to it). Completions of the one-statement path write theirs inside
  * `completeJobs` instead.
