@@ -21,16 +21,26 @@ const REACT_MS = 250;
 const OUTBOX_LAG_MS = 2000;
 
 /**
- * Polls `load` every `intervalMs`, but only every `liveIntervalMs` while `isLive()`; `load`'s
- * own runs (on events) count as polls.
+ * Keeps `load` fresh from the org stream: runs it after terminal job events (REACT_MS, and
+ * OUTBOX_LAG_MS later) and polls every `pollMs`, but only every `livePollMs` while the stream is
+ * live (event-driven runs count as polls). `open`: this part opens the stream (else it only
+ * listens where the page did). Returns the run function (call it for the first load).
  */
-function pollUnlessLive(load, isLive, intervalMs, liveIntervalMs) {
+function keepFresh(load, { pollMs, livePollMs, open, onLive }) {
+  let live = false;
   let lastRun = 0;
   const run = () => {
     lastRun = Date.now();
     return load();
   };
-  poll(() => (isLive() && Date.now() - lastRun < liveIntervalMs ? Promise.resolve(null) : run()), intervalMs);
+  poll(() => (live && Date.now() - lastRun < livePollMs ? Promise.resolve(null) : run()), pollMs);
+  (open ? followOrgEvents : listenOrgEvents)({
+    onEvent: reloadOnTerminal(run, { delayMs: REACT_MS, lagMs: OUTBOX_LAG_MS }),
+    onState: (state) => {
+      live = state === 'live';
+      onLive?.(live);
+    },
+  });
   return run;
 }
 
@@ -86,17 +96,15 @@ export async function renderInbox(root, ctx) {
       return e;
     }
   };
-  let live = false;
-  const reload = pollUnlessLive(load, () => live, POLL_MS, LIVE_POLL_MS);
-  await reload();
-  const onTerminal = reloadOnTerminal(reload, { delayMs: REACT_MS, lagMs: OUTBOX_LAG_MS });
-  followOrgEvents({
-    onEvent: onTerminal,
-    onState: (state) => {
-      live = state === 'live';
+  const reload = keepFresh(load, {
+    pollMs: POLL_MS,
+    livePollMs: LIVE_POLL_MS,
+    open: true,
+    onLive: (live) => {
       list.dataset.stream = live ? 'live' : 'off';
     },
   });
+  await reload();
 }
 
 function item(n, markRead) {
@@ -138,14 +146,5 @@ async function refreshBadge() {
 /** Shows the number of unread notifications next to "Inbox" (see the top of this file for when it refreshes). */
 export function startUnreadBadge(el) {
   badgeEl = el;
-  let live = false;
-  const refresh = pollUnlessLive(refreshBadge, () => live, BADGE_POLL_MS, BADGE_LIVE_POLL_MS);
-  void refresh();
-  const onTerminal = reloadOnTerminal(refresh, { delayMs: REACT_MS, lagMs: OUTBOX_LAG_MS });
-  listenOrgEvents({
-    onEvent: onTerminal,
-    onState: (state) => {
-      live = state === 'live';
-    },
-  });
+  void keepFresh(refreshBadge, { pollMs: BADGE_POLL_MS, livePollMs: BADGE_LIVE_POLL_MS, open: false })();
 }

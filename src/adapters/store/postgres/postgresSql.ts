@@ -19,6 +19,23 @@ export function buildSql(schema: string) {
       AND ($4::bigint IS NULL OR created_at >= $4)
       AND ($5::bigint IS NULL OR created_at < $5)
     ORDER BY job_id DESC LIMIT $6`;
+  // What both claims do with the rows in their CTE `picked`: to running with a fresh lease
+  // (token suffixed per job), a job.started event each under the position lock, one NOTIFY (none
+  // when nothing moved). Defines the CTEs u (the claimed rows), lock, ev (their events), note;
+  // the arguments are the statement's parameter numbers.
+  const toRunning = (p: { now: string; token: string; expires: string; worker: string; lockKey: string; channel: string }): string => `u AS (
+        UPDATE ${s}.jobs j SET status = 'running', lease_token = ${p.token} || '.' || substr(j.job_id, 5), lease_expires_at = ${p.expires},
+          worker_id = ${p.worker}, started_at = ${p.now}, last_event_seq = j.last_event_seq + 1
+        FROM picked WHERE j.org_id = picked.org_id AND j.job_id = picked.job_id
+        RETURNING ${JJ}),
+      lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended(${p.lockKey}, 0)) AS held),
+      ev AS (
+        INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
+        SELECT u.job_id, u.last_event_seq, u.org_id, 'job.started', 'running',
+          json_build_object('attempt', u.attempt, 'worker_id', ${p.worker}::text), ${p.now}::bigint
+        FROM u CROSS JOIN lock
+        RETURNING job_id, position),
+      note AS (SELECT pg_notify(${p.channel}, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)`;
   const text = {
     // One round trip: role and org are both GUCs, set for this transaction only.
     setTenant: `SELECT set_config('role', $1, true), set_config('upshift.org_id', $2, true)`,
@@ -85,19 +102,7 @@ export function buildSql(schema: string) {
         ORDER BY priority DESC, run_at, job_id
         LIMIT $4
         FOR UPDATE SKIP LOCKED),
-      u AS (
-        UPDATE ${s}.jobs j SET status = 'running', lease_token = $5 || '.' || substr(j.job_id, 5), lease_expires_at = $6,
-          worker_id = $7, started_at = $2, last_event_seq = j.last_event_seq + 1
-        FROM picked WHERE j.org_id = picked.org_id AND j.job_id = picked.job_id
-        RETURNING ${JJ}),
-      lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended($8, 0)) AS held),
-      ev AS (
-        INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
-        SELECT u.job_id, u.last_event_seq, u.org_id, 'job.started', 'running',
-          json_build_object('attempt', u.attempt, 'worker_id', $7::text), $2::bigint
-        FROM u CROSS JOIN lock
-        RETURNING job_id, position),
-      note AS (SELECT pg_notify($9, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
+      ${toRunning({ now: '$2', token: '$5', expires: '$6', worker: '$7', lockKey: '$8', channel: '$9' })}
       SELECT ${jobCols('u')}, ev.position AS event_position FROM u JOIN ev ON ev.job_id = u.job_id CROSS JOIN note`,
 
     // The claim restricted to named jobs of one org (BullMQ dispatch; $1 repeats the org per
@@ -114,19 +119,7 @@ export function buildSql(schema: string) {
         WHERE (j.status || '') = 'queued' AND j.run_at <= $3
         ORDER BY j.job_id
         FOR UPDATE OF j SKIP LOCKED),
-      u AS (
-        UPDATE ${s}.jobs j SET status = 'running', lease_token = $4 || '.' || substr(j.job_id, 5), lease_expires_at = $5,
-          worker_id = $6, started_at = $3, last_event_seq = j.last_event_seq + 1
-        FROM picked WHERE j.org_id = picked.org_id AND j.job_id = picked.job_id
-        RETURNING ${JJ}),
-      lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtextextended($7, 0)) AS held),
-      ev AS (
-        INSERT INTO ${s}.job_events (job_id, event_seq, org_id, type, status, payload, occurred_at)
-        SELECT u.job_id, u.last_event_seq, u.org_id, 'job.started', 'running',
-          json_build_object('attempt', u.attempt, 'worker_id', $6::text), $3::bigint
-        FROM u CROSS JOIN lock
-        RETURNING job_id, position),
-      note AS (SELECT pg_notify($8, MAX(position)::text) AS sent FROM ev HAVING COUNT(*) > 0)
+      ${toRunning({ now: '$3', token: '$4', expires: '$5', worker: '$6', lockKey: '$7', channel: '$8' })}
       SELECT asked.job_id AS asked_job_id, seen.status AS seen_status, seen.run_at AS seen_run_at,
         ${jobCols('u')}, ev.position AS event_position
       FROM asked
