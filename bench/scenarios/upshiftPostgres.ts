@@ -252,7 +252,7 @@ function traceHops(): { mark(jobId: string, hop: number, t: number): void; attac
 function traceStore(up: Upshift): void {
   const store = up.store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
   const stats: Record<string, { n: number; ms: number; rows: number }> = {};
-  for (const m of ['readyOrgs', 'claimJobs', 'finishJob', 'submitJob', 'heartbeat', 'recoverExpiredLeases', 'claimOutbox', 'completeInApp']) {
+  for (const m of ['readyOrgs', 'claimJobs', 'claimJobsById', 'finishJob', 'submitJob', 'heartbeat', 'recoverExpiredLeases', 'claimOutbox', 'completeInApp']) {
     const f = store[m]?.bind(store);
     if (!f) continue;
     store[m] = async (...a: unknown[]) => {
