@@ -30,8 +30,6 @@ const RAW_JOB_SQL = {
     ORDER BY priority DESC, run_at, job_id LIMIT ?`,
   expiredLeases: `SELECT ${J} FROM jobs WHERE status = 'running' AND lease_expires_at < ?
     ORDER BY lease_expires_at, job_id LIMIT ?`,
-  // The hot finalization: lease check and state change in one statement (one seek, not a read
-  // then a write); no row back = the lease is not held. RETURNING gives the row after the update.
   // A worker's finalization: the row (with its rowid) for the lease check, then one update by
   // rowid (see finishOp). Cheaper than one UPDATE ... RETURNING through the primary key index,
   // which SQLite runs with an ephemeral table for the returned row.
