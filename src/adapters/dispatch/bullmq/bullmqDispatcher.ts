@@ -32,10 +32,10 @@ const MIN_FETCH = 2;
 /**
  * Dispatch mode `bullmq`, worker side. A BullMQ job means "claim Upshift job X (attempt n)".
  * The dispatcher fetches BullMQ jobs itself (BullMQ's manual processing) while the worker has
- * free slots: one blocking wait while the queue is empty, then as many jobs as there are free
- * slots in one round trip (the fetches are sent back to back). Each is claimed by id in
- * PostgreSQL (compare-and-set queued → running with a lease; the claims waiting at the same
- * time share one transaction) and then acknowledged in BullMQ: from the claim on, the job's
+ * free slots: one blocking wait while the queue is drained, then rounds of fetches sent back to
+ * back (see fetchLoop). Each is claimed by id in PostgreSQL (`JobStore.claimJobsById`: the
+ * compare-and-set queued → running with a lease, in the store's group commit, so the claims of
+ * one turn share a transaction with its completions) and then acknowledged in BullMQ: from the claim on, the job's
  * lease in PostgreSQL is what keeps it, not the BullMQ job. If the job is not claimable any
  * more (claimed elsewhere, canceled, finished) the BullMQ job is acknowledged and dropped; if
  * it is not due yet, its row is locked by another writer, or its analyzer has no free slot

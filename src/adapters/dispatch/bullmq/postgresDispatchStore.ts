@@ -59,7 +59,6 @@ export class PostgresDispatchStore {
     });
   }
 
-
   /** Turns outbox capture on (BullMQ mode) or off (store mode). Table owner only; idempotent. */
   async setOutboxCapture(on: boolean): Promise<boolean> {
     try {
