@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { UpshiftError } from '../../core/errors.js';
 import { parseJobId } from '../../core/ids.js';
 import { orgOf, TENANT_CONFIG, type RouteContext } from '../context.js';
@@ -22,8 +22,20 @@ import {
 import { streamJobEvents, streamOrgEvents } from '../sse.js';
 
 /** Job reads, event log, live stream, cancel and results: every one bound to the caller's org. */
+/** Both event streams answer text/event-stream, or a problem before the stream starts. */
+const SSE_RESPONSES = {
+  200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+  ...problemResponses,
+};
+
 export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const { service } = ctx;
+  /** Hands the connection to an SSE writer, tracked so a shutdown ends it; refused (503) while closing. */
+  const openStream = async (reply: FastifyReply, write: Parameters<RouteContext['open']['track']>[0]): Promise<void> => {
+    if (ctx.open.isClosing) throw new UpshiftError('SHUTTING_DOWN', 'the server is shutting down');
+    reply.hijack();
+    await ctx.open.track(write);
+  };
 
   app.get<{ Querystring: ListQuery }>(
     '/analyze/jobs',
@@ -103,10 +115,7 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
         headers: StreamHeaders,
         params: JobParams,
         querystring: StreamQuery,
-        response: {
-          200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
-          ...problemResponses,
-        },
+        response: SSE_RESPONSES,
       },
     },
     async (request, reply) => {
@@ -115,9 +124,7 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const lastEventId = request.headers['last-event-id'];
       const afterSeq = typeof lastEventId === 'string' ? Number(lastEventId) : (request.query.after_seq ?? 0);
       await service.get(org, jobId); // 404 as a problem, before the stream starts
-      if (ctx.open.isClosing) throw new UpshiftError('SHUTTING_DOWN', 'the server is shutting down');
-      reply.hijack();
-      await ctx.open.track((shutdown) =>
+      await openStream(reply, (shutdown) =>
         streamJobEvents(reply.raw, { service, orgId: org, jobId, afterSeq, heartbeatMs: ctx.config.http.sseHeartbeatMs, logger: ctx.logger, shutdown }),
       );
     },
@@ -138,21 +145,16 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
           'duplicates. `: ping` comments keep the connection alive; the stream does not end on its own.',
         headers: OrgStreamHeaders,
         querystring: OrgStreamQuery,
-        response: {
-          200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
-          ...problemResponses,
-        },
+        response: SSE_RESPONSES,
       },
     },
     async (request, reply) => {
       const org = orgOf(request);
       const lastEventId = request.headers['last-event-id'];
       const resume = typeof lastEventId === 'string' ? Number(lastEventId) : (request.query.after_position ?? null);
-      if (ctx.open.isClosing) throw new UpshiftError('SHUTTING_DOWN', 'the server is shutting down');
       // Before the stream starts, so a store failure answers a problem (503), not a silent hang.
       const afterPosition = resume ?? (await service.headPosition());
-      reply.hijack();
-      await ctx.open.track((shutdown) =>
+      await openStream(reply, (shutdown) =>
         streamOrgEvents(reply.raw, { service, orgId: org, afterPosition, announce: resume === null, heartbeatMs: ctx.config.http.sseHeartbeatMs, logger: ctx.logger, shutdown }),
       );
     },
