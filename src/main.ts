@@ -158,6 +158,7 @@ async function createDispatch(config: Config, store: JobStore, logger: Logger, c
     relayPollMs: config.worker.pollMs,
     sweepMs: config.dispatch.sweepMs,
     sweepGraceMs: config.dispatch.sweepGraceMs,
+    relayGraceMs: config.dispatch.relayGraceMs,
   });
   try {
     await d.prepare();
@@ -253,10 +254,12 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   const apiKeys = new ApiKeyService(store, clock);
   const w = config.worker;
   const dispatch = await createDispatch(config, store, logger, clock);
-  // The relay moves every process's outbox rows; the feed (NOTIFY) says when there are new ones.
+  // The relay moves every process's retries from the outbox at once; the feed (NOTIFY) says
+  // when there are new ones. First attempts are published by the process that commits them
+  // (below), the relay takes those only when they are left over (docs/scale-mode.md).
   const offRelay = dispatch
     ? feed.subscribe((events) => {
-        if (events.some((e) => e.type === 'job.queued' || e.type === 'job.retrying')) dispatch.relay.poke();
+        if (events.some((e) => e.type === 'job.retrying')) dispatch.relay.poke();
       })
     : null;
   const worker = w.enabled
@@ -282,15 +285,19 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
         ...(dispatch && { dispatcher: dispatch.dispatcher }),
       })
     : null;
-  // Scale mode: this process's own commits wake its worker (and relay) at once; the feed would
-  // add the NOTIFY round trip and its read of the events (add→start latency). Other processes'
-  // commits still arrive through the feed.
+  // Scale mode: this process's own commits wake its worker at once, and in BullMQ mode go to
+  // BullMQ straight from here (retries through the relay); the feed would add the NOTIFY round
+  // trip and its read of the events (add→start latency). Other processes' commits still arrive
+  // through the feed.
   const offLocalWake =
     config.database.kind === 'postgres'
       ? store.onCommitted((events) => {
           const queued = events.filter((e) => e.type === 'job.queued' || e.type === 'job.retrying');
           if (queued.length === 0) return;
-          dispatch?.relay.poke();
+          if (dispatch) {
+            dispatch.relay.publishCommitted(queued);
+            if (queued.some((e) => e.type === 'job.retrying')) dispatch.relay.poke();
+          }
           // With their orgs: the store dispatcher claims from orgs it knows to be ready without a read.
           for (const e of queued) worker?.poke(readyHintOf(e));
         })

@@ -9,6 +9,7 @@ import { defineAnalyzer } from '../../src/core/analyzer.js';
 import { parseOrgId } from '../../src/core/ids.js';
 import { createUpshift, type Upshift } from '../../src/main.js';
 import { BullmqDispatcher } from '../../src/adapters/dispatch/bullmq/bullmqDispatcher.js';
+import { BullmqOutboxRelay } from '../../src/adapters/dispatch/bullmq/bullmqOutboxRelay.js';
 import { PostgresDispatchStore, type DispatchRow } from '../../src/adapters/dispatch/bullmq/postgresDispatchStore.js';
 import type { JobStore } from '../../src/ports/jobStore.js';
 import { drive, type Peer } from './peerCommon.js';
@@ -80,7 +81,7 @@ await drive(system, async (): Promise<Peer> => {
     });
     const run = noop.run;
     (noop as { run: typeof run }).run = (input, ctx) => {
-      hops.mark(ctx.jobId, 8, performance.now());
+      hops.mark(ctx.jobId, 5, performance.now());
       return run(input, ctx);
     };
   }
@@ -134,41 +135,35 @@ await drive(system, async (): Promise<Peer> => {
 /**
  * BENCH_HOPS=1 (BullMQ dispatch): per-job timestamps of every hop between the submit and the
  * analyzer, printed to stderr at exit as mean / p50 / p99 of each hop's share:
- *   submit call → submit commit (job.queued committed) → relay round start → relay read (outbox
- *   rows returned) → BullMQ add accepted → relay commit; BullMQ add → processor invoked
- *   (BullMQ's fetch) → claim by id resolved → analyzer invoked.
+ *   submit call → submit commit (job.queued committed) → BullMQ add accepted (the committing
+ *   process's direct publish, or the relay's) → processor invoked (BullMQ's fetch) → claim by
+ *   id resolved → analyzer invoked. Relay rounds (outbox transactions) are counted.
  * Patches prototypes of the dispatch classes before the instance is built (bench only).
  */
 function traceHops(): { mark(jobId: string, hop: number, t: number): void; attach(store: JobStore): void } {
-  const HOP_NAMES = ['submit call', 'submit commit', 'relay round start', 'relay read', 'BullMQ add done', 'relay commit', 'processor invoked', 'claim done', 'analyzer start', 'fetch sent'];
+  const HOP_NAMES = ['submit call', 'submit commit', 'BullMQ add done', 'processor invoked', 'claim done', 'analyzer start', 'fetch sent'];
   const at = new Map<string, Float64Array>();
   const mark = (jobId: string, hop: number, t: number): void => {
     let a = at.get(jobId);
     if (!a) at.set(jobId, (a = new Float64Array(HOP_NAMES.length).fill(NaN)));
     if (Number.isNaN(a[hop])) a[hop] = t;
   };
-  const store = PostgresDispatchStore.prototype as unknown as { drainOutbox(limit: number, publish: (rows: DispatchRow[]) => Promise<void>): Promise<number> };
+  const store = PostgresDispatchStore.prototype as unknown as { drainOutbox(limit: number, before: number, publish: (rows: DispatchRow[]) => Promise<void>): Promise<number> };
   const drain = store.drainOutbox;
-  const relayStats = { rounds: 0, empty: 0 };
-  store.drainOutbox = async function (this: unknown, limit, publish) {
-    const t0 = performance.now();
+  const relayStats = { rounds: 0, empty: 0, rows: 0 };
+  store.drainOutbox = async function (this: unknown, limit, before, publish) {
     relayStats.rounds++;
-    let ids: string[] = [];
-    const n = await drain.call(this, limit, async (rows) => {
-      const t1 = performance.now();
-      ids = rows.map((r) => r.jobId);
-      for (const id of ids) {
-        mark(id, 2, t0);
-        mark(id, 3, t1);
-      }
-      await publish(rows);
-      const t2 = performance.now();
-      for (const id of ids) mark(id, 4, t2);
-    });
-    const t3 = performance.now();
-    if (ids.length === 0) relayStats.empty++;
-    for (const id of ids) mark(id, 5, t3);
+    const n = await drain.call(this, limit, before, publish);
+    if (n === 0) relayStats.empty++;
+    relayStats.rows += n;
     return n;
+  };
+  const relay = BullmqOutboxRelay.prototype as unknown as { publish(rows: readonly DispatchRow[]): Promise<void> };
+  const publish = relay.publish;
+  relay.publish = async function (this: unknown, rows) {
+    await publish.call(this, rows);
+    const t = performance.now();
+    for (const r of rows) mark(r.jobId, 2, t);
   };
   // The per-job handler of the dispatcher: `handle` (own fetch loop) or `process` (BullMQ's processor, before).
   const proc = BullmqDispatcher.prototype as unknown as Record<string, (job: { data: { jobId: string } }, ...rest: unknown[]) => Promise<void>>;
@@ -176,7 +171,7 @@ function traceHops(): { mark(jobId: string, hop: number, t: number): void; attac
     const f = proc[name];
     if (!f) continue;
     proc[name] = function (this: unknown, job, ...rest) {
-      mark(job.data.jobId, 6, performance.now());
+      mark(job.data.jobId, 3, performance.now());
       return f.call(this, job, ...rest);
     };
   }
@@ -192,7 +187,7 @@ function traceHops(): { mark(jobId: string, hop: number, t: number): void; attac
     if (job) {
       fetchStats.jobs++;
       fetchStats.ms += ms;
-      mark(job.data.jobId, 9, t);
+      mark(job.data.jobId, 6, t);
     } else fetchStats.emptyMs += ms;
     return job;
   };
@@ -216,19 +211,18 @@ function traceHops(): { mark(jobId: string, hop: number, t: number): void; attac
     const jobs = Math.max(1, at.size);
     lines.push(`  per job: ${Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${(n / jobs).toFixed(2)}`).join(', ')}`);
     lines.push(`  fetches: ${fetchStats.calls} calls, ${fetchStats.jobs} with a job (mean ${(fetchStats.ms / Math.max(1, fetchStats.jobs)).toFixed(2)} ms), empty ones ${(fetchStats.emptyMs / 1000).toFixed(1)} s in all`);
-    lines.push(`  relay: ${relayStats.rounds} rounds, ${relayStats.empty} found nothing`);
+    lines.push(`  relay: ${relayStats.rounds} rounds, ${relayStats.empty} found nothing, ${relayStats.rows} rows`);
     lines.push(`  event loop utilization ${performance.eventLoopUtilization(elu0).utilization.toFixed(2)}`);
-    // Hop 9 (fetch sent) exists only with the dispatcher's own fetch loop.
-    const fetchHop = [...at.values()].some((a) => !Number.isNaN(a[9]));
-    const full = [...at.values()].filter((a) => a.every((x, i) => !Number.isNaN(x) || (i === 9 && !fetchHop)));
+    // Hop 6 (fetch sent) exists only with the dispatcher's own fetch loop.
+    const fetchHop = [...at.values()].some((a) => !Number.isNaN(a[6]));
+    const full = [...at.values()].filter((a) => a.every((x, i) => !Number.isNaN(x) || (i === 6 && !fetchHop)));
     const stat = (xs: number[]): string => {
       xs.sort((x, y) => x - y);
       const mean = xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
       return `mean ${mean.toFixed(2)} p50 ${(xs[Math.floor(xs.length * 0.5)] ?? NaN).toFixed(2)} p99 ${(xs[Math.floor(xs.length * 0.99)] ?? NaN).toFixed(2)}`;
     };
-    // The BullMQ worker may fetch the job before the relay commits: the processor hop counts from the add.
-    const pairs: Array<[number, number]> = [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [4, 6], [6, 7], [7, 8], [0, 8]];
-    if (fetchHop) pairs.push([4, 9], [9, 6]);
+    const pairs: Array<[number, number]> = [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [0, 5]];
+    if (fetchHop) pairs.push([2, 6], [6, 3]);
     for (const [a, b] of pairs) lines.push(`  ${HOP_NAMES[a]} → ${HOP_NAMES[b]}: ${stat(full.map((x) => (x[b] as number) - (x[a] as number)))} ms`);
     process.stderr.write(`hops (${full.length} of ${at.size} jobs with every hop):\n${lines.join('\n')}\n`);
   });
@@ -238,7 +232,7 @@ function traceHops(): { mark(jobId: string, hop: number, t: number): void; attac
     target.claimJobsById = async (cmd) => {
       const results = await claim(cmd);
       const t = performance.now();
-      results.forEach((r, i) => r.kind === 'claimed' && mark(cmd.jobs[i]?.jobId as string, 7, t));
+      results.forEach((r, i) => r.kind === 'claimed' && mark(cmd.jobs[i]?.jobId as string, 4, t));
       return results;
     };
   };

@@ -29,6 +29,11 @@ export interface Config {
     readonly redisUrl: string | null;
     readonly sweepMs: number;
     readonly sweepGraceMs: number;
+    /**
+     * How old an outbox row of a first attempt must be before the relay takes it: the submitting
+     * process publishes those itself right after its commit, the relay is their fallback.
+     */
+    readonly relayGraceMs: number;
   };
   readonly dataDir: string;
   readonly auth: {
@@ -145,6 +150,7 @@ export const CONFIG_KEYS = {
   UPSHIFT_DISPATCH_MODE: 'auto',
   UPSHIFT_DISPATCH_SWEEP_MS: '30000',
   UPSHIFT_DISPATCH_SWEEP_GRACE_MS: '10000',
+  UPSHIFT_DISPATCH_RELAY_GRACE_MS: '2000',
   UPSHIFT_DATA_DIR: './data',
   UPSHIFT_AUTH_MODE: 'trusted-header',
   UPSHIFT_ALLOW_TRUSTED_HEADER_ON_PUBLIC_BIND: 'false',
@@ -291,6 +297,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
   const dispatch = parseDispatch(oneOf('UPSHIFT_DISPATCH_MODE', ['auto', 'store', 'bullmq'] as const), get('UPSHIFT_REDIS_URL').trim(), database.kind, {
     sweepMs: int('UPSHIFT_DISPATCH_SWEEP_MS', 0, 86_400_000),
     sweepGraceMs: int('UPSHIFT_DISPATCH_SWEEP_GRACE_MS', 0, 86_400_000),
+    relayGraceMs: int('UPSHIFT_DISPATCH_RELAY_GRACE_MS', 0, 3_600_000),
   });
 
   const cfg: Config = {
@@ -394,7 +401,7 @@ function parseDispatch(
   mode: 'auto' | 'store' | 'bullmq',
   redisUrl: string,
   db: Config['database']['kind'],
-  sweep: { sweepMs: number; sweepGraceMs: number },
+  sweep: { sweepMs: number; sweepGraceMs: number; relayGraceMs: number },
 ): Config['dispatch'] {
   if (redisUrl !== '' && !/^rediss?:\/\/[^/\s]/.test(redisUrl)) fail('UPSHIFT_REDIS_URL', redisUrl.replace(/\/\/[^@/]*@/, '//***@'), 'redis://[user:password@]host:port[/db] or rediss://…');
   const resolved = mode === 'auto' ? (redisUrl !== '' && db === 'postgres' ? 'bullmq' : 'store') : mode;

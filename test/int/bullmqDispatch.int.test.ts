@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatchJobId } from '../../src/adapters/dispatch/bullmq/bullmqOutboxRelay.js';
 import { loadConfig } from '../../src/config/config.js';
 import { defineAnalyzer, RetryAfterError } from '../../src/core/analyzer.js';
-import { asOrgId } from '../../src/core/ids.js';
+import { asOrgId, newJobId } from '../../src/core/ids.js';
+import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
 import type { Job } from '../../src/core/job.js';
 import { createUpshift, type Upshift } from '../../src/main.js';
 import { silentLogger } from '../../src/ports/logger.js';
@@ -124,7 +125,8 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch (outbox relay, claims by i
       `SELECT job_id FROM "${schema}".job_events GROUP BY job_id HAVING MAX(event_seq) <> COUNT(*) OR COUNT(*) FILTER (WHERE type = 'job.completed') <> 1`,
     );
     expect(gaps.rows).toEqual([]);
-    expect((await db.query(`SELECT 1 FROM "${schema}".dispatch_outbox`)).rowCount).toBe(0);
+    // The relay takes the submitted rows after the grace (the submitting process published them).
+    await until('the relay to clear the outbox', async () => (await db.query(`SELECT 1 FROM "${schema}".dispatch_outbox LIMIT 1`)).rowCount === 0);
   });
 
   it('cancels a running job from the other instance', async () => {
@@ -137,4 +139,64 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch (outbox relay, claims by i
     }, 5_000);
     expect(after.status).toBe('canceled');
   });
+});
+
+/**
+ * The two paths of a first attempt to BullMQ, with the safety net off so it cannot stand in:
+ * the committing process publishes right after its commit; the relay publishes what nobody did
+ * once the grace has passed.
+ */
+describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch: direct publish and the relay as its fallback', () => {
+  const schema = testSchemaName();
+  const RELAY_GRACE_MS = 2_500;
+  let up: Upshift;
+  let db: pg.Client;
+  const org = asOrgId('acme');
+
+  beforeAll(async () => {
+    const config = loadConfig({
+      UPSHIFT_DATABASE_URL: pgUrl!,
+      UPSHIFT_DATABASE_SCHEMA: schema,
+      UPSHIFT_REDIS_URL: redisUrl!,
+      UPSHIFT_DISPATCH_MODE: 'bullmq',
+      UPSHIFT_NOTIFICATIONS_ENABLED: 'false',
+      UPSHIFT_DISPATCH_SWEEP_MS: '0',
+      UPSHIFT_DISPATCH_RELAY_GRACE_MS: String(RELAY_GRACE_MS),
+      UPSHIFT_POLL_MS: '200',
+      UPSHIFT_LOG_LEVEL: 'silent',
+    });
+    up = await createUpshift({ config, http: false, logger: log });
+    await up.start();
+    db = new pg.Client({ connectionString: pgUrl! });
+    await db.connect();
+  });
+  afterAll(async () => {
+    await up?.close();
+    await db?.end();
+    const q = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl! }, prefix: 'upshift' });
+    await q.obliterate({ force: true }).catch(() => undefined);
+    await q.close();
+    await dropSchema(pgUrl!, schema);
+  });
+
+  it('publishes a first attempt right after its commit; the relay takes what nobody published, after the grace', async () => {
+    const { job } = await up.service.submit(org, { analyzer: 'noop', input: { direct: true } });
+    await until('the job to complete', async () => (await up.store.getJob(org, job.jobId))?.status === 'completed', RELAY_GRACE_MS - 1_000);
+    // Completed while its outbox row is still within the grace: BullMQ had it from the submitting process.
+    expect((await db.query(`SELECT 1 FROM "${schema}".dispatch_outbox WHERE job_id = $1`, [job.jobId])).rowCount).toBe(1);
+
+    // A process that committed and died before publishing: a bare store (no dispatch) writes the
+    // job and its outbox row, and nobody publishes it; the relays must.
+    const bare = createPostgresJobStore({ url: pgUrl!, schema, poolSize: 1 });
+    try {
+      const now = Date.now();
+      const { job: orphan } = await bare.submitJob({ jobId: newJobId(now), orgId: org, analyzer: 'noop', input: { orphan: true }, priority: 0, maxAttempts: 1, idempotencyKey: null, requestHash: null, traceContext: null, now });
+      await until('the orphaned job to complete', async () => (await up.store.getJob(org, orphan.jobId))?.status === 'completed', RELAY_GRACE_MS + 10_000);
+      expect(Date.now() - now).toBeGreaterThanOrEqual(RELAY_GRACE_MS - 200);
+      expect((await db.query(`SELECT 1 FROM "${schema}".dispatch_outbox WHERE job_id = $1`, [orphan.jobId])).rowCount).toBe(0);
+    } finally {
+      await bare.close();
+    }
+  });
+
 });

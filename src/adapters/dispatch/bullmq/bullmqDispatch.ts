@@ -26,6 +26,8 @@ export interface BullmqDispatchOptions {
   readonly relayPollMs?: number;
   /** Outbox rows per relay transaction (default 500). */
   readonly relayBatchSize?: number;
+  /** First-attempt outbox rows the relay leaves to the committing process this long (default 2,000 ms). */
+  readonly relayGraceMs?: number;
   /** Safety-net period (default 30,000 ms; 0 = off). */
   readonly sweepMs?: number;
   /** How long a queued job must have been due before the safety net re-dispatches it (default 10,000 ms). */
@@ -36,7 +38,7 @@ export interface BullmqDispatchOptions {
 export interface BullmqDispatch {
   /** Worker side: claims the jobs BullMQ hands out. Start it only in worker processes. */
   readonly dispatcher: BullmqDispatcher;
-  /** Producer side: outbox → BullMQ plus the safety net. Runs in every process. */
+  /** Producer side: direct publish after this process's commits, outbox → BullMQ, the safety net. Runs in every process. */
   readonly relay: BullmqOutboxRelay;
   readonly store: PostgresDispatchStore;
   readonly queue: Queue<DispatchJobData>;
@@ -81,6 +83,7 @@ export function createBullmqDispatch(opts: BullmqDispatchOptions): BullmqDispatc
     logger: opts.logger,
     pollMs: opts.relayPollMs ?? 1_000,
     batchSize: opts.relayBatchSize ?? 500,
+    graceMs: opts.relayGraceMs ?? 2_000,
     sweepMs: opts.sweepMs ?? 30_000,
     sweepGraceMs: opts.sweepGraceMs ?? 10_000,
     publishTimeoutMs: 5_000,

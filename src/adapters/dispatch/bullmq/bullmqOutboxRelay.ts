@@ -4,7 +4,8 @@ import { WakeableLoop } from '../../../app/wakeableLoop.js';
 import type { Clock } from '../../../ports/clock.js';
 import type { DispatchRelay } from '../../../ports/dispatcher.js';
 import type { Logger } from '../../../ports/logger.js';
-import type { DispatchRow, PostgresDispatchStore } from './postgresDispatchStore.js';
+import type { JobEvent } from '../../../core/events.js';
+import type { DispatchRow, OutboxRow, PostgresDispatchStore } from './postgresDispatchStore.js';
 
 /** The payload of a BullMQ dispatch job: "claim this Upshift job (attempt) if you can". */
 export interface DispatchJobData {
@@ -21,8 +22,13 @@ export interface OutboxRelayOptions {
   readonly logger: Logger;
   /** Fallback poll of the outbox (relays are poked by the event feed). */
   readonly pollMs: number;
-  /** Rows per relay transaction. */
+  /** Rows per relay transaction (and per direct publish). */
   readonly batchSize: number;
+  /**
+   * First-attempt rows younger than this stay in the outbox for the process that committed
+   * them (it publishes them itself, `publishCommitted`); older ones the relay takes.
+   */
+  readonly graceMs: number;
   /** How often the safety net re-dispatches queued jobs; 0 = never. */
   readonly sweepMs: number;
   /** A queued job must have been due this long before the safety net re-dispatches it. */
@@ -44,12 +50,22 @@ export interface OutboxRelayOptions {
 export const dispatchJobId = (r: { jobId: string; attempt: number }): string => `${r.jobId}.${r.attempt}`;
 
 /**
- * Moves committed dispatch requests from the PostgreSQL outbox to BullMQ. Each batch is one
- * transaction: rows are deleted only if BullMQ accepted them, so a job committed while Redis is
- * down waits in the outbox and is dispatched once Redis is back (at-least-once; duplicates are
- * harmless because a worker only claims a job that is still queued). Rows of one batch are
- * interleaved by org before publishing, so one tenant's burst does not queue in front of
- * everyone else's jobs committed at the same time.
+ * Moves committed dispatch requests to BullMQ, on two paths:
+ *
+ * - **Direct** (the fast path): the process whose transaction queued a job for its first
+ *   attempt publishes it right after the commit (`publishCommitted`, from the store's commit
+ *   hook), without a PostgreSQL round trip. The outbox row stays behind as the fallback.
+ * - **Relay**: rows of later attempts (retries, lease recoveries) at once, and first-attempt
+ *   rows once they are `graceMs` old — those the direct path already published unless the
+ *   committing process died or Redis was down. Each batch is one transaction: rows are deleted
+ *   only if BullMQ accepted them, so a job committed while Redis is down waits in the outbox and
+ *   is dispatched once Redis is back (at-least-once; duplicates are harmless because a worker
+ *   only claims a job that is still queued). Rows whose job is no longer queued for that attempt
+ *   are deleted without a message; aged first-attempt rows are re-published only if BullMQ does
+ *   not hold them (one pipelined EXISTS per batch).
+ *
+ * Rows of one batch are interleaved by org before publishing, so one tenant's burst does not
+ * queue in front of everyone else's jobs committed at the same time.
  *
  * The safety net: every `sweepMs`, queued jobs that have been due for `sweepGraceMs` are
  * published again (same BullMQ ids, so jobs still waiting in BullMQ are not duplicated). This
@@ -83,16 +99,52 @@ export class BullmqOutboxRelay implements DispatchRelay {
     await Promise.all([this.relay.stop(), this.sweeper.stop()]);
   }
 
+  /**
+   * The direct path: publishes the first-attempt dispatch requests among `events` (committed
+   * by this process) without waiting for the relay. Best effort — the outbox rows stay and the
+   * relay publishes them after `graceMs` if this fails (Redis down, process killed).
+   */
+  publishCommitted(events: readonly JobEvent[]): void {
+    let rows: DispatchRow[] | null = null;
+    for (const e of events) {
+      if (e.type !== 'job.queued') continue;
+      const p = e.payload as { analyzer?: unknown; run_at?: unknown };
+      if (typeof p.analyzer !== 'string' || typeof p.run_at !== 'number') continue;
+      (rows ??= []).push({ orgId: e.orgId, jobId: e.jobId, attempt: 1, analyzer: p.analyzer, runAt: p.run_at });
+    }
+    if (rows === null || !this.started || (this.o.connected && !this.o.connected())) return;
+    const ordered = interleaveByOrg(rows);
+    for (let i = 0; i < ordered.length; i += this.o.batchSize) {
+      this.publish(ordered.slice(i, i + this.o.batchSize)).catch((e: unknown) =>
+        this.o.logger.debug({ err: coerceError(e) }, 'dispatch: direct publish failed; the relay publishes from the outbox'),
+      );
+    }
+  }
+
   /** One relay transaction; true if the outbox may have more rows. */
   async relayRound(): Promise<boolean> {
-    const n = await this.o.store.drainOutbox(this.o.batchSize, (rows) => this.publish(interleaveByOrg(rows)));
+    const n = await this.o.store.drainOutbox(this.o.batchSize, this.o.clock.now() - this.o.graceMs, (rows) => this.publishTaken(rows));
     return n >= this.o.batchSize;
+  }
+
+  /** Later attempts are published; aged first attempts only where BullMQ lost them (see above). */
+  private async publishTaken(rows: readonly OutboxRow[]): Promise<void> {
+    const retries = rows.filter((r) => r.queued && r.attempt > 1);
+    const firsts = rows.filter((r) => r.queued && r.attempt === 1);
+    if (retries.length > 0) await this.publish(interleaveByOrg(retries));
+    // Mostly rows of a process that died or lost Redis before publishing; now and then a job
+    // whose claim committed between the delete's snapshot and the EXISTS (it claims nothing).
+    if (firsts.length > 0) {
+      await this.publishMissing(interleaveByOrg(firsts), (count) => this.o.logger.info({ count }, 'dispatch relay: publishing first attempts BullMQ does not hold'));
+    }
   }
 
   /** One page of the safety-net scan; true while there are more pages. */
   async sweepRound(): Promise<boolean> {
     const now = this.o.clock.now();
-    const rows = await this.o.store.scanQueued(now - this.o.sweepGraceMs, this.cursor, this.o.batchSize, (r) => this.publishMissing(r));
+    const rows = await this.o.store.scanQueued(now - this.o.sweepGraceMs, this.cursor, this.o.batchSize, (r) =>
+      this.publishMissing(r, (count) => this.o.logger.warn({ count }, 'dispatch safety net: queued jobs without a BullMQ entry; re-dispatching')),
+    );
     if (rows === null) return false;
     const last = rows[rows.length - 1];
     this.cursor = rows.length < this.o.batchSize || !last ? null : { orgId: last.orgId, jobId: last.jobId };
@@ -100,14 +152,14 @@ export class BullmqOutboxRelay implements DispatchRelay {
   }
 
   /**
-   * The safety net publishes only the rows BullMQ does not hold (one pipelined EXISTS per
-   * batch), so a large healthy backlog costs Redis reads, not hundreds of add scripts.
+   * Publishes only the rows BullMQ does not hold (one pipelined EXISTS per batch), so a large
+   * healthy backlog costs Redis reads, not hundreds of add scripts.
    */
-  private async publishMissing(rows: readonly DispatchRow[]): Promise<void> {
+  private async publishMissing(rows: readonly DispatchRow[], report: (count: number) => void): Promise<void> {
     const present = this.o.exists ? await this.o.exists(rows.map((r) => dispatchJobId(r))) : rows.map(() => false);
     const missing = rows.filter((_, i) => !present[i]);
     if (missing.length > 0) {
-      this.o.logger.warn({ count: missing.length }, 'dispatch safety net: queued jobs without a BullMQ entry; re-dispatching');
+      report(missing.length);
       await this.publish(missing);
     }
   }

@@ -11,6 +11,11 @@ export interface DispatchRow {
   readonly runAt: number;
 }
 
+/** An outbox row as the relay takes it: `queued` = its job is still queued for that attempt. */
+export interface OutboxRow extends DispatchRow {
+  readonly queued: boolean;
+}
+
 const TRIGGER = 'job_events_dispatch_outbox';
 
 /**
@@ -80,20 +85,26 @@ export class PostgresDispatchStore {
   /**
    * Takes up to `limit` outbox rows (oldest first, SKIP LOCKED so relays in several processes
    * take disjoint rows) and deletes them only if `publish` resolves — in the same transaction.
+   * Rows of a first attempt are taken only once they are `firstAttemptBefore` old (epoch ms):
+   * the submitting process publishes those itself after its commit, the relay is their
+   * fallback. Each row says whether its job is still queued for that attempt (`queued`), so rows
+   * of jobs that moved on are dropped without a message.
    * A crash or a failing publish leaves them for the next round (at-least-once). The deletion
    * commits without waiting for its WAL flush: a crash of PostgreSQL may bring rows back that
    * were published, and publishing them again is harmless (same BullMQ job ids; a signal for a
    * job that is not queued any more claims nothing). The next round does not wait for a flush.
    */
-  async drainOutbox(limit: number, publish: (rows: DispatchRow[]) => Promise<void>): Promise<number> {
+  async drainOutbox(limit: number, firstAttemptBefore: number, publish: (rows: OutboxRow[]) => Promise<void>): Promise<number> {
     return this.internalTx(async (c) => {
-      const r = await c.query<{ org_id: string; job_id: string; attempt: number; analyzer: string; run_at: number }>(
-        `DELETE FROM ${this.s}.dispatch_outbox WHERE id IN (
-           SELECT id FROM ${this.s}.dispatch_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING org_id, job_id, attempt, analyzer, run_at`,
-        [limit],
+      const r = await c.query<{ org_id: string; job_id: string; attempt: number; analyzer: string; run_at: number; queued: boolean }>(
+        `DELETE FROM ${this.s}.dispatch_outbox o WHERE o.id IN (
+           SELECT id FROM ${this.s}.dispatch_outbox WHERE attempt > 1 OR created_at <= $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING o.org_id, o.job_id, o.attempt, o.analyzer, o.run_at,
+           EXISTS (SELECT 1 FROM ${this.s}.jobs j
+                   WHERE j.org_id = o.org_id AND j.job_id = o.job_id AND j.status = 'queued' AND j.attempt = o.attempt) AS queued`,
+        [limit, firstAttemptBefore],
       );
-      if (r.rows.length > 0) await publish(r.rows.map(toDispatchRow));
+      if (r.rows.length > 0) await publish(r.rows.map((row) => ({ ...toDispatchRow(row), queued: row.queued })));
       return r.rows.length;
     }, true);
   }
