@@ -23,7 +23,8 @@ import { drive, type Peer } from './peerCommon.js';
  * committed (the store's commit hook fires after COMMIT), so every timed completion is durable.
  * BENCH_UPSHIFT_DISPATCH=bullmq: PostgreSQL + BullMQ dispatch (UPSHIFT_DISPATCH_MODE=bullmq: a
  * transactional outbox relayed to a BullMQ queue on BENCH_REDIS_URL, default the local Redis;
- * the queue is named after the schema and obliterated at the end).
+ * the queue is named after the schema and obliterated at the end). BENCH_RELAY_GRACE_MS sets
+ * UPSHIFT_DISPATCH_RELAY_GRACE_MS (how long the relay leaves directly published rows alone).
  */
 const url = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `bench_up_${process.pid}_${Date.now()}`;
@@ -59,6 +60,7 @@ await drive(system, async (): Promise<Peer> => {
     // BENCH_UPSHIFT_PREFETCH: held claimed jobs beyond the concurrency (default: the store's auto).
     ...(process.env.BENCH_UPSHIFT_PREFETCH !== undefined && { UPSHIFT_WORKER_PREFETCH: process.env.BENCH_UPSHIFT_PREFETCH }),
     ...(bullmq ? { UPSHIFT_DISPATCH_MODE: 'bullmq', UPSHIFT_REDIS_URL: redisUrl } : { UPSHIFT_DISPATCH_MODE: 'store' }),
+    ...(process.env.BENCH_RELAY_GRACE_MS !== undefined && { UPSHIFT_DISPATCH_RELAY_GRACE_MS: process.env.BENCH_RELAY_GRACE_MS }),
   });
   const hops = process.env.BENCH_HOPS === '1' && bullmq ? traceHops() : null;
   const up: Upshift = await createUpshift({ config, http: false, analyzers: [noop] });

@@ -153,8 +153,8 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch: direct publish and the re
   let db: pg.Client;
   const org = asOrgId('acme');
 
-  beforeAll(async () => {
-    const config = loadConfig({
+  const config = (): ReturnType<typeof loadConfig> =>
+    loadConfig({
       UPSHIFT_DATABASE_URL: pgUrl!,
       UPSHIFT_DATABASE_SCHEMA: schema,
       UPSHIFT_REDIS_URL: redisUrl!,
@@ -165,7 +165,9 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch: direct publish and the re
       UPSHIFT_POLL_MS: '200',
       UPSHIFT_LOG_LEVEL: 'silent',
     });
-    up = await createUpshift({ config, http: false, logger: log });
+
+  beforeAll(async () => {
+    up = await createUpshift({ config: config(), http: false, logger: log });
     await up.start();
     db = new pg.Client({ connectionString: pgUrl! });
     await db.connect();
@@ -199,4 +201,16 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch: direct publish and the re
     }
   });
 
+
+  it('publishes jobs submitted through an instance that has not started yet (a library user enqueueing before start)', async () => {
+    const early = await createUpshift({ config: { ...config(), worker: { ...config().worker, enabled: false } }, http: false, logger: log });
+    try {
+      // The started instance's worker runs it; before the relay could have taken its outbox row.
+      const { job } = await early.service.submit(org, { analyzer: 'sleep', input: { ms: 1 } });
+      await until('the job to complete', async () => (await up.store.getJob(org, job.jobId))?.status === 'completed', RELAY_GRACE_MS - 1_000);
+      expect((await db.query(`SELECT 1 FROM "${schema}".dispatch_outbox WHERE job_id = $1`, [job.jobId])).rowCount).toBe(1);
+    } finally {
+      await early.close();
+    }
+  });
 });

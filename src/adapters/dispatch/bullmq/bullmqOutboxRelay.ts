@@ -76,6 +76,7 @@ export class BullmqOutboxRelay implements DispatchRelay {
   private readonly sweeper: WakeableLoop;
   private cursor: { orgId: string; jobId: string } | null = null;
   private started = false;
+  private stopped = false;
 
   constructor(private readonly o: OutboxRelayOptions) {
     // Retries at most every second while Redis or PostgreSQL is down: after an outage the
@@ -96,6 +97,7 @@ export class BullmqOutboxRelay implements DispatchRelay {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await Promise.all([this.relay.stop(), this.sweeper.stop()]);
   }
 
@@ -112,7 +114,9 @@ export class BullmqOutboxRelay implements DispatchRelay {
       if (typeof p.analyzer !== 'string' || typeof p.run_at !== 'number') continue;
       (rows ??= []).push({ orgId: e.orgId, jobId: e.jobId, attempt: 1, analyzer: p.analyzer, runAt: p.run_at });
     }
-    if (rows === null || !this.started || (this.o.connected && !this.o.connected())) return;
+    // Also before start(): commits of a process whose loops have not started yet (jobs submitted
+    // before the worker starts) are published too; the queue connects at construction.
+    if (rows === null || this.stopped || (this.o.connected && !this.o.connected())) return;
     const ordered = interleaveByOrg(rows);
     for (let i = 0; i < ordered.length; i += this.o.batchSize) {
       this.publish(ordered.slice(i, i + this.o.batchSize)).catch((e: unknown) =>

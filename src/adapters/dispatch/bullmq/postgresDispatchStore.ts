@@ -97,11 +97,14 @@ export class PostgresDispatchStore {
   async drainOutbox(limit: number, firstAttemptBefore: number, publish: (rows: OutboxRow[]) => Promise<void>): Promise<number> {
     return this.internalTx(async (c) => {
       const r = await c.query<{ org_id: string; job_id: string; attempt: number; analyzer: string; run_at: number; queued: boolean }>(
-        `DELETE FROM ${this.s}.dispatch_outbox o WHERE o.id IN (
-           SELECT id FROM ${this.s}.dispatch_outbox WHERE attempt > 1 OR created_at <= $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+        // Plan shape on purpose: the taken ids as an array (the delete probes the primary key
+        // instead of hash-joining a scan of the whole outbox), and the job status as a scalar
+        // subquery per row (an EXISTS here may be planned as a hash over every queued job).
+        `DELETE FROM ${this.s}.dispatch_outbox o WHERE o.id = ANY (ARRAY(
+           SELECT id FROM ${this.s}.dispatch_outbox WHERE attempt > 1 OR created_at <= $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))
          RETURNING o.org_id, o.job_id, o.attempt, o.analyzer, o.run_at,
-           EXISTS (SELECT 1 FROM ${this.s}.jobs j
-                   WHERE j.org_id = o.org_id AND j.job_id = o.job_id AND j.status = 'queued' AND j.attempt = o.attempt) AS queued`,
+           COALESCE((SELECT j.status = 'queued' AND j.attempt = o.attempt FROM ${this.s}.jobs j
+                     WHERE j.org_id = o.org_id AND j.job_id = o.job_id), false) AS queued`,
         [limit, firstAttemptBefore],
       );
       if (r.rows.length > 0) await publish(r.rows.map((row) => ({ ...toDispatchRow(row), queued: row.queued })));
