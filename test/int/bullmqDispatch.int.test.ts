@@ -28,6 +28,14 @@ const flaky = defineAnalyzer<{ n: number }, number>({
   },
 });
 
+/** Test teardown: the schema's BullMQ queue (named after it) and the schema. */
+async function removeQueueAndSchema(schema: string): Promise<void> {
+  const q = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl! }, prefix: 'upshift' });
+  await q.obliterate({ force: true }).catch(() => undefined);
+  await q.close();
+  await dropSchema(pgUrl!, schema);
+}
+
 async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -71,10 +79,7 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch (outbox relay, claims by i
     await worker?.close();
     await api?.close();
     await db?.end();
-    const q = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl! }, prefix: 'upshift' });
-    await q.obliterate({ force: true }).catch(() => undefined);
-    await q.close();
-    await dropSchema(pgUrl!, schema);
+    await removeQueueAndSchema(schema);
   });
 
   const statuses = async (): Promise<Record<string, number>> => {
@@ -175,10 +180,7 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch: direct publish and the re
   afterAll(async () => {
     await up?.close();
     await db?.end();
-    const q = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl! }, prefix: 'upshift' });
-    await q.obliterate({ force: true }).catch(() => undefined);
-    await q.close();
-    await dropSchema(pgUrl!, schema);
+    await removeQueueAndSchema(schema);
   });
 
   it('publishes a first attempt right after its commit; the relay takes what nobody published, after the grace', async () => {
