@@ -68,6 +68,8 @@ describe('worker prefetch (claimed jobs held for a free slot), real SQLite store
       g.open(id);
     }
     await until(async () => (await Promise.all(ids.map(statusOf))).every((s) => s === 'completed'));
+    // A read can see a commit before its events reached the commit listeners.
+    await until(() => ids.every((id) => types(id).includes('job.completed')));
     for (const id of ids) expect(types(id)).toEqual(['job.queued', 'job.started', 'job.completed']);
   });
 

@@ -45,6 +45,12 @@ afterEach(async () => {
 });
 
 const types = (jobId: JobId) => rt!.events.filter((e) => e.jobId === jobId).map((e) => e.type);
+/**
+ * Waits until the job is `status` in the store and its `job.<status>` event reached the commit
+ * listeners: a read can see a commit before the listeners have been called.
+ */
+const untilSettled = (jobId: JobId, status: 'completed' | 'canceled') =>
+  until(async () => (await rt!.service.get(acme, jobId)).status === status && types(jobId).includes(`job.${status}`));
 
 describe('worker runtime on a real SQLite store', () => {
   it('retries with exponential backoff on the injected clock, then completes', async () => {
@@ -69,7 +75,7 @@ describe('worker runtime on a real SQLite store', () => {
 
     clock.advance(2000);
     rt.worker.poke();
-    await until(async () => (await rt!.service.get(acme, job.jobId)).status === 'completed');
+    await untilSettled(job.jobId, 'completed');
     expect(types(job.jobId)).toEqual([
       'job.queued', 'job.started', 'job.retrying', 'job.started', 'job.retrying', 'job.started', 'job.completed',
     ]);
@@ -110,7 +116,7 @@ describe('worker runtime on a real SQLite store', () => {
     const r = await rt.service.cancel(acme, job.jobId);
     expect(r.job.status).toBe('running');
     expect(r.job.cancelRequestedAt).not.toBeNull();
-    await until(async () => (await rt!.service.get(acme, job.jobId)).status === 'canceled');
+    await untilSettled(job.jobId, 'canceled');
     expect(types(job.jobId)).toEqual(['job.queued', 'job.started', 'job.cancel_requested', 'job.canceled']);
     const again = await rt.service.cancel(acme, job.jobId);
     expect(again).toMatchObject({ changed: false, job: { status: 'canceled' } });
@@ -133,7 +139,10 @@ describe('worker runtime on a real SQLite store', () => {
     rt = await createTestRuntime({ analyzers: [forcedString], clock: new ManualClock() });
     rt.worker.start();
     const { job } = await rt.service.submit(acme, { analyzer: 'forced-string', input: {} });
-    await until(async () => (await rt!.service.get(acme, job.jobId)).status !== 'queued' && (await rt!.service.get(acme, job.jobId)).status !== 'running');
+    // Terminal in the store, and its terminal event delivered to the commit listeners (a read can
+    // see the commit before the listeners have been called).
+    const terminal = (t: string) => t === 'job.completed' || t === 'job.failed' || t === 'job.canceled';
+    await until(async () => !['queued', 'running'].includes((await rt!.service.get(acme, job.jobId)).status) && types(job.jobId).some(terminal));
     expect((await rt.service.get(acme, job.jobId)).status).toBe('completed');
     expect(types(job.jobId)).toEqual(['job.queued', 'job.started', 'job.completed']);
   });
@@ -158,7 +167,7 @@ describe('worker runtime on a real SQLite store', () => {
     await sleep(100);
     expect((await rt.service.get(acme, job.jobId)).status).toBe('running');
     clock.advance(1_001);
-    await until(async () => (await rt!.service.get(acme, job.jobId)).status === 'completed');
+    await untilSettled(job.jobId, 'completed');
     const j = await rt.service.get(acme, job.jobId);
     expect(j.attempt).toBe(2);
     expect(types(job.jobId)).toEqual(['job.queued', 'job.started', 'job.retrying', 'job.started', 'job.completed']);
