@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { defineAnalyzer, PermanentError, RetryAfterError } from '../../src/core/analyzer.js';
+import { isTerminalEvent } from '../../src/core/events.js';
 import { parseOrgId, type JobId } from '../../src/core/ids.js';
 import type { Json } from '../../src/core/job.js';
 import { ManualClock } from '../../src/ports/clock.js';
@@ -141,8 +142,7 @@ describe('worker runtime on a real SQLite store', () => {
     const { job } = await rt.service.submit(acme, { analyzer: 'forced-string', input: {} });
     // Terminal in the store, and its terminal event delivered to the commit listeners (a read can
     // see the commit before the listeners have been called).
-    const terminal = (t: string) => t === 'job.completed' || t === 'job.failed' || t === 'job.canceled';
-    await until(async () => !['queued', 'running'].includes((await rt!.service.get(acme, job.jobId)).status) && types(job.jobId).some(terminal));
+    await until(async () => !['queued', 'running'].includes((await rt!.service.get(acme, job.jobId)).status) && types(job.jobId).some(isTerminalEvent));
     expect((await rt.service.get(acme, job.jobId)).status).toBe('completed');
     expect(types(job.jobId)).toEqual(['job.queued', 'job.started', 'job.completed']);
   });

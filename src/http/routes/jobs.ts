@@ -21,13 +21,13 @@ import {
 } from '../schemas.js';
 import { streamJobEvents, streamOrgEvents } from '../sse.js';
 
-/** Job reads, event log, live stream, cancel and results: every one bound to the caller's org. */
 /** Both event streams answer text/event-stream, or a problem before the stream starts. */
 const SSE_RESPONSES = {
   200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
   ...problemResponses,
 };
 
+/** Job reads, event log, live stream, cancel and results: every one bound to the caller's org. */
 export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const { service } = ctx;
   /** Hands the connection to an SSE writer, tracked so a shutdown ends it; refused (503) while closing. */
