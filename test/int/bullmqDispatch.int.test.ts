@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatchJobId } from '../../src/adapters/dispatch/bullmq/bullmqOutboxRelay.js';
 import { loadConfig } from '../../src/config/config.js';
 import { defineAnalyzer, RetryAfterError } from '../../src/core/analyzer.js';
-import { asOrgId, newJobId } from '../../src/core/ids.js';
+import { asOrgId, newJobId, newResultId } from '../../src/core/ids.js';
+import { PostgresDispatchStore } from '../../src/adapters/dispatch/bullmq/postgresDispatchStore.js';
 import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
 import type { Job } from '../../src/core/job.js';
 import { createUpshift, type Upshift } from '../../src/main.js';
@@ -214,5 +215,77 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch: direct publish and the re
     } finally {
       await early.close();
     }
+  });
+});
+
+/**
+ * The relay's take of the outbox on its own (no process publishing, no relay loop running): which
+ * rows a round takes, what it says about their jobs, and that a failed publish keeps them.
+ */
+describe.skipIf(!pgUrl)('BullMQ dispatch: the outbox take (PostgresDispatchStore.drainOutbox)', () => {
+  const schema = testSchemaName();
+  const org = asOrgId('acme');
+  const T0 = Date.UTC(2026, 0, 1);
+  const store = createPostgresJobStore({ url: pgUrl!, schema, poolSize: 2 });
+  const dispatchStore = new PostgresDispatchStore({ url: pgUrl!, schema });
+
+  afterAll(async () => {
+    await store.close();
+    await dispatchStore.close();
+    await dropSchema(pgUrl!, schema);
+  });
+
+  const submit = async (now: number, maxAttempts = 1): Promise<Job> =>
+    (await store.submitJob({ jobId: newJobId(now), orgId: org, analyzer: 'noop', input: {}, priority: 0, maxAttempts, idempotencyKey: null, requestHash: null, traceContext: null, now })).job;
+  const claim = async (job: Job, now: number) => {
+    const [c] = await store.claimJobsById({ jobs: [{ orgId: org, jobId: job.jobId }], workerId: 'w', now, leaseMs: 60_000 });
+    if (c?.kind !== 'claimed') throw new Error(`not claimed: ${c?.kind}`);
+    return { orgId: org, jobId: job.jobId, attempt: c.job.attempt, leaseToken: c.job.leaseToken };
+  };
+
+  it('takes retries at once and first attempts only after the grace, says which jobs are still queued for that attempt, keeps the rows when publishing fails', async () => {
+    await store.migrate();
+    await dispatchStore.setOutboxCapture(true);
+    const done = await submit(T0); // first attempt, old, then completed: taken, not queued
+    await store.finishJob(await claim(done, T0), { status: 'completed', resultId: newResultId(T0), payload: 1 }, T0 + 1);
+    const waiting = await submit(T0 + 1); // first attempt, old, still queued: taken, queued
+    const now = Date.now();
+    const fresh = await submit(now); // first attempt within the grace: left alone
+    const retried = await submit(now + 1, 2); // attempt 2 queued by a retry just now: taken at once, queued
+    await store.finishJob(await claim(retried, now + 1), { status: 'retry', error: { code: 'E', message: 'again' }, retryAt: now + 1 }, now + 2);
+
+    const cutoff = now - 1_000;
+    // A failing publish rolls the round back: every row is still there.
+    await expect(dispatchStore.drainOutbox(10, cutoff, () => Promise.reject(new Error('Redis down')))).rejects.toThrow('Redis down');
+    expect(await dispatchStore.outboxSize()).toBe(5);
+
+    const taken: Array<{ jobId: string; attempt: number; queued: boolean }> = [];
+    const n = await dispatchStore.drainOutbox(10, cutoff, (rows) => {
+      taken.push(...rows.map((r) => ({ jobId: r.jobId, attempt: r.attempt, queued: r.queued })));
+      return Promise.resolve();
+    });
+    expect(n).toBe(3);
+    expect(taken.sort((a, b) => a.jobId.localeCompare(b.jobId) || a.attempt - b.attempt)).toEqual(
+      [
+        { jobId: done.jobId, attempt: 1, queued: false },
+        { jobId: waiting.jobId, attempt: 1, queued: true },
+        { jobId: retried.jobId, attempt: 2, queued: true },
+      ].sort((a, b) => a.jobId.localeCompare(b.jobId) || a.attempt - b.attempt),
+    );
+    // Left: the fresh job's row and the retried job's first-attempt row (also within the grace).
+    expect(await dispatchStore.outboxSize()).toBe(2);
+    // Once the grace has passed for them too: the retried job's first attempt is no longer queued.
+    taken.length = 0;
+    await dispatchStore.drainOutbox(10, now + 10, (rows) => {
+      taken.push(...rows.map((r) => ({ jobId: r.jobId, attempt: r.attempt, queued: r.queued })));
+      return Promise.resolve();
+    });
+    expect(taken.sort((a, b) => a.jobId.localeCompare(b.jobId))).toEqual(
+      [
+        { jobId: fresh.jobId, attempt: 1, queued: true },
+        { jobId: retried.jobId, attempt: 1, queued: false },
+      ].sort((a, b) => a.jobId.localeCompare(b.jobId)),
+    );
+    expect(await dispatchStore.outboxSize()).toBe(0);
   });
 });
