@@ -285,8 +285,9 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
         ...(dispatch && { dispatcher: dispatch.dispatcher }),
       })
     : null;
-  // Scale mode: this process's own commits wake its worker at once, and in BullMQ mode go to
-  // BullMQ straight from here (retries through the relay); the feed would add the NOTIFY round
+  // Scale mode: this process's own commits wake its worker at once, and in BullMQ mode their
+  // first attempts go to BullMQ straight from here (retries through the relay, poked by the feed
+  // above, which also carries this process's own events); the feed would add the NOTIFY round
   // trip and its read of the events (add→start latency). Other processes' commits still arrive
   // through the feed.
   const offLocalWake =
@@ -294,10 +295,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       ? store.onCommitted((events) => {
           const queued = events.filter((e) => e.type === 'job.queued' || e.type === 'job.retrying');
           if (queued.length === 0) return;
-          if (dispatch) {
-            dispatch.relay.publishCommitted(queued);
-            if (queued.some((e) => e.type === 'job.retrying')) dispatch.relay.poke();
-          }
+          dispatch?.relay.publishCommitted(queued);
           // With their orgs: the store dispatcher claims from orgs it knows to be ready without a read.
           for (const e of queued) worker?.poke(readyHintOf(e));
         })
