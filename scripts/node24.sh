@@ -21,6 +21,11 @@
 #   3. vitest runs the unit and int projects in the copy with Node 24 first on PATH.
 #
 # Usage: scripts/node24.sh [extra vitest args]   (from anywhere)
+#        scripts/node24.sh bench <bench args>     runs `node dist/bench/run.js <bench args>` in the
+#          copy on Node 24 instead of the tests (what `npm run bench` does on Node < 22: the newest
+#          pg-boss and graphile-worker need Node >= 22, and every system of a run uses the same
+#          Node); dist/ must be built (`npm run bench` builds first). Results are copied back to
+#          bench/results/ of the checkout.
 # Env:   UPSHIFT_NODE24_CACHE  cache dir (default ~/.cache/upshift-node24)
 #        NODE24_SPEC           npm spec of the Node package (default node@24)
 #        UPSHIFT_NODE24_KEEP=1 keep the temp copy for inspection
@@ -91,6 +96,21 @@ log "npm ci (Node 24, --ignore-scripts) in $((SECONDS - t0)) s"
   if (n !== 20000) throw new Error('unexpected row count ' + n);
   console.error('[node24] ' + pkg + ' (better-sqlite3 ' + require(pkg + '/package.json').version + ', prebuilt) works on Node ' + process.version + ' (SQLite ' + v + ')');
 ") || die "better-sqlite3-v13 does not work on Node 24"
+
+# --- 3a. the benchmark on Node 24 (scripts/node24.sh bench …) -----------------------------
+if [[ "${1:-}" == bench ]]; then
+  shift
+  [[ -f "$WORK/dist/bench/run.js" ]] || die "dist/bench/run.js is missing: run \`npm run build\` first"
+  log "bench on Node 24: node dist/bench/run.js $*"
+  rc=0
+  (cd "$WORK" && PATH="$NODE24_BIN:$PATH" "$NODE24" dist/bench/run.js "$@") || rc=$?
+  if [[ -d "$WORK/bench/results" ]]; then
+    mkdir -p "$ROOT/bench/results"
+    cp -R "$WORK/bench/results/." "$ROOT/bench/results/"
+    log "results copied to $ROOT/bench/results"
+  fi
+  exit "$rc"
+fi
 
 # --- 3. the unit and int tiers on Node 24 --------------------------------------------------
 log "vitest: unit + int tiers on Node 24"

@@ -3,7 +3,8 @@ import { Logger, makeWorkerUtils, run, type Runner, type WorkerUtils } from 'gra
 import { drive, type Peer } from './peerCommon.js';
 
 /**
- * graphile-worker 0.17 peer on the local PostgreSQL, own schema per run (dropped at the end).
+ * graphile-worker 0.18 peer on the local PostgreSQL, own schema per run (dropped at the end).
+ * (0.18 is ESM-only and needs Node >= 22.18; the API used here is unchanged from 0.17.)
  *   default: run({ concurrency, taskList }) with maxPoolSize max(10, concurrency + 2) (its
  *     documented pool advice), logging limited to warnings/errors (as for Upshift) — everything else default (no local queue, no batched completion).
  *   tuned (BENCH_GW_TUNED=1), per its performance docs: localQueue.size = 4 × concurrency (docs: start

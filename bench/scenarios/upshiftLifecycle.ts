@@ -27,6 +27,7 @@ const config = loadConfig({}, {
   UPSHIFT_POLL_MS: '1000',
   // A/B of the SQLite writer (thread | inline); default auto.
   ...(process.env.UPSHIFT_SQLITE_WRITER !== undefined && { UPSHIFT_SQLITE_WRITER: process.env.UPSHIFT_SQLITE_WRITER }),
+  ...(process.env.UPSHIFT_WORKER_PREFETCH !== undefined && { UPSHIFT_WORKER_PREFETCH: process.env.UPSHIFT_WORKER_PREFETCH }),
 });
 const up = await createUpshift({ config, http: false });
 const emit = (metric: string, value: number, unit: string, extra?: Record<string, number | string>) =>
