@@ -76,6 +76,16 @@ export async function drive(system: string, make: () => Promise<Peer>): Promise<
         if (t !== undefined && !Number.isNaN(t) && Number.isNaN(doneOf[i])) toDone.push((doneOf[i] = performance.now() - t));
       });
       const t0 = performance.now();
+      // Diagnostics (BENCH_LATENCY_BUCKETS=1): event-loop stalls over 10 ms, as <ms since the
+      // first add>@<performance.now()>+<length> (performance.now() lines up with --trace-gc's times).
+      const stalls: string[] = [];
+      let lastTick = t0;
+      const ticker = process.env.BENCH_LATENCY_BUCKETS === '1' ? setInterval(() => {
+        const t = performance.now();
+        if (t - lastTick > 10) stalls.push(`${(lastTick - t0).toFixed(0)}@${lastTick.toFixed(0)}+${(t - lastTick).toFixed(0)}`);
+        lastTick = t;
+      }, 1) : undefined;
+      ticker?.unref();
       const pending: Promise<unknown>[] = [];
       for (let i = 0; i < total; i++) {
         const due = t0 + (i * 1000) / rate;
@@ -109,6 +119,20 @@ export async function drive(system: string, make: () => Promise<Peer>): Promise<
         for (let i = Math.min(rate, total - 1); i < total; i++) out.push(Number.isNaN(per[i]) ? now - (addedAt[i] as number) : (per[i] as number));
         return out.sort((x, y) => x - y);
       };
+      if (process.env.BENCH_LATENCY_BUCKETS === '1') {
+        // Diagnostics: add→start max and p90 per 250 ms of submission time, on stderr.
+        const per = 250;
+        const buckets: string[] = [];
+        for (let b0 = 0; b0 < total; b0 += (rate * per) / 1000) {
+          const xs: number[] = [];
+          for (let i = b0; i < Math.min(total, b0 + (rate * per) / 1000); i++) if (!Number.isNaN(startOf[i])) xs.push(startOf[i] as number);
+          xs.sort((x, y) => x - y);
+          buckets.push(`${percentile(xs, 90).toFixed(0)}/${(xs.at(-1) ?? NaN).toFixed(0)}`);
+        }
+        process.stderr.write(`add→start p90/max per ${per} ms: ${buckets.join(' ')}\n`);
+        clearInterval(ticker);
+        process.stderr.write(`event-loop stalls > 10 ms (ms since the first add @ performance.now() + length): ${stalls.join(' ')}\n`);
+      }
       emit(`add→start p99 @${rate}/s after 1 s`, percentile(steady(startOf), 99), 'ms');
       emit(`add→done p99 @${rate}/s after 1 s`, percentile(steady(doneOf), 99), 'ms');
     }
