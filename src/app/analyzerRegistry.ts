@@ -24,6 +24,11 @@ export class AnalyzerRegistry {
     return [...this.entries.keys()];
   }
 
+  /** Analyzers registered so far (registration only adds: a cache keyed by it stays exact). */
+  get size(): number {
+    return this.entries.size;
+  }
+
   list(): Analyzer<unknown, unknown>[] {
     return [...this.entries.values()].map((e) => e.analyzer);
   }

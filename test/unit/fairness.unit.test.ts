@@ -49,4 +49,39 @@ describe('DeficitRoundRobin', () => {
     drr.settle('a', 1, 0);
     expect(drr.plan([], 5)).toEqual([]);
   });
+  it('plans a single ready org exactly as the general rounds do (same limits, same credit carried over)', () => {
+    // Alone, an org always gets min(room, capacity); the credit it keeps matters once it shares.
+    // The general path, forced: a second org that can never take a job (at its cap) leaves the
+    // first org's rounds exactly as if it were alone.
+    let seed = 42;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (const weight of [0.3, 0.5, 1, 1.5, 2, 3]) {
+      for (const cap of [0, 1, 7, 20]) {
+        const policy = { defaultWeight: 1, weights: { a: weight }, defaultMaxRunning: 0, maxRunning: { a: cap, full: 1 } };
+        const alone = new DeficitRoundRobin(policy);
+        const general = new DeficitRoundRobin(policy);
+        for (let step = 0; step < 200; step++) {
+          const capacity = 1 + rnd(60);
+          const running = rnd(cap + 3);
+          const one = alone.plan([{ orgId: 'a', running }], capacity);
+          const both = general.plan([{ orgId: 'a', running }, { orgId: 'full', running: 1 }], capacity);
+          expect(one).toEqual(both);
+          // The credit carried over shows in a later plan shared with another org.
+          if (rnd(5) === 0) {
+            const shared = [{ orgId: 'a', running }, { orgId: 'b', running: 0 }];
+            expect(alone.plan(shared, capacity)).toEqual(general.plan(shared, capacity));
+          }
+          const planned = one[0]?.limit ?? 0;
+          if (planned > 0 && rnd(4) === 0) {
+            const claimed = rnd(planned + 1);
+            alone.settle('a', planned, claimed);
+            general.settle('a', planned, claimed);
+          }
+        }
+      }
+    }
+  });
 });
