@@ -54,13 +54,17 @@ const jobIds: string[] = [];
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = OFF'); // setup only; the server reopens with the store's settings
-  const s = (name: string) => db.prepare(QUERY_SQL[name] as string);
+  const s = (name: string) => {
+    const sql = QUERY_SQL[name];
+    if (sql === undefined) throw new Error(`setup: the store has no statement named ${name}`);
+    return db.prepare(sql);
+  };
   const insertJob = s('insertJob');
   const markRunning = s('markRunning');
   const addPartial = s('addPartial');
-  // The store's fenced completion (lease check and state change in one statement); it bumps
-  // last_event_seq by one itself.
-  const complete = s('completeHeld');
+  // The store's completion by rowid (the lease is checked by the writer before it, in the same
+  // transaction; setup holds the only lease).
+  const complete = s('complete');
   const insertEvent = s('insertEvent');
   const insertResult = s('insertResult');
   const progressPayload = JSON.stringify({ fraction: 0.5, message: 'rows 100000-199999' });
@@ -86,7 +90,7 @@ const jobIds: string[] = [];
     event('job.completed', 'completed', { result_id: finalId, attempt: 1 }, finishedAt);
     markRunning.run('lse_bench', null, 'wrk_bench', created + 1, 2, rowid);
     addPartial.run(resultId, PARTIALS, seq - 1, org, jobId);
-    if (complete.all(finalId, finishedAt, org, jobId, 1, 'lse_bench').length !== 1) throw new Error(`setup: completing ${jobId} updated no row`);
+    if (complete.run(finalId, finishedAt, seq, rowid).changes !== 1) throw new Error(`setup: completing ${jobId} updated no row`);
   };
   const insertAll = db.transaction((count: number, finishedAt: (i: number) => number) => {
     for (let i = 0; i < count; i++) writeJob(finishedAt(i));
