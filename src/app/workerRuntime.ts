@@ -92,6 +92,12 @@ interface Held {
  * Claims jobs fairly across orgs, runs analyzers with lease heartbeats, timeouts and cancel,
  * and writes every outcome through the store's guarded finalization.
  */
+/** An analyzer with its own concurrency limit (see WorkerRuntime.partition()). */
+interface LimitedAnalyzer {
+  readonly name: string;
+  readonly concurrency: number;
+}
+
 export class WorkerRuntime implements DispatchSink {
   readonly dispatcher: Dispatcher;
   /** Attempts whose analyzer runs: the slots in use. */
@@ -104,7 +110,7 @@ export class WorkerRuntime implements DispatchSink {
   private readonly held = new Map<string, Held>();
   private readonly prefetch: number;
   /** See partition(). */
-  private split: { readonly size: number; readonly unlimited: readonly string[]; readonly limited: readonly Analyzer<unknown, unknown>[] } | null = null;
+  private split: { readonly size: number; readonly unlimited: readonly string[]; readonly limited: readonly LimitedAnalyzer[] } | null = null;
   private drainScheduled = false;
   /** Past the stop deadline: held jobs are released, not started. */
   private released = false;
@@ -195,7 +201,7 @@ export class WorkerRuntime implements DispatchSink {
     const { unlimited, limited } = this.partition();
     const groups: ClaimGroup[] = unlimited.length > 0 ? [{ analyzers: unlimited, slots: room }] : [];
     for (const a of limited) {
-      const slots = Math.min(free, (a.concurrency ?? 0) - (this.perAnalyzer.get(a.name) ?? 0));
+      const slots = Math.min(free, a.concurrency - (this.perAnalyzer.get(a.name) ?? 0));
       if (slots > 0) groups.push({ analyzers: [a.name], slots });
     }
     return groups;
@@ -207,14 +213,14 @@ export class WorkerRuntime implements DispatchSink {
    * runs several times per claim round, and rebuilding the split each time was a measurable
    * share of the worker's allocations at a few hundred jobs/s.
    */
-  private partition(): { readonly unlimited: readonly string[]; readonly limited: readonly Analyzer<unknown, unknown>[] } {
+  private partition(): { readonly unlimited: readonly string[]; readonly limited: readonly LimitedAnalyzer[] } {
     const size = this.o.registry.size;
     if (this.split?.size !== size) {
       const all = this.o.registry.list();
       this.split = {
         size,
         unlimited: Object.freeze(all.filter((a) => a.concurrency === undefined).map((a) => a.name)),
-        limited: Object.freeze(all.filter((a) => a.concurrency !== undefined)),
+        limited: Object.freeze(all.flatMap((a) => (a.concurrency === undefined ? [] : [{ name: a.name, concurrency: a.concurrency }]))),
       };
     }
     return this.split;

@@ -224,6 +224,37 @@ describe('worker runtime on a real SQLite store', () => {
     expect(await statuses()).toEqual(jobs.map(() => 'completed'));
   });
 
+  it('claims for analyzers registered after the worker started, limited ones within their limit', async () => {
+    let active = 0;
+    let peak = 0;
+    const late = defineAnalyzer<Json, Json>({ name: 'late', version: '1', inputSchema: {}, run: () => Promise.resolve('late') });
+    const lateSingle = defineAnalyzer<Json, Json>({
+      name: 'late-single',
+      version: '1',
+      inputSchema: {},
+      concurrency: 1,
+      async run() {
+        peak = Math.max(peak, ++active);
+        await sleep(5);
+        active--;
+        return null;
+      },
+    });
+    rt = await createTestRuntime({ analyzers: [flaky(0)], clock: new ManualClock(), worker: { concurrency: 8 } });
+    rt.worker.start();
+    const first = await rt.service.submit(acme, { analyzer: 'flaky', input: {} });
+    await untilSettled(first.job.jobId, 'completed');
+    // The worker has planned claims already; the analyzers registered now must join its claim groups.
+    rt.registry.register(late).register(lateSingle);
+    const jobs = await Promise.all([
+      ...Array.from({ length: 5 }, () => rt!.service.submit(acme, { analyzer: 'late', input: {} })),
+      ...Array.from({ length: 10 }, () => rt!.service.submit(acme, { analyzer: 'late-single', input: {} })),
+    ]);
+    rt.worker.poke();
+    for (const { job } of jobs) await untilSettled(job.jobId, 'completed');
+    expect(peak).toBe(1);
+  });
+
   it('graceful stop lets in-flight work finish, or releases it at the deadline', async () => {
     const clock = new ManualClock();
     rt = await createTestRuntime({ analyzers: [blocker, { ...blocker, name: 'quick', run: () => sleep(50).then(() => 'done') }], clock });
