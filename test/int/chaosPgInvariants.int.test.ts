@@ -20,17 +20,20 @@ const org = parseOrgId('acme');
 let up: Upshift | undefined;
 let client: pg.Client | undefined;
 let dir = '';
+let canceledId = '';
 
 describe.skipIf(!url)('chaos invariants on PostgreSQL', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'upshift-chaos-pg-'));
     const config = loadConfig({}, { UPSHIFT_DATABASE_URL: url as string, UPSHIFT_DATABASE_SCHEMA: schema, UPSHIFT_DATA_DIR: dir, UPSHIFT_LOG_LEVEL: 'error', UPSHIFT_POLL_MS: '50', UPSHIFT_NOTIFICATIONS_POLL_MS: '50' });
     up = await createUpshift({ config, http: false });
-    await up.start();
-    const ids: string[] = [];
-    for (let i = 0; i < 12; i++) ids.push((await up.service.submit(org, { analyzer: 'sleep', input: { ms: 2, steps: 1 + (i % 3) } })).job.jobId);
-    const canceled = await up.service.submit(org, { analyzer: 'sleep', input: { ms: 2, steps: 1 }, priority: -100 });
+    // Canceled before the worker starts: a job submitted while it runs can finish (2 ms) before
+    // the cancel arrives, and then the store has no canceled job to damage.
+    const canceled = await up.service.submit(org, { analyzer: 'sleep', input: { ms: 2, steps: 1 } });
+    canceledId = canceled.job.jobId;
     await up.service.cancel(org, canceled.job.jobId);
+    await up.start();
+    for (let i = 0; i < 12; i++) await up.service.submit(org, { analyzer: 'sleep', input: { ms: 2, steps: 1 + (i % 3) } });
     client = new pg.Client({ connectionString: url as string, options: `-c search_path=${schema}` });
     await client.connect();
     const end = Date.now() + 30_000;
@@ -67,7 +70,10 @@ describe.skipIf(!url)('chaos invariants on PostgreSQL', () => {
       await c.query(`DELETE FROM job_events WHERE job_id = $1 AND event_seq = $2`, [victim.job_id, victim.event_seq]);
       const other = (await c.query<{ job_id: string; org_id: string; last_event_seq: number }>(`SELECT job_id, org_id, last_event_seq FROM jobs WHERE status = 'completed' AND job_id <> $1 LIMIT 1`, [victim.job_id])).rows[0];
       await c.query(`INSERT INTO job_events (job_id, event_seq, org_id, type, status, payload, occurred_at) VALUES ($1, $2, $3, 'job.failed', 'failed', '{}', 0)`, [other?.job_id, (other?.last_event_seq ?? 0) + 1, other?.org_id]);
-      await c.query(`DELETE FROM notifications WHERE job_id = (SELECT job_id FROM jobs WHERE status = 'canceled' LIMIT 1)`);
+      const status = (await c.query<{ status: string }>(`SELECT status FROM jobs WHERE job_id = $1`, [canceledId])).rows[0]?.status;
+      expect(status).toBe('canceled');
+      const deleted = await c.query(`DELETE FROM notifications WHERE job_id = $1 AND channel = 'in_app'`, [canceledId]);
+      expect(deleted.rowCount).toBe(1);
       expect(await failing()).toEqual(
         expect.arrayContaining([
           'event_seq gap-free 1..n (= last_event_seq)',
