@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { UPSHIFT_NODE_FLAGS } from '../src/cli/nodeFlags.js';
 
 /** One measurement = one fresh child process printing a single JSON line on stdout. */
 export interface Measurement {
@@ -15,9 +16,10 @@ export interface Measurement {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-export function runChild(script: string, args: string[], env: Record<string, string> = {}, timeoutMs = 300_000): Promise<Measurement[]> {
+/** `execArgv`: Node flags of the child (Upshift's processes run with upshiftNodeFlags()). */
+export function runChild(script: string, args: string[], env: Record<string, string> = {}, timeoutMs = 300_000, execArgv: readonly string[] = []): Promise<Measurement[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(here, script), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...execArgv, join(here, script), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -133,4 +135,13 @@ export function writeReport(scenario: string, summaries: Summary[], command: str
   const md = lines.join('\n');
   writeFileSync(join(dir, `${scenario}-${stamp}.md`), md);
   return md;
+}
+
+/**
+ * The Node flags Upshift's own processes run with — those `bin/upshift.js` starts every Upshift
+ * process with (src/cli/nodeFlags.ts) — so the bench measures Upshift as it runs. Peers run with
+ * Node's defaults. BENCH_UPSHIFT_NODE_FLAGS=none runs Upshift with Node's defaults too (A/B).
+ */
+export function upshiftNodeFlags(): readonly string[] {
+  return process.env.BENCH_UPSHIFT_NODE_FLAGS === 'none' ? [] : UPSHIFT_NODE_FLAGS;
 }

@@ -1,6 +1,6 @@
 import { SERVER_SYSTEMS } from './scenarios/serverSystems.js';
 import { loadavg } from 'node:os';
-import { runChild, summarise, writeReport, type Measurement } from './harness.js';
+import { runChild, summarise, upshiftNodeFlags, writeReport, type Measurement } from './harness.js';
 
 /**
  * `npm run bench -- <scenario> [--quick] [--reps N]`. Every measurement runs in a fresh
@@ -22,6 +22,8 @@ interface System {
   readonly name: string;
   readonly script: string;
   readonly env: Record<string, string>;
+  /** Node flags of the measured process (Upshift's own, see harness.upshiftNodeFlags). */
+  readonly execArgv?: readonly string[];
 }
 
 const UPSHIFT = 'upshift-embedded';
@@ -29,9 +31,9 @@ const UPSHIFT_PG = 'upshift-postgres';
 const UPSHIFT_PG_BULLMQ = 'upshift-postgres-bullmq';
 /** Upshift embedded and every peer, defaults and tuned (see bench/scenarios/*.ts for what "tuned" sets). */
 const systems: System[] = [
-  { name: UPSHIFT, script: 'scenarios/upshiftLifecycle.js', env: {} },
-  { name: UPSHIFT_PG, script: 'scenarios/upshiftPostgres.js', env: {} },
-  { name: UPSHIFT_PG_BULLMQ, script: 'scenarios/upshiftPostgres.js', env: { BENCH_UPSHIFT_DISPATCH: 'bullmq' } },
+  { name: UPSHIFT, script: 'scenarios/upshiftLifecycle.js', env: {}, execArgv: upshiftNodeFlags() },
+  { name: UPSHIFT_PG, script: 'scenarios/upshiftPostgres.js', env: {}, execArgv: upshiftNodeFlags() },
+  { name: UPSHIFT_PG_BULLMQ, script: 'scenarios/upshiftPostgres.js', env: { BENCH_UPSHIFT_DISPATCH: 'bullmq' }, execArgv: upshiftNodeFlags() },
   { name: 'bullmq-no-persistence', script: 'scenarios/bullmq.js', env: {} },
   { name: 'bullmq-aof-everysec', script: 'scenarios/bullmq.js', env: { BENCH_BULLMQ_AOF: '1' } },
   { name: 'graphile-worker-default', script: 'scenarios/graphileWorker.js', env: {} },
@@ -50,7 +52,7 @@ async function measure(ctx: Context, sys: System, args: string[]): Promise<Measu
   const label = `${sys.name} ${args.join(' ')}`;
   process.stderr.write(`[bench] ${new Date().toISOString().slice(11, 19)} ${label} (load ${loadavg()[0]?.toFixed(2)})\n`);
   try {
-    return await runChild(sys.script, args, { ...sys.env, BENCH_DEADLINE_S: String(deadline) }, (deadline + 60) * 1000);
+    return await runChild(sys.script, args, { ...sys.env, BENCH_DEADLINE_S: String(deadline) }, (deadline + 60) * 1000, sys.execArgv);
   } catch (e) {
     ctx.failures.push(`${label}: ${(e as Error).message}`);
     process.stderr.write(`[bench] FAILED ${label}: ${(e as Error).message}\n`);
@@ -76,8 +78,8 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
     const seconds = quick ? '3' : '10';
     const out: Measurement[] = [];
     for (let i = 0; i < reps; i++) {
-      out.push(...(await runChild('scenarios/upshiftLifecycle.js', ['throughput', n, '50'])));
-      out.push(...(await runChild('scenarios/upshiftLifecycle.js', ['latency', '500', seconds])));
+      out.push(...(await runChild('scenarios/upshiftLifecycle.js', ['throughput', n, '50'], {}, undefined, upshiftNodeFlags())));
+      out.push(...(await runChild('scenarios/upshiftLifecycle.js', ['latency', '500', seconds], {}, undefined, upshiftNodeFlags())));
     }
     return out;
   },
@@ -140,7 +142,7 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
   // Retention under API load (bench/scenarios/retention.ts): >= 1,000,000 eligible events.
   async retention({ reps, quick }) {
     const out: Measurement[] = [];
-    for (let i = 0; i < reps; i++) out.push(...(await runChild('scenarios/retention.js', quick ? ['200000', '500', '4'] : ['1000000', '500', '10'], {}, 900_000)));
+    for (let i = 0; i < reps; i++) out.push(...(await runChild('scenarios/retention.js', quick ? ['200000', '500', '4'] : ['1000000', '500', '10'], {}, 900_000, upshiftNodeFlags())));
     return out;
   },
 };

@@ -1,5 +1,6 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { upshiftNodeFlags } from '../harness.js';
 
 /**
  * Child processes of the HTTP/SSE scenarios: the Upshift server (serverProcess.ts) and each
@@ -93,7 +94,7 @@ export interface Server extends Child {
 export async function startServer(env: Record<string, string>): Promise<Server> {
   const profDir = process.env.BENCH_CPU_PROF;
   if (profDir) mkdirSync(profDir, { recursive: true });
-  const child = forkChild(new URL('./serverProcess.js', import.meta.url), env, profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []);
+  const child = forkChild(new URL('./serverProcess.js', import.meta.url), env, [...upshiftNodeFlags(), ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])]);
   const url = await child.next<string>('ready', 60_000);
   return {
     ...child,

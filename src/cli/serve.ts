@@ -62,6 +62,8 @@ export async function serve(opts: Readonly<Record<string, unknown>>, io: CliIo, 
       store: upshift.store.kind,
       // Which SQLite writer `auto` resolved to for this role (docs/configuration.md).
       ...(upshift.sqliteWriter !== null && { sqlite_writer: upshift.sqliteWriter }),
+      // The Node flags this process runs with (bin/upshift.js adds Upshift's, see nodeFlags.ts).
+      node_flags: process.execArgv.join(' '),
       dispatch: config.dispatch.mode, auth_mode: config.auth.mode,
       worker: config.worker.enabled,
       analyzers: upshift.registry.names(),
