@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { missingNodeFlags, UPSHIFT_NODE_FLAGS } from '../../src/cli/nodeFlags.js';
+import { missingNodeFlags, relaunchFlags, RELAUNCHED_ENV, UPSHIFT_NODE_FLAGS } from '../../src/cli/nodeFlags.js';
 
 describe('missingNodeFlags', () => {
   it('adds every Upshift flag to a plain start', () => {
@@ -16,5 +16,24 @@ describe('missingNodeFlags', () => {
 
   it('does not mistake a similar flag for it', () => {
     expect(missingNodeFlags(['--min-semi-space-size=8', '--max-semi-space-size-x'], '--semi-space-growth-factor=2')).toEqual(['--max-semi-space-size=8']);
+  });
+});
+
+describe('relaunchFlags', () => {
+  const known = (): boolean => true;
+
+  it('relaunches the long-running commands only', () => {
+    for (const cmd of ['serve', 'api', 'worker']) expect(relaunchFlags(cmd, [], {}, known)).toEqual([...UPSHIFT_NODE_FLAGS]);
+    for (const cmd of ['jobs', 'keys', 'migrate', 'retention', 'copy-store', '--help', undefined]) expect(relaunchFlags(cmd, [], {}, known)).toEqual([]);
+  });
+
+  it('never relaunches a relaunched process, nor over the operator\'s own value', () => {
+    expect(relaunchFlags('serve', [], { [RELAUNCHED_ENV]: '1' }, known)).toEqual([]);
+    expect(relaunchFlags('serve', ['--max-semi-space-size=32'], {}, known)).toEqual([]);
+    expect(relaunchFlags('worker', [], { NODE_OPTIONS: '--max-semi-space-size=32' }, known)).toEqual([]);
+  });
+
+  it('leaves out a flag this Node does not accept (it would fail to start)', () => {
+    expect(relaunchFlags('serve', [], {}, (f) => f !== '--max-semi-space-size')).toEqual([]);
   });
 });
