@@ -38,5 +38,13 @@ export const RELAUNCHED_ENV = 'UPSHIFT_NODE_RELAUNCHED';
  */
 export function relaunchFlags(command: string | undefined, execArgv: readonly string[], env: Readonly<Record<string, string | undefined>>, known: (flag: string) => boolean): string[] {
   if (env[RELAUNCHED_ENV] === '1' || command === undefined || !LONG_RUNNING.has(command)) return [];
-  return missingNodeFlags(execArgv, env.NODE_OPTIONS).filter((f) => known(f.split('=')[0] as string));
+  return missingNodeFlags(execArgv, env.NODE_OPTIONS).filter((f) => known(flagName(f)));
+}
+
+/**
+ * Whether this Node can relaunch in place: `process.execve` exists from Node 23.11 / 22.15, but
+ * throws ERR_FEATURE_UNAVAILABLE_ON_PLATFORM on Windows and IBM i.
+ */
+export function canExecve(execve: unknown, platform: NodeJS.Platform | 'os400'): boolean {
+  return typeof execve === 'function' && platform !== 'win32' && platform !== 'os400';
 }

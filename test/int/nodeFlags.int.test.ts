@@ -8,7 +8,7 @@ import { freePort, repoRoot } from '../helpers/proc.js';
 
 /**
  * bin/upshift.js relaunches Node with Upshift's flags (src/cli/nodeFlags.ts) through
- * process.execve where Node has it (≥ 23.11: the Node 24 leg of CI), keeping the pid; on older
+ * process.execve where Node has it (≥ 22.15 / 23.11: the Node 24 leg of CI), keeping the pid; on older
  * Node it runs as started. An operator's own value wins. Read from the `listening` log line of a
  * real `upshift serve`.
  */

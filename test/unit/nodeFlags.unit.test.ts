@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { missingNodeFlags, relaunchFlags, RELAUNCHED_ENV, UPSHIFT_NODE_FLAGS } from '../../src/cli/nodeFlags.js';
+import { canExecve, missingNodeFlags, relaunchFlags, RELAUNCHED_ENV, UPSHIFT_NODE_FLAGS } from '../../src/cli/nodeFlags.js';
 
 describe('missingNodeFlags', () => {
   it('adds every Upshift flag to a plain start', () => {
@@ -35,5 +35,21 @@ describe('relaunchFlags', () => {
 
   it('leaves out a flag this Node does not accept (it would fail to start)', () => {
     expect(relaunchFlags('serve', [], {}, (f) => f !== '--max-semi-space-size')).toEqual([]);
+  });
+});
+
+describe('canExecve', () => {
+  const execve = (): never => {
+    throw new Error('not called');
+  };
+
+  it('relaunches in place only where process.execve exists and works', () => {
+    expect(canExecve(execve, 'linux')).toBe(true);
+    expect(canExecve(execve, 'darwin')).toBe(true);
+    // Node ≥ 22.15 has the function on Windows and IBM i too, but it throws there.
+    expect(canExecve(execve, 'win32')).toBe(false);
+    expect(canExecve(execve, 'os400')).toBe(false);
+    // Node 20.
+    expect(canExecve(undefined, 'linux')).toBe(false);
   });
 });
