@@ -284,6 +284,12 @@ describe.skipIf(!url)('PostgreSQL specifics', () => {
       const sql = buildSql(schema);
       expect(await plan(sql.claim, ['a', 1, null, 10, 't', 2, 'w', 'k', 'c'])).toMatch(/Index Scan using jobs_claim/);
       expect(await plan(sql.readyOrgs, [1, null])).toMatch(/jobs_claim/);
+      // Lease recovery reads the running jobs through jobs_running (no index of its own since 0013).
+      const recovery = await plan(sql.expiredLeases, [1, 10]);
+      expect(recovery).toMatch(/Index Scan using jobs_running/);
+      expect(recovery).not.toMatch(/jobs_lease_expiry/);
+      const indexes = await admin.query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'jobs' ORDER BY 1`, [schema]);
+      expect(indexes.rows.map((r) => r.indexname)).toEqual(['jobs_claim', 'jobs_idempotency', 'jobs_org_unsuccessful', 'jobs_pkey', 'jobs_running']);
     } finally {
       await admin.query(`RESET enable_seqscan`);
     }
