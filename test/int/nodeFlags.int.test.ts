@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UPSHIFT_NODE_FLAGS } from '../../src/cli/nodeFlags.js';
+import { sqliteDriverPackage } from '../../src/adapters/store/sqlite/sqliteDriver.js';
 import { freePort, repoRoot } from '../helpers/proc.js';
 
 /**
@@ -69,5 +70,19 @@ describe('Node flags of upshift processes', () => {
     expect(pkg.scripts.start).toBe(`node ${UPSHIFT_NODE_FLAGS.join(' ')} bin/upshift.js serve`);
     const entry = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(repoRoot, 'deploy', 'Dockerfile'), 'utf8'))?.[1];
     expect(JSON.parse(entry ?? 'null')).toEqual(['node', ...UPSHIFT_NODE_FLAGS, 'bin/upshift.js']);
+  });
+
+  it('the container image runs a Node whose SQLite driver ships prebuilt (no install scripts, no compiler)', () => {
+    const dockerfile = readFileSync(join(repoRoot, 'deploy', 'Dockerfile'), 'utf8');
+    const bases = [...dockerfile.matchAll(/^FROM node:(\d+)-/gm)].map((m) => Number(m[1]));
+    expect(bases).toHaveLength(2);
+    for (const major of bases) {
+      // Node >= 22 loads better-sqlite3 13, whose package carries its binaries; and the Node
+      // the image builds with is the Node it runs.
+      expect(sqliteDriverPackage(`${major}.0.0`)).toBe('better-sqlite3-v13');
+      expect(major).toBe(bases[0]);
+    }
+    expect(dockerfile).toMatch(/^RUN npm ci --ignore-scripts$/m);
+    expect(dockerfile).not.toMatch(/g\+\+|node-gyp|python3/);
   });
 });
