@@ -16,8 +16,16 @@ export interface Measurement {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** `execArgv`: Node flags of the child (Upshift's processes run with upshiftNodeFlags()). */
-export function runChild(script: string, args: string[], env: Record<string, string> = {}, timeoutMs = 300_000, execArgv: readonly string[] = []): Promise<Measurement[]> {
+export interface ChildOptions {
+  /** Added to this process's environment. */
+  readonly env?: Record<string, string>;
+  /** SIGKILL after this long (default 300 s). */
+  readonly timeoutMs?: number;
+  /** Node flags of the child (Upshift's processes run with upshiftNodeFlags()). */
+  readonly execArgv?: readonly string[];
+}
+
+export function runChild(script: string, args: string[], { env = {}, timeoutMs = 300_000, execArgv = [] }: ChildOptions = {}): Promise<Measurement[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...execArgv, join(here, script), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';

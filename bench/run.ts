@@ -52,7 +52,7 @@ async function measure(ctx: Context, sys: System, args: string[]): Promise<Measu
   const label = `${sys.name} ${args.join(' ')}`;
   process.stderr.write(`[bench] ${new Date().toISOString().slice(11, 19)} ${label} (load ${loadavg()[0]?.toFixed(2)})\n`);
   try {
-    return await runChild(sys.script, args, { ...sys.env, BENCH_DEADLINE_S: String(deadline) }, (deadline + 60) * 1000, sys.execArgv);
+    return await runChild(sys.script, args, { env: { ...sys.env, BENCH_DEADLINE_S: String(deadline) }, timeoutMs: (deadline + 60) * 1000, execArgv: sys.execArgv });
   } catch (e) {
     ctx.failures.push(`${label}: ${(e as Error).message}`);
     process.stderr.write(`[bench] FAILED ${label}: ${(e as Error).message}\n`);
@@ -78,8 +78,8 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
     const seconds = quick ? '3' : '10';
     const out: Measurement[] = [];
     for (let i = 0; i < reps; i++) {
-      out.push(...(await runChild('scenarios/upshiftLifecycle.js', ['throughput', n, '50'], {}, undefined, upshiftNodeFlags())));
-      out.push(...(await runChild('scenarios/upshiftLifecycle.js', ['latency', '500', seconds], {}, undefined, upshiftNodeFlags())));
+      out.push(...(await runChild('scenarios/upshiftLifecycle.js', ['throughput', n, '50'], { execArgv: upshiftNodeFlags() })));
+      out.push(...(await runChild('scenarios/upshiftLifecycle.js', ['latency', '500', seconds], { execArgv: upshiftNodeFlags() })));
     }
     return out;
   },
@@ -127,7 +127,7 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
   async http({ reps, quick }) {
     const out: Measurement[] = [];
     for (let i = 0; i < reps; i++) {
-      for (const system of serverSystems()) out.push(...(await runChild('scenarios/upshiftHttp.js', ['2000', '1000', quick ? '3' : '10', '32'], { BENCH_SERVER_SYSTEM: system }, 300_000)));
+      for (const system of serverSystems()) out.push(...(await runChild('scenarios/upshiftHttp.js', ['2000', '1000', quick ? '3' : '10', '32'], { env: { BENCH_SERVER_SYSTEM: system } })));
     }
     return out;
   },
@@ -135,14 +135,14 @@ const scenarios: Record<string, (ctx: Context) => Promise<Measurement[]>> = {
   async sse({ reps, quick }) {
     const out: Measurement[] = [];
     for (let i = 0; i < reps; i++) {
-      for (const system of serverSystems()) out.push(...(await runChild('scenarios/upshiftSse.js', ['1000', quick ? '3' : '10', '1'], { BENCH_SERVER_SYSTEM: system }, 300_000)));
+      for (const system of serverSystems()) out.push(...(await runChild('scenarios/upshiftSse.js', ['1000', quick ? '3' : '10', '1'], { env: { BENCH_SERVER_SYSTEM: system } })));
     }
     return out;
   },
   // Retention under API load (bench/scenarios/retention.ts): >= 1,000,000 eligible events.
   async retention({ reps, quick }) {
     const out: Measurement[] = [];
-    for (let i = 0; i < reps; i++) out.push(...(await runChild('scenarios/retention.js', quick ? ['200000', '500', '4'] : ['1000000', '500', '10'], {}, 900_000, upshiftNodeFlags())));
+    for (let i = 0; i < reps; i++) out.push(...(await runChild('scenarios/retention.js', quick ? ['200000', '500', '4'] : ['1000000', '500', '10'], { timeoutMs: 900_000, execArgv: upshiftNodeFlags() })));
     return out;
   },
 };
