@@ -67,7 +67,8 @@ const touchesJobs = (op: Op<unknown, unknown>): boolean => op.jobs === null || o
  * COMMIT. Serialization failures and deadlocks (40001, 40P01) redo the whole batch.
  *
  * Lock order: a batch with any op on jobs takes the commit-order position lock (see
- * Tx.appendEventsAndCommit) right after BEGIN, before any job row lock, and holds it to COMMIT.
+ * Tx.appendEventsAndCommit) right after BEGIN, before any job row lock, and holds it to COMMIT
+ * (it travels with the batch's first tenant switch: Tx.lockPositions).
  * Otherwise a batch could hold the position lock (taken mid-statement by the first statement
  * that appends events) while it waits for job rows that another batch — of this process or of
  * another one on the same schema — holds while waiting for the position lock: a deadlock, ~1 s
@@ -239,7 +240,7 @@ export class PgGroupCommit {
     const outcomes = new Map<Pending, Outcome<unknown>>();
     tx.send('BEGIN');
     if (groups.some((g) => g.items.some((p) => touchesJobs(p.op)))) {
-      tx.send({ name: this.sql.names.positionLock, text: this.sql.positionLock, values: [tx.positionArgs()[0]] });
+      tx.lockPositions();
     }
     // Groups in flight whose results were not read yet (consecutive pipelined groups).
     let inFlight: Array<{ gi: number; g: Group; outs: Promise<Array<Outcome<unknown>>> }> = [];

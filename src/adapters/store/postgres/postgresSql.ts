@@ -49,6 +49,11 @@ export function buildSql(schema: string) {
     // (10 ms at 3,000 jobs, under this lock). With both off, key probes are the only plans left
     // (see docs/postgres.md, "Plans that do not depend on statistics").
     positionLock: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), set_config('enable_seqscan', 'off', true), set_config('enable_mergejoin', 'off', true)`,
+    // The position lock and the first tenant switch of a batch in one statement (one
+    // statement less per job-touching transaction; at a few hundred jobs/s nearly every
+    // transaction is one tenant's). The lock comes first: SELECT evaluates left to right.
+    positionLockAsTenant: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), set_config('enable_seqscan', 'off', true), set_config('enable_mergejoin', 'off', true),
+      set_config('role', $2, true), set_config('upshift.org_id', $3, true)`,
     setInternal: `SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`,
     // readyOrgs walks jobs_claim in org order (one descent per org). Before the table has
     // statistics (a fresh schema, or autovacuum behind) the planner estimates a handful of

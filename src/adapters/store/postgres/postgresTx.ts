@@ -29,6 +29,8 @@ export class Tx {
   private role: 'app' | 'internal' | null = null;
   private org: string | null = null;
   private firstError: unknown = undefined;
+  /** lockPositions() was called and the lock not sent yet. */
+  private lockPending = false;
   readonly events: PendingEvent[] = [];
   /** Events a statement already inserted itself (with positions). */
   readonly written: JobEvent[] = [];
@@ -46,16 +48,39 @@ export class Tx {
 
   /** Sends without waiting; a failure surfaces at the next awaited statement. */
   send(config: string | pg.QueryConfig): void {
+    this.sendLock();
+    this.post(config);
+  }
+
+  private post(config: string | pg.QueryConfig): void {
     corkUntilNextTick(this.client);
     this.client.query(config).catch((e: unknown) => {
       this.firstError ??= e;
     });
   }
 
+  /**
+   * The commit-order position lock (see appendEventsAndCommit and PgGroupCommit): taken before
+   * anything else of the transaction runs. Pending until the next statement goes out; if that
+   * is a tenant switch, both travel as one statement.
+   */
+  lockPositions(): void {
+    this.lockPending = true;
+  }
+
+  private sendLock(): void {
+    if (!this.lockPending) return;
+    this.lockPending = false;
+    this.post({ name: this.sql.names.positionLock, text: this.sql.positionLock, values: [this.positionArgs()[0]] });
+  }
+
   /** Tenant-bound: SET LOCAL ROLE <app> + the org setting every RLS policy reads. */
   asTenant(org: string): void {
     if (this.role === 'app' && this.org === org) return;
-    this.send({ name: this.sql.names.setTenant, text: this.sql.setTenant, values: [this.names.appRole, org] });
+    if (this.lockPending) {
+      this.lockPending = false;
+      this.post({ name: this.sql.names.positionLockAsTenant, text: this.sql.positionLockAsTenant, values: [this.positionArgs()[0], this.names.appRole, org] });
+    } else this.post({ name: this.sql.names.setTenant, text: this.sql.setTenant, values: [this.names.appRole, org] });
     this.role = 'app';
     this.org = org;
   }
@@ -75,6 +100,7 @@ export class Tx {
   async query<R extends pg.QueryResultRow>(name: keyof PgSql['names'], values: unknown[], last = false): Promise<R[]> {
     if (this.commitSent) throw new UpshiftError('INTERNAL', 'statement after COMMIT was sent');
     try {
+      this.sendLock();
       corkUntilNextTick(this.client);
       const r = this.client.query<R>({ name: this.sql.names[name], text: this.sql[name], values });
       if (last && this.mayCommitAfterLast && this.events.length === 0) {
@@ -100,6 +126,7 @@ export class Tx {
   /** Raw statement (savepoints); waits. */
   async exec(text: string): Promise<void> {
     try {
+      this.sendLock();
       await this.client.query(text);
     } catch (e) {
       throw this.firstError ?? e;
@@ -153,6 +180,7 @@ export class Tx {
       });
       inserts.push({ evs, rows });
     }
+    this.sendLock();
     const commit = this.client.query('COMMIT');
     const settled = await Promise.allSettled([...inserts.map((i) => i.rows), commit]);
     for (const r of settled) if (r.status === 'rejected') throw this.firstError ?? r.reason;
@@ -175,6 +203,7 @@ export class Tx {
 
   /** COMMIT without pending events (or the one already pipelined); throws if PostgreSQL rolled back instead. */
   async commit(): Promise<void> {
+    this.sendLock();
     const r = await (this.commitSent ?? this.client.query('COMMIT')).catch((e: unknown) => {
       throw this.firstError ?? e;
     });
