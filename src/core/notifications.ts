@@ -84,6 +84,9 @@ export function outboxEntryId(jobId: string, type: NotificationType, channel: st
 /** The in-app notification id, derived from the same key. */
 export const notificationIdOf = (jobId: string, type: NotificationType): string => `ntf_${jobId.slice(4)}_${TYPE_CODE[type]}`;
 
+/** The id letter of each notification type (stores that compute ids in SQL spell the same rule). */
+export const NOTIFICATION_TYPE_CODES: Readonly<Record<NotificationType, string>> = TYPE_CODE;
+
 const B32 = '[0-9a-hjkmnp-tv-z]{26}';
 const ENTRY_ID_RE = new RegExp(`^msg_${B32}_[cfx](_${B32})?$`);
 const NOTIFICATION_ID_RE = new RegExp(`^ntf_${B32}_[cfx]$`);

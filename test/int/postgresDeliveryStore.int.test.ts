@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
 import { buildSql } from '../../src/adapters/store/postgres/postgresSql.js';
 import { asOrgId, newJobId, newResultId, newToken } from '../../src/core/ids.js';
-import { outboxEntryId } from '../../src/core/notifications.js';
+import { notificationIdOf, outboxEntryId } from '../../src/core/notifications.js';
 import { deliveryStoreContract, type DeliveryTestStore } from '../contracts/deliveryStore.contract.js';
 import { dropSchema, requirePostgres, testSchemaName } from '../helpers/services.js';
 
@@ -122,6 +122,36 @@ describe.skipIf(!url)('PostgreSQL delivery specifics', () => {
     expect(await plan(sql.inbox, [org, T0, '~', 10])).toMatch(/notifications_inbox/);
     expect(await plan(sql.inboxUnread, [org, T0, '~', 10])).toMatch(/notifications_unread/);
     expect(await plan(sql.deliveries, [org, 'whe_x', null, T0, '~', 10])).toMatch(/notification_outbox_endpoint/);
-    expect(await plan(sql.jobNotifications, [org, 'job_x', 'in_app', 10])).toMatch(/notifications_job_id_type_channel_key/);
+    // No index on the inbox's job_id (0014): a job's notifications are its three primary keys.
+    expect(await plan(sql.jobNotifications, [org, 'job_x', 'in_app', 10])).toMatch(/Index Scan using notifications_pkey on notifications[^\n]*\n\s*Index Cond: \(notification_id = n_key\.id\)/);
+    // Retention counts and deletes a job's inbox rows the same way.
+    for (const [text, values] of [
+      [sql.retentionScan, ['', '', 10]],
+      [sql.retentionPlan, [[org], ['job_x'], 10]],
+      [sql.retentionPurge, [[org], ['job_x'], [1], [1], T0, [1], [1]]],
+    ] as const) {
+      const p = await plan(text, [...values]);
+      expect(p).toMatch(/Index Scan using notifications_pkey on notifications/);
+      expect(p).not.toMatch(/notifications_inbox|notifications_unread/);
+    }
+    const indexes = await admin.query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'notifications' ORDER BY 1`, [schema]);
+    expect(indexes.rows.map((r) => r.indexname)).toEqual(['notifications_inbox', 'notifications_pkey', 'notifications_unread']);
+  });
+
+  it('an inbox row must carry the id its job and type spell (0014), which is what dedupes it', async () => {
+    const jobId = newJobId(T0);
+    const insert = (id: string, type: string, channel = 'in_app') =>
+      admin.query(`INSERT INTO "${schema}".notifications (notification_id, org_id, job_id, type, channel, payload, created_at) VALUES ($1, $2, $3, $4, $5, '{}', $6)`, [id, org, jobId, type, channel, T0]);
+    const types = ['async.job.completed', 'async.job.failed', 'async.job.canceled'] as const;
+    // The CHECK spells the same rule as notificationIdOf, for every type.
+    for (const type of types) await insert(notificationIdOf(jobId, type), type);
+    await expect(insert(notificationIdOf(jobId, 'async.job.completed'), 'async.job.completed')).rejects.toMatchObject({ code: '23505' });
+    await expect(insert(`${notificationIdOf(jobId, 'async.job.completed')}2`, 'async.job.completed')).rejects.toMatchObject({ code: '23514' });
+    await expect(insert(notificationIdOf(jobId, 'async.job.failed'), 'async.job.completed')).rejects.toMatchObject({ code: '23514' });
+    await expect(insert(notificationIdOf(newJobId(T0), 'async.job.completed'), 'async.job.completed', 'webhook:whe_x')).rejects.toMatchObject({ code: '23514' });
+    // A job's notifications come back through its ids.
+    const listed = await store.listJobNotifications(org, jobId, 'in_app', 10);
+    expect(listed.map((n) => n.type).sort()).toEqual([...types].sort());
+    expect(await store.listJobNotifications(asOrgId('org-b'), jobId, 'in_app', 10)).toEqual([]);
   });
 });

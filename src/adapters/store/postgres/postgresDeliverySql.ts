@@ -1,3 +1,5 @@
+import { NOTIFICATION_TYPE_CODES } from '../../../core/notifications.js';
+
 /**
  * Statements of the notification outbox, inbox and webhook endpoints (0002_notifications.sql),
  * merged into the store's statement set by buildSql. `s` is the quoted schema. Values are
@@ -7,6 +9,21 @@
 const OUTBOX = `entry_id, org_id, job_id, type, channel, kind, endpoint_id, payload, occurred_at, status, attempts,
   next_attempt_at, lease_token, first_attempt_at, last_attempt_at, last_status_code, last_error, created_at, updated_at, delivered_at`;
 const NOTIFICATION = 'notification_id, org_id, job_id, type, channel, payload, created_at, read_at';
+
+/**
+ * A job's inbox rows as a FROM item named `alias` with columns `cols` (`jobId`: an SQL
+ * expression). The inbox has no index on job_id: its ids spell (job, type)
+ * (0014_inbox_deduped_by_id.sql), so a job's rows are at most its three ids, each probed in the
+ * primary key. The LATERAL subquery with OFFSET 0 keeps that plan whatever the statistics say: an
+ * equality on the primary key is one row by construction, where `notification_id = ANY (…)
+ * AND org_id = …` let the planner of a prepared statement on a young table pick the
+ * (org_id, …) inbox index and walk the org's whole inbox.
+ */
+export const inboxRowsOf = (s: string, jobId: string, cols: string, alias: string): string =>
+  `unnest(ARRAY[${Object.values(NOTIFICATION_TYPE_CODES)
+    .map((code) => `'ntf_' || substr(${jobId}, 5) || '_${code}'`)
+    .join(', ')}]) AS ${alias}_key(id)
+    CROSS JOIN LATERAL (SELECT ${cols} FROM ${s}.notifications WHERE notification_id = ${alias}_key.id OFFSET 0) ${alias}`;
 const ENDPOINT = 'endpoint_id, org_id, url, description, event_types, secret, enabled, created_at, updated_at';
 
 /**
@@ -37,7 +54,7 @@ export function outboxInsertFrom(s: string, e: string, inline: string): string {
 /**
  * In-app delivery inside the terminal transaction (`inAppDelivery: 'inline'`): the
  * notifications of the transitions in `e` (as above, plus notification_id), created at the
- * transition's `now`. Unique by (job_id, type, channel): a replay inserts nothing.
+ * transition's `now`. The id spells (job, type): a replay inserts nothing.
  */
 export function notificationInsertFrom(s: string, e: string, inline: string): string {
   return `INSERT INTO ${s}.notifications (notification_id, org_id, job_id, type, channel, payload, created_at)
@@ -85,7 +102,7 @@ export function buildDeliverySql(s: string) {
     completeInApp: `WITH n AS (
         INSERT INTO ${s}.notifications (notification_id, org_id, job_id, type, channel, payload, created_at)
         VALUES ($1, $2, $3, $4, 'in_app', $5::jsonb, $6)
-        ON CONFLICT (job_id, type, channel) DO UPDATE SET read_at = notifications.read_at
+        ON CONFLICT (notification_id) DO UPDATE SET read_at = notifications.read_at
         RETURNING ${NOTIFICATION}),
       d AS (
         UPDATE ${s}.notification_outbox SET status = 'delivered', attempts = attempts + 1, next_attempt_at = $6, lease_token = NULL,
@@ -95,8 +112,9 @@ export function buildDeliverySql(s: string) {
       SELECT * FROM n`,
     markRead: `UPDATE ${s}.notifications SET read_at = COALESCE(read_at, $3) WHERE notification_id = $2 AND org_id = $1
       RETURNING ${NOTIFICATION}`,
-    jobNotifications: `SELECT ${NOTIFICATION} FROM ${s}.notifications WHERE job_id = $2 AND org_id = $1 AND channel = $3
-      ORDER BY created_at DESC, notification_id DESC LIMIT $4`,
+    jobNotifications: `SELECT ${NOTIFICATION} FROM ${inboxRowsOf(s, '$2::text', NOTIFICATION, 'n')}
+      WHERE n.job_id = $2 AND n.org_id = $1 AND n.channel = $3
+      ORDER BY n.created_at DESC, n.notification_id DESC LIMIT $4`,
     inbox: `SELECT ${NOTIFICATION} FROM ${s}.notifications
       WHERE org_id = $1 AND (created_at, notification_id) < ($2::bigint, $3::text)
       ORDER BY created_at DESC, notification_id DESC LIMIT $4`,

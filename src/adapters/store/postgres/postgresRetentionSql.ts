@@ -1,8 +1,11 @@
+import { inboxRowsOf } from './postgresDeliverySql.js';
+
 /**
  * Statements of the RetentionStore half (merged into buildSql). Retention is cross-tenant and
  * runs as the internal role, the only role with DELETE on job_events/job_results (granted by
  * 0002_notifications.sql) and on notifications/notification_outbox (0010). Counting and deleting by job use the UNIQUE (job_id, event_seq) /
- * (job_id, seq) indexes; the org is checked on the job row and on every delete, so a
+ * (job_id, seq) indexes, the outbox's UNIQUE (job_id, type, channel) and the inbox's primary key
+ * (a job's three ids, inboxRowsOf); the org is checked on the job row and on every delete, so a
  * wrong-org key touches nothing.
  */
 export function buildRetentionSql(s: string) {
@@ -14,7 +17,7 @@ export function buildRetentionSql(s: string) {
         CASE WHEN j.status IN ('completed', 'failed', 'canceled')
           THEN (SELECT COUNT(*) FROM ${s}.job_events e WHERE e.job_id = j.job_id AND e.org_id = j.org_id)::int END AS events,
         CASE WHEN j.status IN ('completed', 'failed', 'canceled')
-          THEN ((SELECT COUNT(*) FROM ${s}.notifications n WHERE n.job_id = j.job_id AND n.org_id = j.org_id)
+          THEN ((SELECT COUNT(*) FROM ${inboxRowsOf(s, 'j.job_id', 'job_id, org_id', 'n')} WHERE n.job_id = j.job_id AND n.org_id = j.org_id)
               + (SELECT COUNT(*) FROM ${s}.notification_outbox o WHERE o.job_id = j.job_id AND o.org_id = j.org_id AND o.status <> 'pending'))::int
           END AS notifications
       FROM (SELECT org_id, job_id, status, finished_at FROM ${s}.jobs
@@ -25,7 +28,7 @@ export function buildRetentionSql(s: string) {
     retentionPlan: `SELECT k.ord::int AS ord, j.finished_at,
         (SELECT COUNT(*) FROM (SELECT 1 FROM ${s}.job_results r WHERE r.job_id = j.job_id AND r.org_id = j.org_id LIMIT $3) x)::int AS results,
         (SELECT COUNT(*) FROM (SELECT 1 FROM ${s}.job_events e WHERE e.job_id = j.job_id AND e.org_id = j.org_id LIMIT $3) x)::int AS events,
-        (SELECT COUNT(*) FROM (SELECT 1 FROM ${s}.notifications n WHERE n.job_id = j.job_id AND n.org_id = j.org_id LIMIT $3) x)::int AS inbox,
+        (SELECT COUNT(*) FROM (SELECT 1 FROM ${inboxRowsOf(s, 'j.job_id', 'job_id, org_id', 'n')} WHERE n.job_id = j.job_id AND n.org_id = j.org_id LIMIT $3) x)::int AS inbox,
         (SELECT COUNT(*) FROM (SELECT 1 FROM ${s}.notification_outbox o
             WHERE o.job_id = j.job_id AND o.org_id = j.org_id AND o.status <> 'pending' LIMIT $3) x)::int AS outbox
       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(org_id, job_id, ord)
@@ -48,7 +51,8 @@ export function buildRetentionSql(s: string) {
           SELECT 'events_deleted_through', MAX(position) FROM de HAVING MAX(position) IS NOT NULL
           ON CONFLICT (name) DO UPDATE SET position = GREATEST(w.position, EXCLUDED.position)),
       nn AS (SELECT n.notification_id FROM p CROSS JOIN LATERAL (
-          SELECT notification_id FROM ${s}.notifications WHERE job_id = p.job_id AND org_id = p.org_id LIMIT p.n_in) n),
+          SELECT ib.notification_id FROM ${inboxRowsOf(s, 'p.job_id', 'notification_id, job_id, org_id', 'ib')}
+          WHERE ib.job_id = p.job_id AND ib.org_id = p.org_id LIMIT p.n_in) n),
       dn AS (DELETE FROM ${s}.notifications WHERE notification_id IN (SELECT notification_id FROM nn) RETURNING 1),
       oo AS (SELECT o.entry_id FROM p CROSS JOIN LATERAL (
           SELECT entry_id FROM ${s}.notification_outbox WHERE job_id = p.job_id AND org_id = p.org_id AND status <> 'pending' LIMIT p.n_out) o),
