@@ -10,6 +10,8 @@ const OUTBOX = `entry_id, org_id, job_id, type, channel, kind, endpoint_id, payl
   next_attempt_at, lease_token, first_attempt_at, last_attempt_at, last_status_code, last_error, created_at, updated_at, delivered_at`;
 const NOTIFICATION = 'notification_id, org_id, job_id, type, channel, payload, created_at, read_at';
 
+const ENDPOINT = 'endpoint_id, org_id, url, description, event_types, secret, enabled, created_at, updated_at';
+
 /**
  * A job's inbox rows as a FROM item named `alias` with columns `cols` (`jobId`: an SQL
  * expression). The inbox has no index on job_id: its ids spell (job, type)
@@ -24,7 +26,6 @@ export const inboxRowsOf = (s: string, jobId: string, cols: string, alias: strin
     .map((code) => `'ntf_' || substr(${jobId}, 5) || '_${code}'`)
     .join(', ')}]) AS ${alias}_key(id)
     CROSS JOIN LATERAL (SELECT ${cols} FROM ${s}.notifications WHERE notification_id = ${alias}_key.id OFFSET 0) ${alias}`;
-const ENDPOINT = 'endpoint_id, org_id, url, description, event_types, secret, enabled, created_at, updated_at';
 
 /**
  * The outbox rows of terminal transitions, from `e` (one row per transition: entry_id of the
