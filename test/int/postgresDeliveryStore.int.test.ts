@@ -1,6 +1,8 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createPool, resolveNames } from '../../src/adapters/store/postgres/postgresConnection.js';
 import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
+import { applyMigrations, loadMigrations } from '../../src/adapters/store/postgres/postgresMigrator.js';
 import { buildSql } from '../../src/adapters/store/postgres/postgresSql.js';
 import { asOrgId, newJobId, newResultId, newToken } from '../../src/core/ids.js';
 import { notificationIdOf, outboxEntryId } from '../../src/core/notifications.js';
@@ -153,5 +155,79 @@ describe.skipIf(!url)('PostgreSQL delivery specifics', () => {
     const listed = await store.listJobNotifications(org, jobId, 'in_app', 10);
     expect(listed.map((n) => n.type).sort()).toEqual([...types].sort());
     expect(await store.listJobNotifications(asOrgId('org-b'), jobId, 'in_app', 10)).toEqual([]);
+  });
+});
+
+describe.skipIf(!url)('PostgreSQL migration 0014 on an inbox written before it', () => {
+  const T0 = Date.UTC(2026, 0, 1);
+  const org = asOrgId('org-a');
+  const schemas: string[] = [];
+  afterAll(async () => {
+    for (const schema of schemas) await dropSchema(url!, schema);
+  });
+
+  /** A schema migrated up to 0013, with `rows` in its inbox (as 0013's code wrote them). */
+  const before0014 = async (rows: ReadonlyArray<readonly [id: string, jobId: string, type: string]>) => {
+    const schema = testSchemaName();
+    schemas.push(schema);
+    const names = resolveNames({ schema });
+    const pool = createPool(url!, 2, 'upshift-test');
+    try {
+      await applyMigrations(pool, names, loadMigrations().filter((m) => m.version <= 13));
+      for (const [id, jobId, type] of rows) {
+        await pool.query(`INSERT INTO "${schema}".notifications (notification_id, org_id, job_id, type, channel, payload, created_at) VALUES ($1, $2, $3, $4, 'in_app', '{}', $5)`, [id, org, jobId, type, T0]);
+      }
+    } finally {
+      await pool.end();
+    }
+    return schema;
+  };
+  const constraintsOf = async (schema: string): Promise<string[]> => {
+    const c = new pg.Client({ connectionString: url! });
+    await c.connect();
+    try {
+      const r = await c.query(`SELECT conname FROM pg_constraint WHERE conrelid = to_regclass($1) ORDER BY 1`, [`"${schema}".notifications`]);
+      return r.rows.map((x: { conname: string }) => x.conname);
+    } finally {
+      await c.end();
+    }
+  };
+
+  it('keeps every row, swaps the unique index for the CHECK, and the store reads them by id', async () => {
+    const jobs = [newJobId(T0), newJobId(T0 + 1)];
+    const schema = await before0014([
+      [notificationIdOf(jobs[0]!, 'async.job.completed'), jobs[0]!, 'async.job.completed'],
+      [notificationIdOf(jobs[1]!, 'async.job.failed'), jobs[1]!, 'async.job.failed'],
+    ]);
+    expect(await constraintsOf(schema)).toEqual(['notifications_job_id_type_channel_key', 'notifications_pkey']);
+    const store = createPostgresJobStore({ url: url!, schema, poolSize: 2 });
+    try {
+      await store.migrate();
+      expect(await constraintsOf(schema)).toEqual(['notifications_id_spells_key', 'notifications_pkey']);
+      expect((await store.listJobNotifications(org, jobs[0]!, 'in_app', 10)).map((n) => n.type)).toEqual(['async.job.completed']);
+      expect((await store.listJobNotifications(org, jobs[1]!, 'in_app', 10)).map((n) => n.type)).toEqual(['async.job.failed']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses, and changes nothing, when a row does not carry the id its job and type spell', async () => {
+    const job = newJobId(T0);
+    const schema = await before0014([[`ntf_${'x'.repeat(26)}_c`, job, 'async.job.completed']]);
+    const store = createPostgresJobStore({ url: url!, schema, poolSize: 2 });
+    try {
+      await expect(store.migrate()).rejects.toThrow(/notifications_id_spells_key/);
+      expect(await constraintsOf(schema)).toEqual(['notifications_job_id_type_channel_key', 'notifications_pkey']);
+      const c = new pg.Client({ connectionString: url! });
+      await c.connect();
+      try {
+        const ledger = await c.query(`SELECT MAX(version)::int AS v FROM "${schema}".upshift_migrations`);
+        expect(ledger.rows[0].v).toBe(13);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await store.close();
+    }
   });
 });
