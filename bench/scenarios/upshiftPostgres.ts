@@ -225,11 +225,14 @@ function traceHops(): { mark(jobId: string, hop: number, t: number): void; attac
     };
     const pairs: Array<[number, number]> = [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [0, 5]];
     if (fetchHop) pairs.push([2, 6], [6, 3]);
-    for (const [a, b] of pairs) lines.push(`  ${HOP_NAMES[a]} → ${HOP_NAMES[b]}: ${stat(full.map((x) => (x[b] as number) - (x[a] as number)))} ms`);
+    const hopLines = (jobs: Float64Array[], indent: string): void => {
+      for (const [a, b] of pairs) lines.push(`${indent}${HOP_NAMES[a]} → ${HOP_NAMES[b]}: ${stat(jobs.map((x) => (x[b] as number) - (x[a] as number)))} ms`);
+    };
+    hopLines(full, '  ');
     // The cold start: the first 125 jobs submitted (the Map keeps submit order).
     const first = full.slice(0, 125);
     lines.push(`  the first ${first.length} jobs:`);
-    for (const [a, b] of pairs) lines.push(`    ${HOP_NAMES[a]} → ${HOP_NAMES[b]}: ${stat(first.map((x) => (x[b] as number) - (x[a] as number)))} ms`);
+    hopLines(first, '    ');
     process.stderr.write(`hops (${full.length} of ${at.size} jobs with every hop):\n${lines.join('\n')}\n`);
   });
   // The dispatcher calls the store's claimJobsById at each claim: wrapped on the instance.

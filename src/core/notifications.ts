@@ -66,8 +66,11 @@ export function webhookBody(type: NotificationType, occurredAt: number, data: Js
   return JSON.stringify({ type, timestamp: new Date(occurredAt).toISOString(), data });
 }
 
-/** One letter per type inside ids: c(ompleted), f(ailed), x (canceled). */
-const TYPE_CODE: Readonly<Record<NotificationType, string>> = { 'async.job.completed': 'c', 'async.job.failed': 'f', 'async.job.canceled': 'x' };
+/**
+ * One letter per type inside ids: c(ompleted), f(ailed), x (canceled). Exported for stores that
+ * spell the same rule in SQL (the PostgreSQL inbox's lookups by job, migration 0014's CHECK).
+ */
+export const NOTIFICATION_TYPE_CODES: Readonly<Record<NotificationType, string>> = { 'async.job.completed': 'c', 'async.job.failed': 'f', 'async.job.canceled': 'x' };
 
 /**
  * The outbox entry id spells its dedupe key (job, type, channel): `msg_<job>_<type>` for the
@@ -77,15 +80,12 @@ const TYPE_CODE: Readonly<Record<NotificationType, string>> = { 'async.job.compl
  * time, which keeps inserts on the hot path at the end of the index.
  */
 export function outboxEntryId(jobId: string, type: NotificationType, channel: string): string {
-  const base = `msg_${jobId.slice(4)}_${TYPE_CODE[type]}`;
+  const base = `msg_${jobId.slice(4)}_${NOTIFICATION_TYPE_CODES[type]}`;
   return channel === IN_APP_CHANNEL ? base : `${base}_${channel.slice('webhook:whe_'.length)}`;
 }
 
 /** The in-app notification id, derived from the same key. */
-export const notificationIdOf = (jobId: string, type: NotificationType): string => `ntf_${jobId.slice(4)}_${TYPE_CODE[type]}`;
-
-/** The id letter of each notification type (stores that compute ids in SQL spell the same rule). */
-export const NOTIFICATION_TYPE_CODES: Readonly<Record<NotificationType, string>> = TYPE_CODE;
+export const notificationIdOf = (jobId: string, type: NotificationType): string => `ntf_${jobId.slice(4)}_${NOTIFICATION_TYPE_CODES[type]}`;
 
 const B32 = '[0-9a-hjkmnp-tv-z]{26}';
 const ENTRY_ID_RE = new RegExp(`^msg_${B32}_[cfx](_${B32})?$`);

@@ -274,6 +274,28 @@ describe.skipIf(!url)('PostgreSQL specifics', () => {
     }
   });
 
+  it('a one-tenant job transaction takes the position lock with its tenant switch: BEGIN, lock + switch, the statement, COMMIT', async () => {
+    const schema = fresh();
+    const store = make(schema);
+    await store.migrate();
+    const sql = buildSql(schema);
+    // What the store's pooled clients send to the real server, in order.
+    const sent: string[] = [];
+    const query = pg.Client.prototype.query;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const c = args[0];
+      sent.push(typeof c === 'string' ? c : (c as { text: string }).text);
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof query;
+    try {
+      await store.submitJob(cmd(1));
+    } finally {
+      pg.Client.prototype.query = query;
+    }
+    expect(sent).toEqual(['BEGIN', sql.positionLockAsTenant, sql.insertJobs, 'COMMIT']);
+    expect(await store.listJobs(org, { limit: 10 })).toHaveLength(1);
+  });
+
   it('the claim uses the claim index and the loose index scan walks it', async () => {
     const schema = fresh();
     await make(schema).migrate();

@@ -10,6 +10,9 @@ import { jobCols } from './postgresRows.js';
  * connection (`names`), so the hot path skips parse and plan. Statements on
  * `status = 'queued' | 'running'` spell the literal so the planner can use the partial indexes.
  */
+/** The commit-order position lock with the batch's planner settings (see positionLock below). */
+const POSITION_LOCK = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), set_config('enable_seqscan', 'off', true), set_config('enable_mergejoin', 'off', true)`;
+
 export function buildSql(schema: string) {
   const s = ident(schema);
   const J = jobCols();
@@ -48,12 +51,11 @@ export function buildSql(schema: string) {
     // plan stays while the table grows: the claim's UPDATE scanned every job once per claim
     // (10 ms at 3,000 jobs, under this lock). With both off, key probes are the only plans left
     // (see docs/postgres.md, "Plans that do not depend on statistics").
-    positionLock: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), set_config('enable_seqscan', 'off', true), set_config('enable_mergejoin', 'off', true)`,
+    positionLock: POSITION_LOCK,
     // The position lock and the first tenant switch of a batch in one statement (one
     // statement less per job-touching transaction; at a few hundred jobs/s nearly every
     // transaction is one tenant's). The lock comes first: SELECT evaluates left to right.
-    positionLockAsTenant: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), set_config('enable_seqscan', 'off', true), set_config('enable_mergejoin', 'off', true),
-      set_config('role', $2, true), set_config('upshift.org_id', $3, true)`,
+    positionLockAsTenant: `${POSITION_LOCK}, set_config('role', $2, true), set_config('upshift.org_id', $3, true)`,
     setInternal: `SELECT set_config('role', $1, true), set_config('upshift.org_id', '', true)`,
     // readyOrgs walks jobs_claim in org order (one descent per org). Before the table has
     // statistics (a fresh schema, or autovacuum behind) the planner estimates a handful of
