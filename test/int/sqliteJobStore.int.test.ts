@@ -6,7 +6,8 @@ import { loadSqliteDriver } from '../../src/adapters/store/sqlite/sqliteDriver.j
 import type { Worker } from 'node:worker_threads';
 import { createSqliteJobStore } from '../../src/adapters/store/sqlite/sqliteJobStore.js';
 import { ThreadWriter } from '../../src/adapters/store/sqlite/sqliteWriter.js';
-import { loadMigrations, migrationsDir } from '../../src/adapters/store/sqlite/sqliteMigrator.js';
+import { applyMigrations, loadMigrations, migrationsDir, type Migration } from '../../src/adapters/store/sqlite/sqliteMigrator.js';
+import { DELIVERY_QUERY_SQL } from '../../src/adapters/store/sqlite/sqliteDeliveryQueries.js';
 import { QUERY_SQL } from '../../src/adapters/store/sqlite/sqliteQueries.js';
 import { isUpshiftError } from '../../src/core/errors.js';
 import { asOrgId, newJobId } from '../../src/core/ids.js';
@@ -274,5 +275,98 @@ describe('SQLite specifics', () => {
     };
     for (const [name, re] of Object.entries(expectations)) expect(plan(name), name).toMatch(re);
     db.close();
+  });
+
+  /** The VDBE opcodes SQLite compiles a statement to (EXPLAIN, every parameter bound to NULL). */
+  const opcodesOf = (db: InstanceType<typeof Database>, sql: string): string[] => {
+    const named = [...sql.matchAll(/@(\w+)/g)].map((m) => m[1] as string);
+    const stmt = db.prepare(`EXPLAIN ${sql}`);
+    const rows = (named.length > 0 ? stmt.all(Object.fromEntries(named.map((k) => [k, null]))) : stmt.all(...(sql.match(/\?/g) ?? []).map(() => null))) as Array<{ opcode: string }>;
+    return rows.map((r) => r.opcode);
+  };
+
+  it('runs no write statement through an ephemeral table (0005: an IN list of a CHECK built one per checked row)', async () => {
+    const file = freshFile();
+    await make(file).migrate();
+    // Read-write: SQLite compiles no constraint checks into the write statements of a read-only connection.
+    const db = new Database(file);
+    const writes = Object.entries({ ...QUERY_SQL, ...DELIVERY_QUERY_SQL }).filter(([, sql]) => /^\s*(INSERT|UPDATE)\b/i.test(sql));
+    expect(writes.map(([name]) => name)).toEqual(expect.arrayContaining(['insertJob', 'markRunning', 'complete', 'fail', 'cancel', 'requeue', 'insertEntry', 'recordAttempt']));
+    for (const [name, sql] of writes) expect(opcodesOf(db, sql), name).not.toContain('OpenEphemeral');
+    db.close();
+  });
+
+  describe('0005_checks_without_in_lists on a database written before it', () => {
+    const JOB_STATUSES = ['queued', 'running', 'completed', 'failed', 'canceled'];
+    const OUTBOX_STATUSES = ['pending', 'delivered', 'failed'];
+    const upTo = (version: number): Migration[] => loadMigrations().filter((m) => m.version <= version);
+    const seeded = (): { file: string; db: InstanceType<typeof Database> } => {
+      const file = freshFile();
+      const db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      applyMigrations(db, upTo(4));
+      JOB_STATUSES.forEach((status, i) => {
+        db.prepare(`INSERT INTO jobs (job_id, org_id, analyzer, input, status, attempt, max_attempts, created_at, run_at) VALUES (?, 'a', 'noop', '{}', ?, 1, 3, ?, ?)`).run(`job_${i}`, status, i, i);
+      });
+      OUTBOX_STATUSES.forEach((status, i) => {
+        db.prepare(`INSERT INTO notification_outbox (entry_id, org_id, job_id, type, channel, kind, payload, occurred_at, status, next_attempt_at, created_at, updated_at)
+          VALUES (?, 'a', ?, 'job.completed', 'in_app', 'in_app', '{}', 1, ?, 1, 1, 1)`).run(`nte_${i}`, `job_${i}`, status);
+      });
+      return { file, db };
+    };
+    const dump = (db: InstanceType<typeof Database>): unknown[] => [
+      db.prepare('SELECT * FROM jobs ORDER BY job_id').all(),
+      db.prepare('SELECT * FROM notification_outbox ORDER BY entry_id').all(),
+    ];
+    const definition = (db: InstanceType<typeof Database>, name: string): string => db.prepare('SELECT sql FROM sqlite_schema WHERE name = ?').pluck().get(name) as string;
+
+    it('keeps every row, refuses the same values as before, and other open connections follow', () => {
+      const { file, db } = seeded();
+      // Opened (and its statement prepared) before the migration, like another process's connection.
+      const other = new Database(file);
+      const otherUpdate = other.prepare('UPDATE jobs SET status = ? WHERE job_id = ?');
+      const rows = dump(db);
+      expect(definition(db, 'jobs')).toContain(`CHECK (status IN ('queued', 'running', 'completed', 'failed', 'canceled'))`);
+
+      expect(applyMigrations(db, loadMigrations())).toEqual(['0005_checks_without_in_lists']);
+
+      expect(dump(db)).toEqual(rows);
+      expect(definition(db, 'jobs')).not.toMatch(/status IN \(/);
+      expect(definition(db, 'jobs')).toContain(`CHECK (status = 'queued' OR status = 'running' OR status = 'completed' OR status = 'failed' OR status = 'canceled')`);
+      expect(definition(db, 'notification_outbox')).toContain(`CHECK (status = 'pending' OR status = 'delivered' OR status = 'failed')`);
+      expect(definition(db, 'notification_outbox')).toContain(`CHECK (kind IN ('in_app', 'webhook'))`);
+      expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+      for (const status of JOB_STATUSES) expect(() => db.prepare('UPDATE jobs SET status = ? WHERE job_id = ?').run(status, 'job_0')).not.toThrow();
+      expect(() => db.prepare(`UPDATE jobs SET status = 'paused' WHERE job_id = 'job_0'`).run()).toThrow(/CHECK constraint failed/);
+      expect(() => db.prepare(`UPDATE notification_outbox SET status = 'lost' WHERE entry_id = 'nte_0'`).run()).toThrow(/CHECK constraint failed/);
+      // The other connection re-read the schema (schema_version moved): it checks the new text.
+      expect(() => otherUpdate.run('paused', 'job_1')).toThrow(/CHECK constraint failed: status = 'queued' OR/);
+      // Writes to sqlite_schema are forbidden again (defensive mode back on).
+      expect(() => db.prepare(`UPDATE sqlite_schema SET sql = sql WHERE name = 'jobs'`).run()).toThrow(/may not be modified/);
+      other.close();
+      db.close();
+    });
+
+    it('an edit that changes no definition, another one than it names, or one that does not parse is refused and changes nothing', () => {
+      const { db } = seeded();
+      applyMigrations(db, loadMigrations());
+      const edit = (sql: string): Migration => ({ version: 9000, name: '9000_edit', sql, checksum: 'test' });
+      const jobs = definition(db, 'jobs');
+      const ledger = (): unknown => db.prepare('SELECT max(version) FROM schema_migrations').pluck().get();
+      const attempts: Array<[string, RegExp]> = [
+        [`-- upshift:schema-edit jobs\nUPDATE sqlite_schema SET sql = replace(sql, 'no such text', 'x') WHERE name = 'jobs';`, /change the definitions of jobs but changed none/],
+        [`-- upshift:schema-edit jobs\nUPDATE sqlite_schema SET sql = replace(sql, 'enabled IN (0, 1)', 'enabled IN (0, 1, 2)') WHERE name = 'webhook_endpoints';`, /changed webhook_endpoints/],
+        [`-- upshift:schema-edit jobs\nUPDATE sqlite_schema SET sql = replace(sql, 'CHECK (status = ''queued'' OR', 'CHECK (status = OR') WHERE name = 'jobs';`, /malformed database schema/],
+      ];
+      for (const [sql, message] of attempts) {
+        expect(() => applyMigrations(db, [...loadMigrations(), edit(sql)])).toThrow(message);
+        expect(definition(db, 'jobs')).toBe(jobs);
+        expect(ledger()).toBe(5);
+        expect(db.inTransaction).toBe(false);
+        expect(() => db.prepare(`UPDATE sqlite_schema SET sql = sql WHERE name = 'jobs'`).run()).toThrow(/may not be modified/);
+      }
+      expect(() => db.prepare(`UPDATE jobs SET status = 'paused' WHERE job_id = 'job_0'`).run()).toThrow(/CHECK constraint failed/);
+      db.close();
+    });
   });
 });
