@@ -19,10 +19,19 @@ export function openSqliteConnection(file: string, busyTimeoutMs: number): Datab
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
-    // A larger page cache (64 MiB) keeps the hot indexes in memory. Checkpoints normally run
-    // in a worker thread (backgroundCheckpoints); the commit-time checkpoint is the safety net
-    // that bounds the WAL (40 MB), in big, rare steps that find most pages already copied.
-    db.pragma('cache_size = -65536');
+    // An 8 MiB page cache (2,048 pages), not more. Every COMMIT truncates the cache to the
+    // database size, and a transaction that split a b-tree page has rekeyed a page through the
+    // lock-byte page number (page 262,145; SQLite's balance_nonroot), so the truncation walks
+    // the whole cache instead of its tail: its cost grows with every cached page. With 64 MiB
+    // that walk, the page faults of a growing cache and its cache misses cost ~15 % of the
+    // embedded store's CPU per job (docs/benchmarks.md, session 12). The hot path needs only
+    // the right edges of its append-mostly indexes; the event loop's reading connection loses
+    // its cache at every commit of the writer thread anyway (WAL), and colder pages come from
+    // the OS page cache.
+    // Checkpoints normally run in a worker thread (backgroundCheckpoints); the commit-time
+    // checkpoint is the safety net that bounds the WAL (40 MB), in big, rare steps that find
+    // most pages already copied.
+    db.pragma('cache_size = -8192');
     db.pragma('temp_store = MEMORY');
     db.pragma('wal_autocheckpoint = 10000');
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
