@@ -22,8 +22,8 @@ export function openSqliteConnection(file: string, busyTimeoutMs: number): Datab
     // An 8 MiB page cache (2,048 pages), not more. Every COMMIT truncates the cache to the
     // database size, and a transaction that split a b-tree page has rekeyed a page through the
     // lock-byte page number (page 262,145; SQLite's balance_nonroot), so the truncation walks
-    // the whole cache instead of its tail: its cost grows with every cached page. With 64 MiB
-    // that walk, the page faults of a growing cache and its cache misses cost ~15 % of the
+    // the whole cache instead of its tail: its cost grows with every cached page. With 64 MiB,
+    // that walk, the page faults of a growing cache and its cache misses cost ~12 % of the
     // embedded store's CPU per job (docs/benchmarks.md, session 12). The hot path needs only
     // the right edges of its append-mostly indexes; the event loop's reading connection loses
     // its cache at every commit of the writer thread anyway (WAL), and colder pages come from
