@@ -226,6 +226,8 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
     timeoutMs: config.startupTimeoutMs,
     onRetry: (err, attempt, waitMs) => logger.warn({ err, attempt, wait_ms: waitMs }, 'store unavailable at startup; retrying'),
   });
+  // PostgreSQL: connections and backend catalog caches ready before the first job (best effort).
+  await store.warmUp?.();
   // Scale mode: every process sees every commit through LISTEN/NOTIFY (also the worker wake-up
   // for jobs submitted by other processes); embedded: the store's own commit hook.
   const feed =

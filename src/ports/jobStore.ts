@@ -27,6 +27,12 @@ export interface JobStore {
   migrate(): Promise<{ applied: string[] }>;
   /** Throws STORE_UNAVAILABLE / STORE_NOT_MIGRATED if the store cannot serve. */
   ping(): Promise<void>;
+  /**
+   * Optional start-up step after `migrate()`: prepares what the first jobs would otherwise
+   * pay for (PostgreSQL: the pool's connections and their backends' catalog caches). Best
+   * effort — resolves even when it could not do its work, never throws.
+   */
+  warmUp?(): Promise<void>;
   close(): Promise<void>;
 
   /**

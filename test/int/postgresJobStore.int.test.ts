@@ -55,6 +55,28 @@ describe.skipIf(!url)('PostgreSQL specifics', () => {
     idempotencyKey: null, requestHash: null, traceContext: null, now: i,
   });
 
+  it('warmUp opens every pool connection ahead of the first job and leaves each idle, outside any transaction', async () => {
+    const schema = fresh();
+    const app = `warm-${schema}`.slice(0, 63);
+    const store = make(schema, { poolSize: 4, applicationName: app });
+    await store.migrate();
+    const backends = async (): Promise<string[]> =>
+      (await admin.query<{ state: string }>('SELECT state FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid', [app])).rows.map((r) => r.state);
+    expect((await backends()).length).toBeLessThan(4);
+    await store.warmUp!();
+    expect(await backends()).toEqual(['idle', 'idle', 'idle', 'idle']);
+    // The warmed connections serve: a job goes through on them.
+    const { job } = await store.submitJob(cmd(1));
+    expect((await store.getJob(org, job.jobId))?.status).toBe('queued');
+  });
+
+  it('warmUp is best effort: with the database unreachable it resolves, and a closed store skips it', async () => {
+    const unreachable = createPostgresJobStore({ url: 'postgres://postgres@127.0.0.1:1/test', schema: fresh(), poolSize: 2 });
+    await expect(unreachable.warmUp!()).resolves.toBeUndefined();
+    await unreachable.close();
+    await expect(unreachable.warmUp!()).resolves.toBeUndefined();
+  });
+
   it('finds the migrations folder beside the sources', () => {
     expect(migrationsDir().replace(/\\/g, '/')).toMatch(/src\/adapters\/store\/postgres\/migrations$/);
     expect(loadMigrations().map((m) => m.name)).toContain('0001_init');

@@ -5,7 +5,7 @@ import type { DeliveryStore, InAppDelivery } from '../../../ports/deliveryStore.
 import type { JobStore, ListJobsQuery } from '../../../ports/jobStore.js';
 import type { ProjectionStore } from '../../../ports/projectionStore.js';
 import type { RetentionStore } from '../../../ports/retentionStore.js';
-import { corkUntilNextTick, createPool, resolveNames, withPooledTransaction, type PgNames } from './postgresConnection.js';
+import { corkUntilNextTick, createPool, ident, resolveNames, withPooledTransaction, type PgNames } from './postgresConnection.js';
 import { createPostgresDeliveryMethods } from './postgresDeliveryStore.js';
 import { toStoreError } from './postgresErrors.js';
 import { PgGroupCommit, type CommitListener, type Op } from './postgresGroupCommit.js';
@@ -63,7 +63,8 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
   const names = resolveNames(opts);
   const sql = buildSql(names.schema);
   const migrations = loadMigrations();
-  const pool = createPool(opts.url, Math.max(2, opts.poolSize ?? 10), opts.applicationName ?? 'upshift-store');
+  const poolSize = Math.max(2, opts.poolSize ?? 10);
+  const pool = createPool(opts.url, poolSize, opts.applicationName ?? 'upshift-store');
   // An idle client's error (server restart) must not crash the process; the pool drops it.
   pool.on('error', () => undefined);
   const listeners = new Set<CommitListener>();
@@ -90,6 +91,11 @@ export function createPostgresJobStore(opts: PostgresJobStoreOptions): JobStore 
     async migrate() {
       if (closed) throw closedError();
       return { applied: await applyMigrations(pool, names, migrations) };
+    },
+
+    async warmUp() {
+      if (closed) return;
+      await warmPool(pool, poolSize, names, sql);
     },
 
     async ping() {
@@ -266,4 +272,40 @@ async function read<T>(pool: pg.Pool, names: PgNames, sql: PgSql, org: string | 
       throw firstError ?? e;
     }
   });
+}
+
+/** The tables every job's transactions touch (claims, completions, events, results, inbox, webhook lookup). */
+const HOT_TABLES = ['jobs', 'job_events', 'job_results', 'notifications', 'notification_outbox', 'webhook_endpoints'] as const;
+
+/**
+ * Opens every connection of the pool and has each backend load what the hot path's first
+ * statements need: a fresh PostgreSQL backend starts with empty catalog caches, and the first
+ * statement on each table reads the table's, its indexes' and its row-level-security policies'
+ * catalog entries. Left to the first jobs, that and the connection start-ups land on the first
+ * few hundred milliseconds of load, one backend after another (add→start at 500 jobs/s: p90
+ * ~30 ms in the first 250 ms against ~5 ms afterwards; docs/benchmarks.md, session 12). Each
+ * connection touches the tables as the application role with no org (row-level security
+ * shows it nothing) in a transaction it rolls back. Best effort: a connection that fails is
+ * dropped and the rest go on.
+ */
+async function warmPool(pool: pg.Pool, size: number, names: PgNames, sql: PgSql): Promise<void> {
+  const s = ident(names.schema);
+  const clients = await Promise.allSettled(Array.from({ length: size }, () => pool.connect()));
+  await Promise.all(
+    clients.map(async (r) => {
+      if (r.status !== 'fulfilled') return;
+      const c = r.value;
+      let broken = false;
+      try {
+        await c.query('BEGIN');
+        await c.query({ name: sql.names.setTenant, text: sql.setTenant, values: [names.appRole, ''] });
+        for (const t of HOT_TABLES) await c.query(`SELECT 1 FROM ${s}.${ident(t)} LIMIT 0`);
+        await c.query('ROLLBACK');
+      } catch {
+        broken = true;
+      } finally {
+        c.release(broken);
+      }
+    }),
+  );
 }
