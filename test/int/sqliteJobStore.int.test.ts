@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadSqliteDriver } from '../../src/adapters/store/sqlite/sqliteDriver.js';
 import type { Worker } from 'node:worker_threads';
+import { openSqliteConnection } from '../../src/adapters/store/sqlite/sqliteConnection.js';
 import { createSqliteJobStore } from '../../src/adapters/store/sqlite/sqliteJobStore.js';
 import { ThreadWriter } from '../../src/adapters/store/sqlite/sqliteWriter.js';
 import { applyMigrations, loadMigrations, migrationsDir, type Migration } from '../../src/adapters/store/sqlite/sqliteMigrator.js';
@@ -103,6 +104,15 @@ describe('SQLite specifics', () => {
     const db = new Database(file, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
+  });
+
+  it('opens its connections with an 8 MiB page cache (a COMMIT after a page split walks every cached page)', () => {
+    const db = openSqliteConnection(freshFile(), 0);
+    try {
+      expect(db.pragma('cache_size', { simple: true })).toBe(-8192);
+    } finally {
+      db.close();
+    }
   });
 
   it('answers STORE_NOT_MIGRATED for use before migrate and STORE_UNAVAILABLE after close', async () => {

@@ -285,27 +285,21 @@ const HOT_TABLES = ['jobs', 'job_events', 'job_results', 'notifications', 'notif
  * few hundred milliseconds of load, one backend after another (add→start at 500 jobs/s: p90
  * ~30 ms in the first 250 ms against ~5 ms afterwards; docs/benchmarks.md, session 12). Each
  * connection touches the tables as the application role with no org (row-level security
- * shows it nothing) in a transaction it rolls back. Best effort: a connection that fails is
- * dropped and the rest go on.
+ * shows it nothing) in a transaction it rolls back (withPooledTransaction: a connection that
+ * fails is dropped, the rest go on). Best effort: never throws.
  */
 async function warmPool(pool: pg.Pool, size: number, names: PgNames, sql: PgSql): Promise<void> {
   const s = ident(names.schema);
-  const clients = await Promise.allSettled(Array.from({ length: size }, () => pool.connect()));
-  await Promise.all(
-    clients.map(async (r) => {
-      if (r.status !== 'fulfilled') return;
-      const c = r.value;
-      let broken = false;
-      try {
-        await c.query('BEGIN');
-        await c.query({ name: sql.names.setTenant, text: sql.setTenant, values: [names.appRole, ''] });
-        for (const t of HOT_TABLES) await c.query(`SELECT 1 FROM ${s}.${ident(t)} LIMIT 0`);
-        await c.query('ROLLBACK');
-      } catch {
-        broken = true;
-      } finally {
-        c.release(broken);
-      }
-    }),
-  );
+  // All checkouts are requested at once, so the pool opens `size` connections; each transaction
+  // leaves in one write (pipeline mode) and is rolled back.
+  const warm = (client: pg.PoolClient): Promise<unknown> => {
+    corkUntilNextTick(client);
+    return Promise.all([
+      client.query('BEGIN'),
+      client.query({ name: sql.names.setTenant, text: sql.setTenant, values: [names.appRole, ''] }),
+      ...HOT_TABLES.map((t) => client.query(`SELECT 1 FROM ${s}.${ident(t)} LIMIT 0`)),
+      client.query('ROLLBACK'),
+    ]);
+  };
+  await Promise.allSettled(Array.from({ length: size }, () => withPooledTransaction(pool, warm)));
 }

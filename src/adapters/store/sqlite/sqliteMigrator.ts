@@ -61,7 +61,7 @@ export function loadMigrations(dir: string = migrationsDir()): Migration[] {
 const SCHEMA_EDIT_RE = /^-- upshift:schema-edit((?: [a-z_][a-z0-9_]*)+)[ \t]*(?:\n|$)/;
 
 /** The definitions a schema-edit migration names, or null for a plain one. */
-export function schemaEditTargets(sql: string): string[] | null {
+function schemaEditTargets(sql: string): string[] | null {
   const m = SCHEMA_EDIT_RE.exec(sql);
   return m ? (m[1] as string).trim().split(' ') : null;
 }
