@@ -29,8 +29,15 @@ export interface WorkerOptions {
    * refills the buffer are written: the worker's own work overlaps the store's. A held job is
    * `running` with a lease like a started one (heartbeats extend it; a killed worker's jobs are
    * recovered when it expires).
+   *
+   * `'auto'`: held jobs only while they pay — while this worker is saturated (every slot was
+   * busy within the last AUTO_PREFETCH_WINDOW_MS) with jobs that run briefly, as many as the
+   * slots finish in about AUTO_PREFETCH_HORIZON_MS of analyzer time (`concurrency ×
+   * horizon / mean run time`, at most AUTO_PREFETCH_MAX_FACTOR × concurrency). A worker with
+   * free slots, or one running long jobs, holds nothing, so a held job never waits long for its
+   * slot while another worker could have started it (see autoPrefetch()).
    */
-  readonly prefetch?: number;
+  readonly prefetch?: number | 'auto';
   readonly leaseMs: number;
   readonly heartbeatMs: number;
   /** Fallback poll of the default (store-claim) dispatcher when no wake-up arrives. */
@@ -57,6 +64,15 @@ export interface WorkerOptions {
 }
 
 type AbortKind = 'cancel' | 'timeout' | 'shutdown' | 'lease_lost';
+
+/** `prefetch: 'auto'`: how long after the last moment every slot was busy the worker still counts as saturated. */
+export const AUTO_PREFETCH_WINDOW_MS = 1_000;
+/** `prefetch: 'auto'`: held jobs are about this much analyzer time per slot (they wait about as long). */
+export const AUTO_PREFETCH_HORIZON_MS = 20;
+/** `prefetch: 'auto'`: at most this many held jobs per slot. */
+export const AUTO_PREFETCH_MAX_FACTOR = 4;
+/** Weight of the newest attempt in the mean run time (`prefetch: 'auto'`). */
+const RUN_TIME_EWMA_ALPHA = 0.1;
 
 /** What an attempt's analyzer promise settles to when its cancel was forced. */
 const FORCED: unique symbol = Symbol('forced');
@@ -108,7 +124,11 @@ export class WorkerRuntime implements DispatchSink {
   private readonly perAnalyzer = new Map<string, number>();
   /** Claimed jobs waiting for a slot, by job id, in claim order (a Map keeps insertion order). */
   private readonly held = new Map<string, Held>();
-  private readonly prefetch: number;
+  private readonly prefetch: number | 'auto';
+  /** performance.now() when every slot was last busy (`prefetch: 'auto'`). */
+  private saturatedAt = Number.NEGATIVE_INFINITY;
+  /** Exponentially weighted mean of analyzer run times in ms, null before the first (`prefetch: 'auto'`). */
+  private meanRunMs: number | null = null;
   /** See partition(). */
   private split: { readonly size: number; readonly unlimited: readonly string[]; readonly limited: readonly LimitedAnalyzer[] } | null = null;
   private drainScheduled = false;
@@ -126,7 +146,7 @@ export class WorkerRuntime implements DispatchSink {
       o.dispatcher ?? new StoreClaimDispatcher({ store: o.store, clock: o.clock, logger: o.logger, pollMs: o.pollMs, fairness: o.fairness, ...(o.tracer && { tracer: o.tracer }) });
     this.random = o.random ?? Math.random;
     this.tracer = o.tracer ?? noopTracer;
-    this.prefetch = Math.max(0, Math.floor(o.prefetch ?? 0));
+    this.prefetch = o.prefetch === 'auto' ? 'auto' : Math.max(0, Math.floor(o.prefetch ?? 0));
   }
 
   get inFlight(): number {
@@ -195,7 +215,7 @@ export class WorkerRuntime implements DispatchSink {
    * a worker busy with a backlog does not ask for the limited analyzers' work every round).
    */
   capacity(): ClaimGroup[] {
-    const room = this.o.concurrency + this.prefetch - this.running.size - this.held.size;
+    const room = this.o.concurrency + this.prefetchRoom() - this.running.size - this.held.size;
     if (this.stopping || room <= 0) return [];
     const free = this.o.concurrency - this.running.size - this.held.size;
     const { unlimited, limited } = this.partition();
@@ -205,6 +225,32 @@ export class WorkerRuntime implements DispatchSink {
       if (slots > 0) groups.push({ analyzers: [a.name], slots });
     }
     return groups;
+  }
+
+  /** Held jobs allowed now: the fixed `prefetch`, or autoPrefetch(). */
+  private prefetchRoom(): number {
+    return this.prefetch === 'auto' ? this.autoPrefetch() : this.prefetch;
+  }
+
+  /**
+   * `prefetch: 'auto'`. Nothing while the worker has had a free slot for the last
+   * AUTO_PREFETCH_WINDOW_MS (it can start whatever it claims, a bigger claim would only ask
+   * for jobs that are not there) or before an attempt has finished (the run time is unknown).
+   * Otherwise enough held jobs to keep every slot busy for about AUTO_PREFETCH_HORIZON_MS of
+   * analyzer time, at most AUTO_PREFETCH_MAX_FACTOR per slot: with millisecond jobs the worker
+   * runs the held ones while the store writes the last wave's outcomes and the refilling claim
+   * (the worker's work overlaps the store's instead of taking turns with it); with jobs of
+   * 20 ms or longer it holds nothing, and no job waits behind long-running ones.
+   */
+  private autoPrefetch(): number {
+    if (this.meanRunMs === null || performance.now() - this.saturatedAt > AUTO_PREFETCH_WINDOW_MS) return 0;
+    const c = this.o.concurrency;
+    return Math.min(AUTO_PREFETCH_MAX_FACTOR * c, Math.floor((c * AUTO_PREFETCH_HORIZON_MS) / Math.max(this.meanRunMs, 0.001)));
+  }
+
+  /** The current number of held jobs allowed beyond the concurrency (0 unless prefetch is on). */
+  get prefetchAllowed(): number {
+    return this.prefetchRoom();
   }
 
   /**
@@ -320,6 +366,7 @@ export class WorkerRuntime implements DispatchSink {
     (entry as { done: Promise<void> }).done = done;
     this.attempts.add(done);
     this.running.set(job.jobId, entry);
+    if (this.running.size >= this.o.concurrency) this.saturatedAt = performance.now();
     if (job.cancelRequestedAt !== null) this.cancelLocal(job.jobId);
     return entry.done;
   }
@@ -333,6 +380,7 @@ export class WorkerRuntime implements DispatchSink {
     const timeout = setTimeout(() => controller.abort(new AbortReason('timeout')), timeoutMs);
     let outcome: FinishOutcome | null;
     const span = this.span('upshift.analyzer.run', job);
+    const runStart = performance.now();
     try {
       const ctx = this.context(job, lease, controller, log);
       // The analyzer's result, or FORCED once a cancel is forced (the analyzer ignored its signal
@@ -347,6 +395,7 @@ export class WorkerRuntime implements DispatchSink {
       outcome = this.outcomeOfError(job, controller.signal, e);
     } finally {
       clearTimeout(timeout);
+      this.recordRunTime(performance.now() - runStart);
     }
     let settledAs: FinishOutcome['status'] | 'lease_lost' = outcome === null ? 'lease_lost' : outcome.status;
     if (this.tracer.enabled) endAttemptSpan(span, outcome);
@@ -367,6 +416,10 @@ export class WorkerRuntime implements DispatchSink {
       }
     } else r.release?.();
     this.o.onSettled?.(job, settledAs, this.o.clock.now() - r.startedAt);
+  }
+
+  private recordRunTime(ms: number): void {
+    this.meanRunMs = this.meanRunMs === null ? ms : this.meanRunMs + RUN_TIME_EWMA_ALPHA * (ms - this.meanRunMs);
   }
 
   /** A span of this job's attempt, child of the trace context stored at submit. */

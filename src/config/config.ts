@@ -45,8 +45,8 @@ export interface Config {
   readonly worker: {
     readonly enabled: boolean;
     readonly concurrency: number;
-    /** Claimed jobs held beyond `concurrency`, waiting for a slot (store dispatch only). */
-    readonly prefetch: number;
+    /** Claimed jobs held beyond `concurrency`, waiting for a slot (store dispatch only); `auto`: WorkerRuntime decides. */
+    readonly prefetch: number | 'auto';
     readonly leaseMs: number;
     readonly heartbeatMs: number;
     readonly pollMs: number;
@@ -165,7 +165,7 @@ export const CONFIG_KEYS = {
   UPSHIFT_JWT_JWKS_TIMEOUT_MS: '5000',
   UPSHIFT_WORKER_ENABLED: 'true',
   UPSHIFT_WORKER_CONCURRENCY: '16',
-  UPSHIFT_WORKER_PREFETCH: '0',
+  UPSHIFT_WORKER_PREFETCH: 'auto',
   UPSHIFT_LEASE_MS: '30000',
   UPSHIFT_HEARTBEAT_MS: '10000',
   UPSHIFT_POLL_MS: '1000',
@@ -235,6 +235,12 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     const raw = get(k).trim();
     if (!(allowed as readonly string[]).includes(raw)) fail(k, raw, `one of ${allowed.join(', ')}`);
     return raw as T;
+  };
+  const prefetchOf = (raw: string): number | 'auto' => {
+    if (raw === 'auto') return 'auto';
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n > 10_000) fail('UPSHIFT_WORKER_PREFETCH', raw, 'auto or an integer in [0, 10000]');
+    return n;
   };
   const orgMap = (k: ConfigKey): Record<string, number> => {
     const out: Record<string, number> = {};
@@ -317,7 +323,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     worker: {
       enabled: bool('UPSHIFT_WORKER_ENABLED'),
       concurrency: int('UPSHIFT_WORKER_CONCURRENCY', 1, 10_000),
-      prefetch: int('UPSHIFT_WORKER_PREFETCH', 0, 10_000),
+      prefetch: prefetchOf(get('UPSHIFT_WORKER_PREFETCH').trim()),
       leaseMs,
       heartbeatMs,
       pollMs: int('UPSHIFT_POLL_MS', 10, 600_000),

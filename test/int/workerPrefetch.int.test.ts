@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { defineAnalyzer } from '../../src/core/analyzer.js';
 import { parseOrgId, type JobId } from '../../src/core/ids.js';
 import type { Json } from '../../src/core/job.js';
+import { AUTO_PREFETCH_MAX_FACTOR, AUTO_PREFETCH_WINDOW_MS } from '../../src/app/workerRuntime.js';
 import { ManualClock } from '../../src/ports/clock.js';
 import { createTestRuntime, sleep, until } from '../helpers/runtime.js';
 
@@ -145,5 +146,84 @@ describe('worker prefetch (claimed jobs held for a free slot), real SQLite store
     expect(await statusOf(third)).toBe('queued');
     expect(types(third)).toEqual(['job.queued', 'job.started', 'job.retrying']);
     expect(g.started).not.toContain(third);
+  });
+});
+
+/** Returns at once for `{ fast: true }`, otherwise waits `ms` (real time) or, without `ms`, for its gate. */
+function mixed(ms?: number) {
+  const g = gated('mixed');
+  const analyzer = defineAnalyzer<Json, Json>({
+    name: 'mixed',
+    version: '1',
+    inputSchema: {},
+    run: async (input, ctx) => {
+      if ((input as { fast?: boolean }).fast === true) return { ok: true };
+      if (ms !== undefined) {
+        await sleep(ms);
+        return { ok: true };
+      }
+      return g.analyzer.run(input as never, ctx) as Promise<Json>;
+    },
+  });
+  return { analyzer, started: g.started, open: g.open };
+}
+
+/** Jobs claimed but not finished at the moment: started minus terminal events. */
+const inHand = () => rt!.events.filter((e) => e.type === 'job.started').length - rt!.events.filter((e) => e.type === 'job.completed').length;
+
+describe("worker prefetch 'auto', real SQLite store", () => {
+  it('holds claimed jobs while every slot is busy with short jobs, up to the factor per slot, and stops once the worker is no longer saturated', async () => {
+    const m = mixed();
+    rt = await createTestRuntime({ analyzers: [m.analyzer], clock: new ManualClock(), worker: { concurrency: 2, prefetch: 'auto' } });
+    // Higher priority: claimed first (ids made in the same millisecond do not sort by submit order).
+    for (let i = 0; i < 4; i++) await rt.service.submit(acme, { analyzer: 'mixed', input: { fast: true }, priority: 1 });
+    const slow: JobId[] = [];
+    for (let i = 0; i < 12; i++) slow.push((await rt.service.submit(acme, { analyzer: 'mixed', input: {} })).job.jobId);
+    // Before any attempt has finished the run time is unknown: no held jobs.
+    expect(rt.worker.prefetchAllowed).toBe(0);
+    rt.worker.start();
+    // The fast jobs fill both slots (saturated) and finish in well under a millisecond each:
+    // the gated ones then run two at a time and the worker holds 2 × 4 more.
+    await until(() => inHand() === 2 + 2 * AUTO_PREFETCH_MAX_FACTOR);
+    await sleep(100);
+    expect(inHand()).toBe(2 + 2 * AUTO_PREFETCH_MAX_FACTOR);
+    expect(m.started).toHaveLength(2);
+    expect(rt.worker.prefetchAllowed).toBe(2 * AUTO_PREFETCH_MAX_FACTOR);
+    expect((await Promise.all(slow.map(statusOf))).filter((s) => s === 'queued')).toHaveLength(2);
+    // Open each gate once its job has started: the held jobs run as slots free.
+    for (let done = 0; done < slow.length; done++) {
+      await until(() => m.started.length > done);
+      m.open(m.started[done] as string);
+    }
+    await until(async () => (await Promise.all(slow.map(statusOf))).every((s) => s === 'completed'));
+    // Not saturated for longer than the window: nothing is held any more.
+    await sleep(AUTO_PREFETCH_WINDOW_MS + 100);
+    expect(rt.worker.prefetchAllowed).toBe(0);
+  });
+
+  it('holds nothing for jobs that run 20 ms or longer, even with every slot busy and a backlog', async () => {
+    const m = mixed(60);
+    rt = await createTestRuntime({ analyzers: [m.analyzer], clock: new ManualClock(), worker: { concurrency: 2, prefetch: 'auto' } });
+    const ids: JobId[] = [];
+    for (let i = 0; i < 8; i++) ids.push((await rt.service.submit(acme, { analyzer: 'mixed', input: {} })).job.jobId);
+    rt.worker.start();
+    let most = 0;
+    while ((await Promise.all(ids.map(statusOf))).some((s) => s !== 'completed')) {
+      most = Math.max(most, inHand());
+      expect(rt.worker.prefetchAllowed).toBe(0);
+      await sleep(5);
+    }
+    expect(most).toBeLessThanOrEqual(2);
+  });
+
+  it('holds nothing while a slot stays free, however short the jobs', async () => {
+    const m = mixed();
+    rt = await createTestRuntime({ analyzers: [m.analyzer], clock: new ManualClock(), worker: { concurrency: 4, prefetch: 'auto' } });
+    rt.worker.start();
+    for (let i = 0; i < 20; i++) {
+      const { job } = await rt.service.submit(acme, { analyzer: 'mixed', input: { fast: true } });
+      await until(async () => (await statusOf(job.jobId)) === 'completed');
+      expect(rt.worker.prefetchAllowed).toBe(0);
+    }
   });
 });

@@ -28,7 +28,7 @@ describe('loadConfig defaults', () => {
     expect(c.worker).toEqual({
       enabled: true,
       concurrency: 16,
-      prefetch: 0,
+      prefetch: 'auto',
       leaseMs: 30_000,
       heartbeatMs: 10_000,
       pollMs: 1_000,
@@ -52,8 +52,9 @@ describe('loadConfig defaults', () => {
 
 describe('loadConfig layering', () => {
   it('reads the environment', () => {
-    const c = loadConfig({ UPSHIFT_PORT: '9000', UPSHIFT_WORKER_CONCURRENCY: '4', UPSHIFT_LOG_LEVEL: 'warn', UPSHIFT_AUTH_MODE: 'api-key' });
-    expect([c.port, c.worker.concurrency, c.logLevel, c.auth.mode]).toEqual([9000, 4, 'warn', 'api-key']);
+    const c = loadConfig({ UPSHIFT_PORT: '9000', UPSHIFT_WORKER_CONCURRENCY: '4', UPSHIFT_WORKER_PREFETCH: '200', UPSHIFT_LOG_LEVEL: 'warn', UPSHIFT_AUTH_MODE: 'api-key' });
+    expect([c.port, c.worker.concurrency, c.worker.prefetch, c.logLevel, c.auth.mode]).toEqual([9000, 4, 200, 'warn', 'api-key']);
+    expect(loadConfig({ UPSHIFT_WORKER_PREFETCH: '0' }).worker.prefetch).toBe(0);
   });
 
   it('lets overrides (CLI flags) win over the environment', () => {
@@ -100,6 +101,8 @@ describe('invalid values fail with CONFIG_INVALID naming the key and the rule', 
     ['out of range', { UPSHIFT_PORT: '65536' }, 'an integer in [0, 65535]'],
     ['below range', { UPSHIFT_WORKER_CONCURRENCY: '0' }, 'an integer in [1, 10000]'],
     ['not a boolean', { UPSHIFT_WORKER_ENABLED: 'maybe' }, 'true or false'],
+    ['a prefetch that is neither auto nor a count', { UPSHIFT_WORKER_PREFETCH: 'max' }, 'auto or an integer in [0, 10000]'],
+    ['a negative prefetch', { UPSHIFT_WORKER_PREFETCH: '-1' }, 'auto or an integer in [0, 10000]'],
     ['not one of the choices', { UPSHIFT_AUTH_MODE: 'jwt-maybe' }, 'one of trusted-header, api-key, jwt'],
     ['a bad log level', { UPSHIFT_LOG_LEVEL: 'loud' }, 'one of fatal, error'],
     ['a malformed org map', { UPSHIFT_ORG_WEIGHTS: 'acme:3' }, 'org=number pairs'],
