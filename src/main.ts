@@ -250,7 +250,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       const head = await store.headPosition();
       return Promise.all(PROJECTION_NAMES.map(async (name) => ({ name, position: (await store.readCheckpoint(name)).position, head })));
     },
-    workerSlots: () => (worker ? { busy: worker.inFlight, total: config.worker.concurrency } : null),
+    workerSlots: () => (worker ? { busy: worker.inFlight, total: config.worker.concurrency, held: worker.heldJobs } : null),
   });
   const service = new JobService({ store, feed, registry, clock, defaultMaxAttempts: config.worker.maxAttempts, tracer });
   const apiKeys = new ApiKeyService(store, clock);

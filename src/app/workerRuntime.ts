@@ -153,6 +153,11 @@ export class WorkerRuntime implements DispatchSink {
     return this.running.size;
   }
 
+  /** Claimed jobs held for a free slot (prefetch): `running` in the store, not started yet. */
+  get heldJobs(): number {
+    return this.held.size;
+  }
+
   get workerId(): string {
     return this.o.workerId;
   }

@@ -194,3 +194,35 @@ describe('GET /metrics (API-only process with a backlog)', () => {
     expect(value(samples, 'upshift_worker_busy_slots')).toBe(0);
   });
 });
+
+describe('GET /metrics (a worker holding prefetched jobs)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ UPSHIFT_WORKER_CONCURRENCY: '1', UPSHIFT_WORKER_PREFETCH: '2' });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('counts held jobs apart from busy slots: running in the store, not started', async () => {
+    const api = apiClient(server.url, ORG);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await api('/analyze/jobs', { body: { analyzer: 'sleep', input: { ms: 10_000 } } });
+      expect(r.status).toBe(202);
+      ids.push(r.body.job_id);
+    }
+    // One runs, two are claimed into the prefetch room and wait for the slot.
+    const { samples } = await eventually(async () => {
+      const s = await scrape(server);
+      return value(s.samples, 'upshift_worker_held_jobs') === 2 && value(s.samples, 'upshift_queue_jobs', { status: 'running' }) === 3 ? s : null;
+    });
+    expect(value(samples, 'upshift_worker_busy_slots')).toBe(1);
+    expect(value(samples, 'upshift_worker_slots')).toBe(1);
+    for (const id of ids) expect((await api(`/analyze/jobs/${id}/cancel`, { method: 'POST' })).status).toBeLessThan(300);
+    await eventually(async () => {
+      const s = await scrape(server);
+      return value(s.samples, 'upshift_worker_held_jobs') === 0 && value(s.samples, 'upshift_worker_busy_slots') === 0 ? s : null;
+    });
+  });
+});

@@ -34,7 +34,7 @@ export interface PromMetricsOptions {
   /** Committed job events to count. */
   readonly feed?: EventFeed;
   /** Worker slots of this process, read on scrape; null = no worker here. */
-  readonly workerSlots?: () => { readonly busy: number; readonly total: number } | null;
+  readonly workerSlots?: () => { readonly busy: number; readonly total: number; readonly held: number } | null;
   /** How long a scrape-time store query is reused (default 1000 ms). */
   readonly scrapeCacheMs?: number;
   /** Read-model checkpoints and the head position, read on scrape (cached like the queue). */
@@ -156,6 +156,14 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): PromMetrics {
     registers,
     collect() {
       this.set(slots?.()?.busy ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'upshift_worker_held_jobs',
+    help: 'Claimed jobs this process holds for a free slot (worker prefetch): running in the store, not started yet.',
+    registers,
+    collect() {
+      this.set(slots?.()?.held ?? 0);
     },
   });
   new Gauge({
