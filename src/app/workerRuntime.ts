@@ -220,7 +220,7 @@ export class WorkerRuntime implements DispatchSink {
    * a worker busy with a backlog does not ask for the limited analyzers' work every round).
    */
   capacity(): ClaimGroup[] {
-    const room = this.o.concurrency + this.prefetchRoom() - this.running.size - this.held.size;
+    const room = this.o.concurrency + this.prefetchAllowed - this.running.size - this.held.size;
     if (this.stopping || room <= 0) return [];
     const free = this.o.concurrency - this.running.size - this.held.size;
     const { unlimited, limited } = this.partition();
@@ -232,8 +232,8 @@ export class WorkerRuntime implements DispatchSink {
     return groups;
   }
 
-  /** Held jobs allowed now: the fixed `prefetch`, or autoPrefetch(). */
-  private prefetchRoom(): number {
+  /** Held jobs allowed beyond the concurrency now: the fixed `prefetch`, or autoPrefetch(). */
+  get prefetchAllowed(): number {
     return this.prefetch === 'auto' ? this.autoPrefetch() : this.prefetch;
   }
 
@@ -251,11 +251,6 @@ export class WorkerRuntime implements DispatchSink {
     if (this.meanRunMs === null || performance.now() - this.saturatedAt > AUTO_PREFETCH_WINDOW_MS) return 0;
     const c = this.o.concurrency;
     return Math.min(AUTO_PREFETCH_MAX_FACTOR * c, Math.floor((c * AUTO_PREFETCH_HORIZON_MS) / Math.max(this.meanRunMs, 0.001)));
-  }
-
-  /** The current number of held jobs allowed beyond the concurrency (0 unless prefetch is on). */
-  get prefetchAllowed(): number {
-    return this.prefetchRoom();
   }
 
   /**
@@ -371,7 +366,7 @@ export class WorkerRuntime implements DispatchSink {
     (entry as { done: Promise<void> }).done = done;
     this.attempts.add(done);
     this.running.set(job.jobId, entry);
-    if (this.running.size >= this.o.concurrency) this.saturatedAt = performance.now();
+    if (this.prefetch === 'auto' && this.running.size >= this.o.concurrency) this.saturatedAt = performance.now();
     if (job.cancelRequestedAt !== null) this.cancelLocal(job.jobId);
     return entry.done;
   }
@@ -385,7 +380,8 @@ export class WorkerRuntime implements DispatchSink {
     const timeout = setTimeout(() => controller.abort(new AbortReason('timeout')), timeoutMs);
     let outcome: FinishOutcome | null;
     const span = this.span('upshift.analyzer.run', job);
-    const runStart = performance.now();
+    // Only `prefetch: 'auto'` reads the run time (autoPrefetch).
+    const runStart = this.prefetch === 'auto' ? performance.now() : 0;
     try {
       const ctx = this.context(job, lease, controller, log);
       // The analyzer's result, or FORCED once a cancel is forced (the analyzer ignored its signal
@@ -400,7 +396,7 @@ export class WorkerRuntime implements DispatchSink {
       outcome = this.outcomeOfError(job, controller.signal, e);
     } finally {
       clearTimeout(timeout);
-      this.recordRunTime(performance.now() - runStart);
+      if (this.prefetch === 'auto') this.recordRunTime(performance.now() - runStart);
     }
     let settledAs: FinishOutcome['status'] | 'lease_lost' = outcome === null ? 'lease_lost' : outcome.status;
     if (this.tracer.enabled) endAttemptSpan(span, outcome);

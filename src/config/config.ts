@@ -219,10 +219,10 @@ export type ConfigKey = keyof typeof CONFIG_KEYS;
 
 export function loadConfig(env: Env = process.env, overrides: Partial<Record<ConfigKey, string>> = {}): Config {
   const get = (k: ConfigKey): string => overrides[k] ?? env[k] ?? CONFIG_KEYS[k];
-  const int = (k: ConfigKey, min: number, max: number): number => {
+  const int = (k: ConfigKey, min: number, max: number, rule = `an integer in [${min}, ${max}]`): number => {
     const raw = get(k).trim();
     const n = Number(raw);
-    if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) fail(k, raw, `an integer in [${min}, ${max}]`);
+    if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) fail(k, raw, rule);
     return n;
   };
   const bool = (k: ConfigKey): boolean => {
@@ -235,12 +235,6 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     const raw = get(k).trim();
     if (!(allowed as readonly string[]).includes(raw)) fail(k, raw, `one of ${allowed.join(', ')}`);
     return raw as T;
-  };
-  const prefetchOf = (raw: string): number | 'auto' => {
-    if (raw === 'auto') return 'auto';
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n > 10_000) fail('UPSHIFT_WORKER_PREFETCH', raw, 'auto or an integer in [0, 10000]');
-    return n;
   };
   const orgMap = (k: ConfigKey): Record<string, number> => {
     const out: Record<string, number> = {};
@@ -323,7 +317,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Record<Con
     worker: {
       enabled: bool('UPSHIFT_WORKER_ENABLED'),
       concurrency: int('UPSHIFT_WORKER_CONCURRENCY', 1, 10_000),
-      prefetch: prefetchOf(get('UPSHIFT_WORKER_PREFETCH').trim()),
+      prefetch: get('UPSHIFT_WORKER_PREFETCH').trim() === 'auto' ? 'auto' : int('UPSHIFT_WORKER_PREFETCH', 0, 10_000, 'auto or an integer in [0, 10000]'),
       leaseMs,
       heartbeatMs,
       pollMs: int('UPSHIFT_POLL_MS', 10, 600_000),
