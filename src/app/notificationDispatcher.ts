@@ -79,6 +79,12 @@ export class NotificationDispatcher {
   private webhookWakeTimer: NodeJS.Timeout | null = null;
   private retryAt = Number.POSITIVE_INFINITY;
   private stopping = false;
+  /** Orgs with an enabled webhook endpoint as last read (null: unknown, every terminal event wakes). */
+  private webhookOrgs: ReadonlySet<string> | null = null;
+  /** When webhookOrgs was last read (performance.now()); -Infinity forces a read. */
+  private webhookOrgsReadAt = Number.NEGATIVE_INFINITY;
+  /** Bumped by endpointsChanged(): a read that started before it is not kept. */
+  private endpointsGeneration = 0;
 
   constructor(private readonly o: NotificationDispatcherOptions) {
     this.random = o.random ?? Math.random;
@@ -96,9 +102,16 @@ export class NotificationDispatcher {
     if (this.unsubscribe) return;
     const inline = this.o.inApp?.inline === true;
     this.unsubscribe = this.o.feed.subscribe((events) => {
-      if (!events.some((e) => isTerminalEvent(e.type))) return;
-      if (!inline) this.inAppLoop.poke();
-      this.wakeWebhooksSoon();
+      let terminal = false;
+      for (const e of events) {
+        if (!isTerminalEvent(e.type)) continue;
+        terminal = true;
+        if (this.webhookOrgs === null || this.webhookOrgs.has(e.orgId)) {
+          this.wakeWebhooksSoon();
+          break;
+        }
+      }
+      if (terminal && !inline) this.inAppLoop.poke();
     });
     this.inAppLoop.start();
     this.webhookLoop.start();
@@ -111,6 +124,19 @@ export class NotificationDispatcher {
       this.webhookLoop.poke();
     }, WEBHOOK_WAKE_COALESCE_MS);
     this.webhookWakeTimer.unref();
+  }
+
+  /**
+   * A webhook endpoint of this process's API was created, changed or deleted: forget which orgs
+   * have endpoints, so terminal events wake the webhook loop again until its next round has
+   * read them anew. (Endpoints changed by another process are read by the round after
+   * `pollMs`; until then that org's deliveries wait for the fallback poll.)
+   */
+  endpointsChanged(): void {
+    this.endpointsGeneration++;
+    this.webhookOrgs = null;
+    this.webhookOrgsReadAt = Number.NEGATIVE_INFINITY;
+    this.webhookLoop.poke();
   }
 
   /** Deliver now (e.g. an entry was redelivered). */
@@ -160,6 +186,7 @@ export class NotificationDispatcher {
     if (this.stopping) return false;
     const free = this.o.webhook.concurrency - this.inFlight.size;
     if (free <= 0) return false;
+    await this.readWebhookOrgs();
     const now = this.o.clock.now();
     const entries = await this.o.store.claimOutbox({ kind: 'webhook', now, limit: free, leaseMs: webhookLeaseMs(this.o.webhook.timeoutMs) });
     let started = 0;
@@ -181,6 +208,28 @@ export class NotificationDispatcher {
     }
     await Promise.all(defers);
     return entries.length >= free && started > 0;
+  }
+
+  /**
+   * Re-reads which orgs have enabled webhook endpoints, at most once per `pollMs`. Terminal
+   * events of other orgs wrote no webhook entry: without this, every commit with a terminal
+   * event started a claim round (a store transaction, at most one per
+   * WEBHOOK_WAKE_COALESCE_MS) that found nothing — ~60 a second per process under load, in
+   * every process that delivers notifications. If the read fails, every event wakes again.
+   */
+  private async readWebhookOrgs(): Promise<void> {
+    const at = performance.now();
+    if (at - this.webhookOrgsReadAt < this.o.pollMs) return;
+    const generation = this.endpointsGeneration;
+    this.webhookOrgsReadAt = at;
+    let orgs: ReadonlySet<string> | null = null;
+    try {
+      orgs = new Set(await this.o.store.webhookOrgs());
+    } catch (e) {
+      this.o.logger.warn({ err: coerceError(e) }, 'reading the orgs with webhook endpoints failed; every terminal event wakes the webhook loop');
+      this.webhookOrgsReadAt = Number.NEGATIVE_INFINITY;
+    }
+    if (generation === this.endpointsGeneration) this.webhookOrgs = orgs;
   }
 
   /** Rate limit: 0 = deliver now, else the time the entry may go. */

@@ -16,6 +16,8 @@ export interface NotificationServiceOptions {
   readonly clock: Clock;
   /** Called after a redelivery was scheduled (wakes the dispatcher of this process). */
   readonly onRedeliver?: () => void;
+  /** Called after a webhook endpoint was created, updated or deleted (the dispatcher of this process re-reads them). */
+  readonly onEndpointsChanged?: () => void;
 }
 
 export interface Page<T> {
@@ -72,6 +74,7 @@ export class NotificationService {
       secret,
       now: this.o.clock.now(),
     });
+    this.o.onEndpointsChanged?.();
     return { endpoint, secret };
   }
 
@@ -95,11 +98,13 @@ export class NotificationService {
       this.o.clock.now(),
     );
     if (!updated) throw notFound(endpointId);
+    this.o.onEndpointsChanged?.();
     return updated;
   }
 
   async deleteWebhook(orgId: OrgId, endpointId: string): Promise<void> {
     if (!isWebhookEndpointId(endpointId) || !(await this.o.deliveries.deleteWebhookEndpoint(orgId, endpointId))) throw notFound(endpointId);
+    this.o.onEndpointsChanged?.();
   }
 
   async deliveries(orgId: OrgId, endpointId: string, q: { status?: DeliveryStatus; cursor?: string; limit: number }): Promise<Page<WebhookDelivery>> {

@@ -111,6 +111,13 @@ export interface DeliveryStore {
    * the pending backlog, never the job history.
    */
   countTerminalWithoutInApp(olderThan: number): Promise<number>;
+
+  /**
+   * The orgs with at least one enabled webhook endpoint, across tenants, each once. For the
+   * dispatcher's wake-ups: a terminal transition of any other org wrote no webhook entry, so it
+   * need not start a webhook claim round. Small (one row per org with endpoints); no secrets.
+   */
+  webhookOrgs(): Promise<OrgId[]>;
 }
 
 /**

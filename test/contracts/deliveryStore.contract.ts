@@ -272,6 +272,23 @@ function deliveryStoreOutboxContract(name: string, factory: () => Promise<{ stor
         expect(await claimAll('webhook')).toEqual([]);
       });
 
+      it('webhookOrgs: each org with an enabled endpoint once, across tenants', async () => {
+        const C = asOrgId('org-c');
+        expect(await store.webhookOrgs()).toEqual([]);
+        const a1 = await webhook(A);
+        await webhook(A, ['async.job.failed']);
+        const b = await webhook(B);
+        const c = await webhook(C);
+        expect((await store.webhookOrgs()).sort()).toEqual([A, B, C]);
+        // Disabled endpoints wake nothing; an org keeps its place while one endpoint is enabled.
+        await store.updateWebhookEndpoint(B, b.endpointId, { enabled: false }, T0 + 1);
+        await store.deleteWebhookEndpoint(A, a1.endpointId);
+        expect((await store.webhookOrgs()).sort()).toEqual([A, C]);
+        await store.deleteWebhookEndpoint(C, c.endpointId);
+        await store.updateWebhookEndpoint(B, b.endpointId, { enabled: true }, T0 + 2);
+        expect((await store.webhookOrgs()).sort()).toEqual([A, B]);
+      });
+
       it('deliveries list newest first with keyset paging and a status filter', async () => {
         const ep = await webhook();
         for (let i = 0; i < 4; i++) await complete(A, T0 + i);

@@ -107,6 +107,37 @@ describe('webhooks end to end on loopback', () => {
   });
 });
 
+describe('webhook wake-ups follow the endpoints this API changes', () => {
+  let server: TestServer;
+  let receiver: Receiver;
+  afterAll(async () => {
+    await server?.close();
+    await receiver?.close();
+  });
+
+  it('a new endpoint gets its first delivery at once, not at the next poll (60 s here)', async () => {
+    // Terminal events wake the webhook loop only for orgs known to have endpoints; creating one
+    // through the API tells this process's dispatcher, so the fallback poll is never waited for.
+    server = await startTestServer({ ...FAST, UPSHIFT_NOTIFICATIONS_POLL_MS: '60000' });
+    receiver = await startReceiver();
+    const api = apiClient(server.url, 'initech');
+    // Jobs before any endpoint: the dispatcher has read "no org has endpoints".
+    for (let i = 0; i < 3; i++) await api('/analyze/jobs', { body: { analyzer: 'noop', input: i } });
+    await eventually(async () => (await api<{ notifications: unknown[] }>('/notifications?channel=in_app&limit=50')).body.notifications.length === 3);
+    const created = await api('/webhooks', { body: { url: receiver.url, event_types: TERMINAL } });
+    receiver.setSecret(created.body.secret as string);
+    const jobId = (await api<{ job_id: string }>('/analyze/jobs', { body: { analyzer: 'noop', input: 'after' } })).body.job_id;
+    await eventually(async () => receiver.received.some((r) => r.status === 200 && r.payload?.data.job_id === jobId), 5_000);
+    // A deleted endpoint is forgotten too: the org's next jobs start no delivery.
+    expect((await api(`/webhooks/${created.body.webhook_id as string}`, { method: 'DELETE' })).status).toBe(204);
+    const count = receiver.received.length;
+    await api('/analyze/jobs', { body: { analyzer: 'noop', input: 'gone' } });
+    await eventually(async () => (await api<{ notifications: unknown[] }>('/notifications?channel=in_app&limit=50')).body.notifications.length === 5);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(receiver.received).toHaveLength(count);
+  });
+});
+
 describe('API latency while deliveries hang', () => {
   let server: TestServer;
   let receiver: Receiver;

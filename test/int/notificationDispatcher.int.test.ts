@@ -13,6 +13,7 @@ import type { WebhookMessage, WebhookSender, WebhookSendResult } from '../../src
 import { until } from '../helpers/runtime.js';
 
 const A = asOrgId('org-a');
+const B = asOrgId('org-b');
 
 /** An in-memory receiver: `answer` decides each attempt's outcome. */
 function fakeSender(answer: (m: WebhookMessage, n: number) => WebhookSendResult | Promise<WebhookSendResult>) {
@@ -27,14 +28,24 @@ function fakeSender(answer: (m: WebhookMessage, n: number) => WebhookSendResult 
   return { sender, calls };
 }
 
-async function setup(sender: WebhookSender, over: Partial<NotificationDispatcherOptions> = {}, opts: { start?: boolean } = {}) {
+async function setup(sender: WebhookSender, over: Partial<NotificationDispatcherOptions> = {}, opts: { start?: boolean; claims?: Record<string, number> } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-dispatch-'));
   const store = createSqliteJobStore({ file: join(dir, 'db.sqlite') });
   await store.migrate();
   const feed = createInProcessEventFeed(store);
   const metrics: string[] = [];
+  // Counts the dispatcher's claim rounds by channel kind (opts.claims), on the real store.
+  const claims = opts.claims;
+  const seen: typeof store = claims
+    ? Object.assign(Object.create(store) as typeof store, {
+        claimOutbox: (cmd: Parameters<typeof store.claimOutbox>[0]) => {
+          claims[cmd.kind] = (claims[cmd.kind] ?? 0) + 1;
+          return store.claimOutbox(cmd);
+        },
+      })
+    : store;
   const dispatcher = new NotificationDispatcher({
-    store,
+    store: seen,
     sender,
     feed,
     clock: systemClock,
@@ -65,8 +76,8 @@ async function setup(sender: WebhookSender, over: Partial<NotificationDispatcher
     );
     return jobs.map((j) => j.jobId);
   };
-  const endpoint = (eventTypes: NotificationType[] = ['async.job.completed', 'async.job.failed', 'async.job.canceled']) =>
-    store.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId: A, url: 'http://receiver.test/hook', description: null, eventTypes, secret: 'whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ=', now: Date.now() });
+  const endpoint = (eventTypes: NotificationType[] = ['async.job.completed', 'async.job.failed', 'async.job.canceled'], orgId: OrgId = A) =>
+    store.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId, url: 'http://receiver.test/hook', description: null, eventTypes, secret: 'whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ=', now: Date.now() });
   return {
     store,
     dispatcher,
@@ -152,6 +163,52 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
     await until(async () => (await t.store.listDeliveries(A, ep.endpointId, { limit: 10 }))[0]?.status === 'failed', 5_000);
     expect((await t.store.listDeliveries(A, ep.endpointId, { limit: 10 }))[0]?.lastError).toBe('endpoint disabled');
     expect(calls).toHaveLength(0);
+  });
+
+  it('terminal events wake the webhook loop only for orgs with enabled endpoints', async () => {
+    const { sender, calls } = fakeSender(() => ({ ok: true, statusCode: 200 }));
+    const claims: Record<string, number> = {};
+    // No fallback poll within the test: every webhook round here is a wake-up.
+    const t = await setup(sender, { pollMs: 60_000 }, { claims });
+    open.push(t);
+    await until(() => claims.webhook === 1, 2_000); // the loop's first round at start
+    // Org B has no endpoint: its terminal commits start no webhook claim round (before: one per
+    // commit, coalesced to one per 15 ms), while its in-app entries are still delivered.
+    const quiet = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) {
+        await t.finish(B, 'completed', 4);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    };
+    await quiet();
+    await until(async () => (await t.store.listInbox(B, { unreadOnly: false, limit: 100 })).length === 20, 2_000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(claims.webhook).toBe(1);
+    // An endpoint created through this process (the service calls endpointsChanged): org A's next
+    // terminal commit wakes the loop, long before the 60 s poll.
+    const ep = await t.endpoint(undefined, A);
+    t.dispatcher.endpointsChanged();
+    const [jobId] = await t.finish(A);
+    await until(async () => (await t.store.listDeliveries(A, ep.endpointId, { limit: 10 }))[0]?.status === 'delivered', 2_000);
+    expect(calls.map((c) => JSON.parse(c.body) as { data: { job_id: string } }).map((b) => b.data.job_id)).toEqual([jobId]);
+    // With the endpoints read again (A only), org B stays quiet.
+    const before = claims.webhook ?? 0;
+    await quiet();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(claims.webhook).toBe(before);
+  });
+
+  it('an endpoint created by another process is read by the next poll round: its deliveries are late, not lost', async () => {
+    const { sender, calls } = fakeSender(() => ({ ok: true, statusCode: 200 }));
+    const t = await setup(sender, { pollMs: 300 });
+    open.push(t);
+    await new Promise((r) => setTimeout(r, 50)); // the first round has read "no endpoints"
+    // Written straight to the store (as another process's API would): this dispatcher is not told.
+    const ep = await t.endpoint();
+    const [jobId] = await t.finish();
+    await until(async () => (await t.store.listDeliveries(A, ep.endpointId, { limit: 10 }))[0]?.status === 'delivered', 3_000);
+    expect(calls).toHaveLength(1);
+    expect((JSON.parse(calls[0]!.body) as { data: { job_id: string } }).data.job_id).toBe(jobId);
   });
 
   it('rate limits delay deliveries (never drop them)', async () => {

@@ -96,6 +96,7 @@ export function buildDeliverySql(s: string) {
       WHERE entry_id = $1 AND org_id = $2 AND lease_token = $3 AND status = 'pending' RETURNING entry_id`,
     pendingInAppBefore: `SELECT COUNT(*)::int AS n FROM ${s}.notification_outbox
       WHERE status = 'pending' AND kind = 'in_app' AND created_at < $1`,
+    webhookOrgs: `SELECT DISTINCT org_id FROM ${s}.webhook_endpoints WHERE enabled`,
 
     // Insert or return the existing notification (a repeat, or a second deliverer after a lost
     // lease): DO UPDATE with a no-op change returns the row even when another transaction

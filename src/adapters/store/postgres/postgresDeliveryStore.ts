@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { newToken } from '../../../core/ids.js';
+import { asOrgId, newToken } from '../../../core/ids.js';
 import { notificationIdOf } from '../../../core/notifications.js';
 import type { DeliveryStore } from '../../../ports/deliveryStore.js';
 import { toClaimedEntry, toDelivery, toEndpoint, toNotification, type ClaimRow, type EndpointRow, type NotificationRow, type OutboxRow } from './postgresDeliveryRows.js';
@@ -197,5 +197,6 @@ export function createPostgresDeliveryMethods({ write, tenantRead, internalRead 
       ),
 
     countTerminalWithoutInApp: (olderThan) => internalRead(async (q) => (await q<{ n: number }>('pendingInAppBefore', [olderThan]))[0]?.n ?? 0),
+    webhookOrgs: () => internalRead(async (q) => (await q<{ org_id: string }>('webhookOrgs', [])).map((r) => asOrgId(r.org_id))),
   };
 }

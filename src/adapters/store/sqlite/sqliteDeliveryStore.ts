@@ -1,6 +1,5 @@
-import { newToken } from '../../../core/ids.js';
+import { asOrgId, newToken, type OrgId } from '../../../core/ids.js';
 import { notificationIdOf } from '../../../core/notifications.js';
-import type { OrgId } from '../../../core/ids.js';
 import type {
   ClaimedEntry,
   ClaimOutboxCommand,
@@ -176,5 +175,6 @@ export function createSqliteDeliveryMethods({ read, write }: SqliteDeliveryAcces
     redeliver: (orgId, endpointId, deliveryId, now) => write('redeliver', { orgId, endpointId, deliveryId, now }),
 
     countTerminalWithoutInApp: (olderThan) => read((q) => q.pendingInAppBefore.get(olderThan) ?? 0),
+    webhookOrgs: () => read((q) => q.webhookOrgs.all().map(asOrgId)),
   };
 }
