@@ -308,7 +308,12 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   const nc = config.notifications;
   const webhookSender = createHttpWebhookSender({ timeoutMs: nc.webhook.timeoutMs, allowPrivate: nc.webhook.allowPrivate });
   let dispatcher: NotificationDispatcher | null = null;
-  const notifications = new NotificationService({ jobs: store, deliveries: store, sender: webhookSender, clock, onRedeliver: () => dispatcher?.poke(),
+  const notifications = new NotificationService({
+    jobs: store,
+    deliveries: store,
+    sender: webhookSender,
+    clock,
+    onRedeliver: () => dispatcher?.poke(),
     onEndpointsChanged: () => dispatcher?.endpointsChanged(),
   });
   dispatcher = nc.enabled

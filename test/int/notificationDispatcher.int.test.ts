@@ -28,24 +28,22 @@ function fakeSender(answer: (m: WebhookMessage, n: number) => WebhookSendResult 
   return { sender, calls };
 }
 
-async function setup(sender: WebhookSender, over: Partial<NotificationDispatcherOptions> = {}, opts: { start?: boolean; claims?: Record<string, number> } = {}) {
+async function setup(sender: WebhookSender, over: Partial<NotificationDispatcherOptions> = {}, opts: { start?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-dispatch-'));
   const store = createSqliteJobStore({ file: join(dir, 'db.sqlite') });
   await store.migrate();
   const feed = createInProcessEventFeed(store);
   const metrics: string[] = [];
-  // Counts the dispatcher's claim rounds by channel kind (opts.claims), on the real store.
-  const claims = opts.claims;
-  const seen: typeof store = claims
-    ? Object.assign(Object.create(store) as typeof store, {
-        claimOutbox: (cmd: Parameters<typeof store.claimOutbox>[0]) => {
-          claims[cmd.kind] = (claims[cmd.kind] ?? 0) + 1;
-          return store.claimOutbox(cmd);
-        },
-      })
-    : store;
+  // The dispatcher's claim rounds by channel kind, counted on their way to the real store.
+  const claims: Record<string, number> = {};
+  const counted = Object.assign(Object.create(store) as typeof store, {
+    claimOutbox: (cmd: Parameters<typeof store.claimOutbox>[0]) => {
+      claims[cmd.kind] = (claims[cmd.kind] ?? 0) + 1;
+      return store.claimOutbox(cmd);
+    },
+  });
   const dispatcher = new NotificationDispatcher({
-    store: seen,
+    store: counted,
     sender,
     feed,
     clock: systemClock,
@@ -76,12 +74,13 @@ async function setup(sender: WebhookSender, over: Partial<NotificationDispatcher
     );
     return jobs.map((j) => j.jobId);
   };
-  const endpoint = (eventTypes: NotificationType[] = ['async.job.completed', 'async.job.failed', 'async.job.canceled'], orgId: OrgId = A) =>
-    store.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId, url: 'http://receiver.test/hook', description: null, eventTypes, secret: 'whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ=', now: Date.now() });
+  const endpoint = (eventTypes: NotificationType[] = ['async.job.completed', 'async.job.failed', 'async.job.canceled']) =>
+    store.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId: A, url: 'http://receiver.test/hook', description: null, eventTypes, secret: 'whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ=', now: Date.now() });
   return {
     store,
     dispatcher,
     metrics,
+    claims,
     finish,
     endpoint,
     async close() {
@@ -167,10 +166,10 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
 
   it('terminal events wake the webhook loop only for orgs with enabled endpoints', async () => {
     const { sender, calls } = fakeSender(() => ({ ok: true, statusCode: 200 }));
-    const claims: Record<string, number> = {};
     // No fallback poll within the test: every webhook round here is a wake-up.
-    const t = await setup(sender, { pollMs: 60_000 }, { claims });
+    const t = await setup(sender, { pollMs: 60_000 });
     open.push(t);
+    const { claims } = t;
     await until(() => claims.webhook === 1, 2_000); // the loop's first round at start
     // Org B has no endpoint: its terminal commits start no webhook claim round (before: one per
     // commit, coalesced to one per 15 ms), while its in-app entries are still delivered.
@@ -186,7 +185,7 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
     expect(claims.webhook).toBe(1);
     // An endpoint created through this process (the service calls endpointsChanged): org A's next
     // terminal commit wakes the loop, long before the 60 s poll.
-    const ep = await t.endpoint(undefined, A);
+    const ep = await t.endpoint();
     t.dispatcher.endpointsChanged();
     const [jobId] = await t.finish(A);
     await until(async () => (await t.store.listDeliveries(A, ep.endpointId, { limit: 10 }))[0]?.status === 'delivered', 2_000);
