@@ -520,6 +520,10 @@ describe.skipIf(!haveChromium)('web UI with JWTs', () => {
       await page.fill('#signin input[name=key]', token);
       await page.click('#signin button[type=submit]');
       await page.locator('#job-summary [data-status="completed"]').waitFor();
+      // The summary can show `completed` from the page's first fetch (the 1.5 s job may be done
+      // by the time sign-in finishes); partials arrive with the stream's replay, in order, before
+      // its job.completed event — so wait for that event before counting them.
+      await page.locator('#timeline li[data-type="job.completed"]').waitFor();
       expect(await page.locator('#partial-count').textContent()).toBe('2');
       expect(await page.locator('#timeline li[data-type="job.completed"]').count()).toBe(1);
       expect(await page.content()).not.toContain(token);
