@@ -1,57 +1,22 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { UpshiftError } from '../../../core/errors.js';
+import {
+  ledgerState,
+  loadMigrations as loadStoreMigrations,
+  migrationsDir as storeMigrationsDir,
+  refuseTooNew,
+  type LedgerRow,
+  type Migration,
+  type SchemaState,
+} from '../storeMigrations.js';
 import { ident, type PgNames } from './postgresConnection.js';
 import { sqlState, toStoreError } from './postgresErrors.js';
 
-/** One numbered plain-SQL migration file, e.g. `0001_init.sql` → version 1. */
-export interface Migration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-  /** SHA-256 of the file (placeholders unreplaced, line endings normalised). */
-  readonly checksum: string;
-}
+export type { Migration, SchemaState } from '../storeMigrations.js';
 
-export type SchemaState = 'current' | 'not_migrated' | 'too_new';
+export const migrationsDir = (): string => storeMigrationsDir('postgres');
 
-const FILE_RE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
-const REL = join('src', 'adapters', 'store', 'postgres', 'migrations');
-
-/**
- * The migrations folder: beside this file when running the .ts sources; from
- * dist/src/adapters/store/postgres/ (tsc does not copy .sql) walk up to the package root.
- */
-export function migrationsDir(): string {
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  const candidates = [join(here, 'migrations')];
-  let dir = here;
-  for (let i = 0; i < 8; i++) {
-    candidates.push(join(dir, REL));
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  const found = candidates.find((c) => existsSync(c));
-  if (!found) throw new UpshiftError('INTERNAL', `PostgreSQL migrations folder not found (looked in ${candidates.join(', ')})`);
-  return found;
-}
-
-export function loadMigrations(dir: string = migrationsDir()): Migration[] {
-  const out: Migration[] = [];
-  for (const file of readdirSync(dir).sort()) {
-    const m = FILE_RE.exec(file);
-    if (!m) continue;
-    const sql = readFileSync(join(dir, file), 'utf8').replace(/\r\n/g, '\n');
-    const version = Number(m[1]);
-    if (out.some((x) => x.version === version)) throw new UpshiftError('INTERNAL', `two PostgreSQL migrations with version ${version}`);
-    out.push({ version, name: file.slice(0, -4), sql, checksum: createHash('sha256').update(sql).digest('hex') });
-  }
-  return out.sort((a, b) => a.version - b.version);
-}
+export const loadMigrations = (dir: string = migrationsDir()): Migration[] => loadStoreMigrations('postgres', dir);
 
 /** Replaces the placeholders with quoted identifiers (graphile-worker does the same). */
 export function renderMigration(sql: string, names: PgNames): string {
@@ -63,12 +28,6 @@ export function renderMigration(sql: string, names: PgNames): string {
 
 export const LEDGER_TABLE = 'upshift_migrations';
 
-interface LedgerRow {
-  version: number;
-  name: string;
-  checksum: string;
-}
-
 async function readLedger(c: pg.ClientBase, names: PgNames): Promise<LedgerRow[] | null> {
   const exists = await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [`${ident(names.schema)}.${LEDGER_TABLE}`]);
   if (exists.rows[0]?.t == null) return null;
@@ -76,25 +35,8 @@ async function readLedger(c: pg.ClientBase, names: PgNames): Promise<LedgerRow[]
   return r.rows;
 }
 
-const tooNew = (ledger: readonly LedgerRow[], known: readonly Migration[]): LedgerRow | undefined =>
-  ledger.find((row) => !known.some((m) => m.version === row.version));
-
-function refuseTooNew(ledger: readonly LedgerRow[], known: readonly Migration[]): void {
-  const unknown = tooNew(ledger, known);
-  if (unknown) {
-    throw new UpshiftError(
-      'STORE_SCHEMA_TOO_NEW',
-      `the database has migration ${unknown.name} (version ${unknown.version}) that this Upshift version does not know; upgrade Upshift`,
-      { details: { version: unknown.version } },
-    );
-  }
-}
-
 export async function schemaState(c: pg.ClientBase, names: PgNames, known: readonly Migration[]): Promise<SchemaState> {
-  const ledger = await readLedger(c, names);
-  if (ledger === null) return 'not_migrated';
-  if (tooNew(ledger, known)) return 'too_new';
-  return known.every((m) => ledger.some((r) => r.version === m.version)) ? 'current' : 'not_migrated';
+  return ledgerState(await readLedger(c, names), known);
 }
 
 /**

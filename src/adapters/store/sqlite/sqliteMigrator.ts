@@ -1,58 +1,21 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Database } from 'better-sqlite3';
 import { UpshiftError } from '../../../core/errors.js';
+import {
+  ledgerState,
+  loadMigrations as loadStoreMigrations,
+  migrationsDir as storeMigrationsDir,
+  refuseTooNew,
+  type LedgerRow,
+  type Migration,
+  type SchemaState,
+} from '../storeMigrations.js';
 import { toStoreError } from './sqliteErrors.js';
 
-/** One numbered plain-SQL migration file, e.g. `0001_init.sql` → version 1. */
-export interface Migration {
-  readonly version: number;
-  /** The file name without `.sql`, e.g. `0001_init`. */
-  readonly name: string;
-  readonly sql: string;
-  /** SHA-256 of the file with normalised line endings. */
-  readonly checksum: string;
-}
+export type { Migration, SchemaState } from '../storeMigrations.js';
 
-export type SchemaState = 'current' | 'not_migrated' | 'too_new';
+export const migrationsDir = (): string => storeMigrationsDir('sqlite');
 
-const FILE_RE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
-const REL = join('src', 'adapters', 'store', 'sqlite', 'migrations');
-
-/**
- * The migrations folder. `tsc` does not copy .sql files, so when running from
- * dist/src/adapters/store/sqlite/ we walk up to the package root and use src/…/migrations;
- * when vitest runs the .ts sources the folder sits right beside this file.
- */
-export function migrationsDir(): string {
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  const candidates = [join(here, 'migrations')];
-  let dir = here;
-  for (let i = 0; i < 8; i++) {
-    candidates.push(join(dir, REL));
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  const found = candidates.find((c) => existsSync(c));
-  if (!found) throw new UpshiftError('INTERNAL', `SQLite migrations folder not found (looked in ${candidates.join(', ')})`);
-  return found;
-}
-
-export function loadMigrations(dir: string = migrationsDir()): Migration[] {
-  const out: Migration[] = [];
-  for (const file of readdirSync(dir).sort()) {
-    const m = FILE_RE.exec(file);
-    if (!m) continue;
-    const sql = readFileSync(join(dir, file), 'utf8').replace(/\r\n/g, '\n');
-    const version = Number(m[1]);
-    if (out.some((x) => x.version === version)) throw new UpshiftError('INTERNAL', `two SQLite migrations with version ${version}`);
-    out.push({ version, name: file.slice(0, -4), sql, checksum: createHash('sha256').update(sql).digest('hex') });
-  }
-  return out.sort((a, b) => a.version - b.version);
-}
+export const loadMigrations = (dir: string = migrationsDir()): Migration[] => loadStoreMigrations('sqlite', dir);
 
 /**
  * First line of a migration that edits table definitions in place, followed by the names of
@@ -114,38 +77,14 @@ const LEDGER_DDL = `CREATE TABLE IF NOT EXISTS schema_migrations (
   checksum   TEXT    NOT NULL
 )`;
 
-interface LedgerRow {
-  version: number;
-  name: string;
-  checksum: string;
-}
-
 function readLedger(db: Database): LedgerRow[] | null {
   const exists = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).get();
   if (!exists) return null;
   return db.prepare(`SELECT version, name, checksum FROM schema_migrations ORDER BY version`).all() as LedgerRow[];
 }
 
-function tooNew(ledger: readonly LedgerRow[], known: readonly Migration[]): LedgerRow | undefined {
-  return ledger.find((row) => !known.some((m) => m.version === row.version));
-}
-
 export function schemaState(db: Database, known: readonly Migration[]): SchemaState {
-  const ledger = readLedger(db);
-  if (ledger === null) return 'not_migrated';
-  if (tooNew(ledger, known)) return 'too_new';
-  return known.every((m) => ledger.some((r) => r.version === m.version)) ? 'current' : 'not_migrated';
-}
-
-function refuseTooNew(ledger: readonly LedgerRow[], known: readonly Migration[]): void {
-  const unknown = tooNew(ledger, known);
-  if (unknown) {
-    throw new UpshiftError(
-      'STORE_SCHEMA_TOO_NEW',
-      `the database has migration ${unknown.name} (version ${unknown.version}) that this Upshift version does not know; upgrade Upshift`,
-      { details: { version: unknown.version } },
-    );
-  }
+  return ledgerState(readLedger(db), known);
 }
 
 /**
