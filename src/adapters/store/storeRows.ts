@@ -2,6 +2,7 @@ import type { JobEvent, JobEventType } from '../../core/events.js';
 import { asJobId, asOrgId, asResultId } from '../../core/ids.js';
 import type { ClaimedJob, Job, JobError, JobResult, Json, RemovedResult, ResultKind } from '../../core/job.js';
 import type { JobStatus } from '../../core/jobState.js';
+import type { DeliveryStatus, NotificationType, WebhookDelivery } from '../../core/notifications.js';
 import type { ApiKeyRecord } from '../../ports/jobStore.js';
 
 /**
@@ -73,6 +74,30 @@ export interface RemovedResultRow {
   job_id: string;
   org_id: string;
   removed_at: number;
+}
+
+/** A notification_outbox row: one notification to deliver on one channel (payload `J`). */
+export interface OutboxRowOf<J> {
+  entry_id: string;
+  org_id: string;
+  job_id: string;
+  type: string;
+  channel: string;
+  kind: string;
+  endpoint_id: string | null;
+  payload: J;
+  occurred_at: number;
+  status: string;
+  attempts: number;
+  next_attempt_at: number;
+  lease_token: string | null;
+  first_attempt_at: number | null;
+  last_attempt_at: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
 }
 
 export interface ApiKeyRow {
@@ -165,4 +190,25 @@ export function toRemovedResult(r: RemovedResultRow): RemovedResult {
 
 export function toApiKey(r: ApiKeyRow): ApiKeyRecord {
   return { keyId: r.key_id, orgId: asOrgId(r.org_id), hash: r.hash, label: r.label, createdAt: r.created_at, revokedAt: r.revoked_at };
+}
+
+/** A webhook entry of the outbox as a delivery; the payload is not part of it. */
+export function toDelivery(r: OutboxRowOf<unknown>): WebhookDelivery {
+  const status = r.status as DeliveryStatus;
+  return {
+    deliveryId: r.entry_id,
+    endpointId: r.endpoint_id ?? '',
+    orgId: asOrgId(r.org_id),
+    jobId: asJobId(r.job_id),
+    type: r.type as NotificationType,
+    status,
+    attempts: r.attempts,
+    lastStatusCode: r.last_status_code,
+    lastError: r.last_error,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    lastAttemptAt: r.last_attempt_at,
+    deliveredAt: r.delivered_at,
+    nextAttemptAt: status === 'pending' ? r.next_attempt_at : null,
+  };
 }

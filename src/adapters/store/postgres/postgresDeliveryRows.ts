@@ -4,41 +4,21 @@ import {
   IN_APP_CHANNEL,
   notificationData,
   type ChannelKind,
-  type DeliveryStatus,
   type InAppNotification,
   type NotificationType,
-  type WebhookDelivery,
   type WebhookEndpoint,
 } from '../../../core/notifications.js';
 import type { ClaimedEntry } from '../../../ports/deliveryStore.js';
+import type { OutboxRowOf } from '../storeRows.js';
+
+export { toDelivery } from '../storeRows.js';
 
 /**
  * Outbox, inbox and endpoint rows as pg returns them (jsonb parsed, bigint as number, see
  * postgresConnection) → domain objects. Rows come from our own writes: trusted.
  */
 
-export interface OutboxRow {
-  entry_id: string;
-  org_id: string;
-  job_id: string;
-  type: string;
-  channel: string;
-  kind: string;
-  endpoint_id: string | null;
-  payload: Json;
-  occurred_at: number;
-  status: string;
-  attempts: number;
-  next_attempt_at: number;
-  lease_token: string | null;
-  first_attempt_at: number | null;
-  last_attempt_at: number | null;
-  last_status_code: number | null;
-  last_error: string | null;
-  created_at: number;
-  updated_at: number;
-  delivered_at: number | null;
-}
+export type OutboxRow = OutboxRowOf<Json>;
 
 export type ClaimRow = Pick<
   OutboxRow,
@@ -106,26 +86,6 @@ export function toEndpoint(r: EndpointRow): WebhookEndpoint {
     enabled: r.enabled,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
-  };
-}
-
-export function toDelivery(r: OutboxRow): WebhookDelivery {
-  const status = r.status as DeliveryStatus;
-  return {
-    deliveryId: r.entry_id,
-    endpointId: r.endpoint_id ?? '',
-    orgId: asOrgId(r.org_id),
-    jobId: asJobId(r.job_id),
-    type: r.type as NotificationType,
-    status,
-    attempts: r.attempts,
-    lastStatusCode: r.last_status_code,
-    lastError: r.last_error,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    lastAttemptAt: r.last_attempt_at,
-    deliveredAt: r.delivered_at,
-    nextAttemptAt: status === 'pending' ? r.next_attempt_at : null,
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
+import type { OutboxRowOf } from '../storeRows.js';
 
 // Statements of the notification outbox, inbox and webhook endpoints (0002_notifications.sql),
 // prepared once per connection beside the job statements. Values are always bound.
@@ -68,28 +69,7 @@ const SQL = {
       delivered_at = NULL, updated_at = ? WHERE entry_id = ?`,
 } as const;
 
-export interface OutboxRow {
-  entry_id: string;
-  org_id: string;
-  job_id: string;
-  type: string;
-  channel: string;
-  kind: string;
-  endpoint_id: string | null;
-  payload: string;
-  occurred_at: number;
-  status: string;
-  attempts: number;
-  next_attempt_at: number;
-  lease_token: string | null;
-  first_attempt_at: number | null;
-  last_attempt_at: number | null;
-  last_status_code: number | null;
-  last_error: string | null;
-  created_at: number;
-  updated_at: number;
-  delivered_at: number | null;
-}
+export type OutboxRow = OutboxRowOf<string>;
 
 export type DueRow = Pick<
   OutboxRow,

@@ -3,14 +3,14 @@ import type { Json } from '../../../core/job.js';
 import {
   IN_APP_CHANNEL,
   type ChannelKind,
-  type DeliveryStatus,
   type InAppNotification,
   type NotificationType,
-  type WebhookDelivery,
   type WebhookEndpoint,
 } from '../../../core/notifications.js';
 import type { ClaimedEntry } from '../../../ports/deliveryStore.js';
-import type { DueRow, EndpointRow, NotificationRow, OutboxRow } from './sqliteDeliveryQueries.js';
+import type { DueRow, EndpointRow, NotificationRow } from './sqliteDeliveryQueries.js';
+
+export { toDelivery } from '../storeRows.js';
 
 /** Outbox, inbox and endpoint rows → domain objects. Rows come from our own writes: trusted. */
 
@@ -37,26 +37,6 @@ export function toEndpoint(r: EndpointRow): WebhookEndpoint {
     enabled: r.enabled === 1,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
-  };
-}
-
-export function toDelivery(r: OutboxRow): WebhookDelivery {
-  const status = r.status as DeliveryStatus;
-  return {
-    deliveryId: r.entry_id,
-    endpointId: r.endpoint_id ?? '',
-    orgId: asOrgId(r.org_id),
-    jobId: asJobId(r.job_id),
-    type: r.type as NotificationType,
-    status,
-    attempts: r.attempts,
-    lastStatusCode: r.last_status_code,
-    lastError: r.last_error,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    lastAttemptAt: r.last_attempt_at,
-    deliveredAt: r.delivered_at,
-    nextAttemptAt: status === 'pending' ? r.next_attempt_at : null,
   };
 }
 
