@@ -230,10 +230,11 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
   await store.warmUp?.();
   // Scale mode: every process sees every commit through LISTEN/NOTIFY (also the worker wake-up
   // for jobs submitted by other processes); embedded: the store's own commit hook.
-  const feed =
+  const pgFeed =
     config.database.kind === 'postgres'
       ? createPostgresEventFeed({ url: config.database.url, schema: config.database.schema, local: store, onError: (e) => logger.warn({ err: coerceError(e) }, 'event feed: connection problem or listener error') })
-      : createInProcessEventFeed(store, (e) => logger.error({ err: coerceError(e) }, 'event listener failed'));
+      : null;
+  const feed: EventFeed = pgFeed ?? createInProcessEventFeed(store, (e) => logger.error({ err: coerceError(e) }, 'event listener failed'));
   const offTransitions = feed.subscribe((events) => {
     if (!logger.isLevelEnabled('info')) return;
     for (const e of events) {
@@ -335,6 +336,9 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
         metrics,
       })
     : null;
+  // Scale mode: endpoint changes committed by any process (an API process that does not
+  // deliver, say) reach this process's dispatcher through the feed (the store's NOTIFY).
+  const offEndpointSignal = dispatcher && pgFeed ? pgFeed.onEndpointsChanged(() => dispatcher?.endpointsChanged()) : null;
   // Inline in-app delivery happens in this process's own terminal commits: count it there.
   const offInAppMetric =
     inAppDeliveryOf(config) === 'inline'
@@ -453,6 +457,7 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
       await dispatcher?.stop(Math.min(w.shutdownGraceMs, nc.webhook.timeoutMs));
       webhookSender.close();
       offTransitions();
+      offEndpointSignal?.();
       offInAppMetric();
       metrics.close();
       flags.close();

@@ -3,11 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresEventFeed, type PostgresEventFeed } from '../../src/adapters/feed/postgresEventFeed.js';
 import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
 import type { JobEvent } from '../../src/core/events.js';
-import { asOrgId, newJobId, newResultId } from '../../src/core/ids.js';
+import { asOrgId, newJobId, newResultId, newToken } from '../../src/core/ids.js';
 import { noopAnalyzer, sleepAnalyzer } from '../../src/analyzers/index.js';
 import { AnalyzerRegistry } from '../../src/app/analyzerRegistry.js';
 import { WorkerRuntime } from '../../src/app/workerRuntime.js';
 import { systemClock } from '../../src/ports/clock.js';
+import type { DeliveryStore } from '../../src/ports/deliveryStore.js';
 import type { JobStore } from '../../src/ports/jobStore.js';
 import { silentLogger } from '../../src/ports/logger.js';
 import { dropSchema, requirePostgres, testSchemaName } from '../helpers/services.js';
@@ -25,8 +26,8 @@ async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
 /** Two store instances stand in for two processes; each has its own feed. */
 describe.skipIf(!url)('PostgreSQL event feed (LISTEN/NOTIFY)', () => {
   const schema = testSchemaName();
-  let s1: JobStore;
-  let s2: JobStore;
+  let s1: JobStore & DeliveryStore;
+  let s2: JobStore & DeliveryStore;
   let feed2: PostgresEventFeed;
   const got: JobEvent[] = [];
   const errors: unknown[] = [];
@@ -95,6 +96,38 @@ describe.skipIf(!url)('PostgreSQL event feed (LISTEN/NOTIFY)', () => {
     await waitFor(() => got.length >= all.length);
     expect(got.map((e) => e.position)).toEqual(all);
     expect(errors.length).toBeGreaterThan(0);
+  });
+
+  it("signals another process's committed webhook endpoint changes with their org, none for a failed write, and null after a reconnect", async () => {
+    const signals: (string | null)[] = [];
+    const off = feed2.onEndpointsChanged((org) => signals.push(org));
+    try {
+      const endpoint = { endpointId: newToken('whe_'), orgId: asOrgId('org-hooks'), url: 'https://example.com/hook', description: null, eventTypes: ['async.job.completed' as const], secret: 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=', now: 1 };
+      await s1.createWebhookEndpoint(endpoint);
+      await waitFor(() => signals.length === 1);
+      expect(signals).toEqual(['org-hooks']);
+      // The same id again: the insert fails, its transaction (or savepoint) rolls back, and the
+      // NOTIFY with it. An update by the other store, then a delete, signal one each.
+      await expect(s1.createWebhookEndpoint(endpoint)).rejects.toThrow();
+      expect(await s2.updateWebhookEndpoint(endpoint.orgId, endpoint.endpointId, { enabled: false }, 2)).toMatchObject({ enabled: false });
+      expect(await s2.deleteWebhookEndpoint(endpoint.orgId, endpoint.endpointId)).toBe(true);
+      await waitFor(() => signals.length >= 3);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(signals).toEqual(['org-hooks', 'org-hooks', 'org-hooks']);
+
+      // Changes committed while the feed reconnects may be missed: it says so with null.
+      const admin = new pg.Client({ connectionString: url! });
+      await admin.connect();
+      try {
+        await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()`, [`upshift-feed:${schema}`]);
+      } finally {
+        await admin.end();
+      }
+      await waitFor(() => signals.length === 4);
+      expect(signals[3]).toBeNull();
+    } finally {
+      off();
+    }
   });
 });
 

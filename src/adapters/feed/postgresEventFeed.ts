@@ -30,6 +30,12 @@ export interface PostgresEventFeedOptions {
 export interface PostgresEventFeed extends EventFeed {
   /** Resolves once the feed is listening (and knows its start position). */
   ready(): Promise<void>;
+  /**
+   * Calls `listener` with the org when any process commits a webhook endpoint change in this
+   * schema (the store NOTIFYs PgNames.endpointsChannel), and with null after the feed
+   * reconnected (changes may have been missed meanwhile). Returns the unsubscribe function.
+   */
+  onEndpointsChanged(listener: (orgId: string | null) => void): () => void;
   /** Newest position delivered so far. */
   readonly position: number;
 }
@@ -52,6 +58,8 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
   const batchSize = Math.max(1, opts.batchSize ?? 1000);
   const onError = opts.onError ?? (() => undefined);
   const listeners = new Set<(events: readonly JobEvent[]) => void>();
+  const endpointListeners = new Set<(orgId: string | null) => void>();
+  let listenedBefore = false;
   let position = opts.afterPosition ?? -1;
   let client: pg.Client | null = null;
   let closed = false;
@@ -86,6 +94,9 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
     c.on('error', (e) => lost(c, e));
     c.on('end', () => lost(c, new Error('feed connection ended')));
     c.on('notification', (msg) => {
+      if (msg.channel === names.endpointsChannel) endpointsChanged(msg.payload ?? null);
+      // (Both, should a 63-byte schema name make the two channel names coincide.)
+      if (msg.channel !== names.channel) return;
       // The payload is the newest position of that commit. This process's own commits usually
       // arrive from memory too (see `local`), possibly a moment later than their NOTIFY: look
       // again after the pending I/O callbacks before reading.
@@ -99,6 +110,7 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
       await c.connect();
       await c.query(`SET ROLE ${ident(names.internalRole)}`);
       await c.query(`LISTEN ${ident(names.channel)}`);
+      await c.query(`LISTEN ${ident(names.endpointsChannel)}`);
       if (position < 0) {
         const r = await c.query<{ position: number }>(sql.maxPosition);
         position = r.rows[0]?.position ?? 0;
@@ -114,6 +126,9 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
     client = c;
     reconnectDelay = opts.reconnectMs ?? 100;
     readyResolve();
+    // Endpoint changes committed while the feed was not listening were not signalled.
+    if (listenedBefore) endpointsChanged(null);
+    listenedBefore = true;
     // Catch up on whatever committed while we were not listening.
     void pump();
   }
@@ -133,6 +148,16 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
       void connect();
     }, reconnectDelay);
     reconnectDelay = Math.min(5000, reconnectDelay * 2);
+  }
+
+  function endpointsChanged(orgId: string | null): void {
+    for (const l of endpointListeners) {
+      try {
+        l(orgId);
+      } catch (e) {
+        onError(e);
+      }
+    }
   }
 
   function deliver(events: readonly JobEvent[]): void {
@@ -212,6 +237,10 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    onEndpointsChanged(listener) {
+      endpointListeners.add(listener);
+      return () => endpointListeners.delete(listener);
+    },
     async close() {
       closed = true;
       offLocal?.();
@@ -220,6 +249,7 @@ export function createPostgresEventFeed(opts: PostgresEventFeedOptions): Postgre
       readyResolve();
       await pumping;
       listeners.clear();
+      endpointListeners.clear();
       const c = client;
       client = null;
       if (c) {

@@ -11,6 +11,11 @@ export interface PgNames {
   readonly internalRole: string;
   /** NOTIFY channel carrying the newest committed event position. */
   readonly channel: string;
+  /**
+   * NOTIFY channel carrying the org of a committed webhook endpoint change (create, update,
+   * delete): every process's notification dispatcher re-reads which orgs have endpoints.
+   */
+  readonly endpointsChannel: string;
 }
 
 const IDENT_RE = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -23,7 +28,8 @@ export function resolveNames(opts: { schema?: string; appRole?: string; internal
     if (!IDENT_RE.test(v)) throw new UpshiftError('CONFIG_INVALID', `PostgreSQL ${key} must match ${IDENT_RE.source}, got ${JSON.stringify(v)}`);
   }
   if (appRole === internalRole) throw new UpshiftError('CONFIG_INVALID', 'the application and internal PostgreSQL roles must differ');
-  return { schema, appRole, internalRole, channel: `${schema}_events`.slice(0, 63) };
+  // Channel names are identifiers (at most 63 bytes): the endpoints channel keeps its suffix.
+  return { schema, appRole, internalRole, channel: `${schema}_events`.slice(0, 63), endpointsChannel: `${schema.slice(0, 53)}_endpoints` };
 }
 
 /** Identifiers are validated by resolveNames; quoting keeps them literal anyway. */

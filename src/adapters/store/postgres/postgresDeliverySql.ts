@@ -97,6 +97,8 @@ export function buildDeliverySql(s: string) {
     pendingInAppBefore: `SELECT COUNT(*)::int AS n FROM ${s}.notification_outbox
       WHERE status = 'pending' AND kind = 'in_app' AND created_at < $1`,
     webhookOrgs: `SELECT DISTINCT org_id FROM ${s}.webhook_endpoints WHERE enabled`,
+    // $1: the endpoints channel (PgNames.endpointsChannel), $2: the org. Sent at COMMIT only.
+    notifyEndpoints: `SELECT pg_notify($1, $2)`,
 
     // Insert or return the existing notification (a repeat, or a second deliverer after a lost
     // lease): DO UPDATE with a no-op change returns the row even when another transaction

@@ -46,6 +46,17 @@ function deliveryOp<T>(org: string | null, run: (tx: Tx) => Promise<T>): Op<null
 }
 
 /**
+ * Pipelined ahead of an endpoint write in its transaction (no extra round trip): PostgreSQL
+ * sends the NOTIFY when the transaction commits, and drops it when it rolls back. Every
+ * process's event feed LISTENs on the channel and tells its notification dispatcher, so
+ * an endpoint created through one process is known to the dispatchers of all the others
+ * at once instead of at their next re-read (docs/notifications.md).
+ */
+function signalEndpointChange(tx: Tx, org: string): void {
+  tx.send({ name: tx.sql.names.notifyEndpoints, text: tx.sql.notifyEndpoints, values: [tx.names.endpointsChannel, org] });
+}
+
+/**
  * The DeliveryStore half of the PostgreSQL store. Every write is a single statement (a
  * compare-and-set in its WHERE clause, or CTEs), so no read-modify-write needs a row lock
  * held across round trips; claims use FOR UPDATE SKIP LOCKED like job claims.
@@ -124,6 +135,7 @@ export function createPostgresDeliveryMethods({ write, tenantRead, internalRead 
     createWebhookEndpoint: (cmd) =>
       write(
         deliveryOp(cmd.orgId, async (tx) => {
+          signalEndpointChange(tx, cmd.orgId);
           const [row] = await tx.query<EndpointRow>(
             'insertEndpoint',
             [cmd.endpointId, cmd.orgId, cmd.url, cmd.description, JSON.stringify(cmd.eventTypes), cmd.secret, cmd.now],
@@ -144,6 +156,7 @@ export function createPostgresDeliveryMethods({ write, tenantRead, internalRead 
     updateWebhookEndpoint: (orgId, endpointId, patch, now) =>
       write(
         deliveryOp(orgId, async (tx) => {
+          signalEndpointChange(tx, orgId);
           const [row] = await tx.query<EndpointRow>(
             'updateEndpoint',
             [
@@ -162,7 +175,13 @@ export function createPostgresDeliveryMethods({ write, tenantRead, internalRead 
         }),
       ),
 
-    deleteWebhookEndpoint: (orgId, endpointId) => write(deliveryOp(orgId, async (tx) => (await tx.query('deleteEndpoint', [orgId, endpointId], true)).length > 0)),
+    deleteWebhookEndpoint: (orgId, endpointId) =>
+      write(
+        deliveryOp(orgId, async (tx) => {
+          signalEndpointChange(tx, orgId);
+          return (await tx.query('deleteEndpoint', [orgId, endpointId], true)).length > 0;
+        }),
+      ),
 
     listDeliveries: (orgId, endpointId, query) =>
       query.limit <= 0
