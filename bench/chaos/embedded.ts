@@ -181,6 +181,55 @@ export function plan(opts: Required<Pick<ChaosOptions, 'jobs' | 'seed' | 'sleepM
   return out;
 }
 
+export interface ApiAnswer<T> {
+  readonly status: number;
+  readonly body: T;
+  /** Tries it took: more than one means an earlier try may have reached the server too. */
+  readonly attempts: number;
+  readonly replayed: boolean;
+}
+
+/** An HTTP call to the API as `org` that survives kills: retried on network errors and 5xx. */
+export type ApiCall = <T>(method: string, path: string, org: string, body?: unknown, headers?: Record<string, string>) => Promise<ApiAnswer<T>>;
+
+/** One try of an ApiCall against `baseUrl`: throws on a network error or a 5xx, for the caller to retry. */
+export async function apiTry<T>(baseUrl: string, method: string, path: string, org: string, body?: unknown, headers?: Record<string, string>): Promise<Omit<ApiAnswer<T>, 'attempts'>> {
+  const r = await fetch(baseUrl + path, {
+    method,
+    headers: { 'x-org-id': org, ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await r.text();
+  if (r.status >= 500) throw new Error(`HTTP ${r.status}: ${text}`);
+  return { status: r.status, body: (text ? JSON.parse(text) : null) as T, replayed: r.headers.get('idempotent-replayed') === 'true' };
+}
+
+export interface Submitted {
+  readonly jobId: string;
+  /** An unkeyed submit that took more than one try: it may have created a second job. */
+  readonly ambiguous: boolean;
+  /** What went wrong with a keyed submit's resubmit, or null. */
+  readonly idemViolation: string | null;
+}
+
+/** Submits a planned job; a keyed one is submitted again, which must answer as a replay of the same job. */
+export async function submitPlanned(call: ApiCall, p: Planned): Promise<Submitted> {
+  const headers = p.key ? { 'idempotency-key': p.key } : undefined;
+  const body = { analyzer: 'sleep', input: p.input, ...(p.maxAttempts !== undefined && { max_attempts: p.maxAttempts }), ...(p.priority !== undefined && { priority: p.priority }) };
+  const first = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
+  if (first.status !== 202) throw new Error(`submit ${p.i}: HTTP ${first.status} ${JSON.stringify(first.body)}`);
+  let idemViolation: string | null = null;
+  if (p.key) {
+    const again = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
+    // A replay answers 202 with the same job and `Idempotent-Replayed: true`.
+    if (again.status !== 202 || !again.replayed || again.body.job_id !== first.body.job_id) {
+      idemViolation = `${p.key}: first ${first.body.job_id}, resubmit HTTP ${again.status} replayed=${again.replayed} ${again.body.job_id}`;
+    }
+  }
+  return { jobId: first.body.job_id, ambiguous: !p.key && first.attempts > 1, idemViolation };
+}
+
 /** Runs one chaos run; throws only when the run itself cannot proceed (timeout, server won't start). */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const o = {
@@ -240,21 +289,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     };
 
     /** One HTTP call that survives kills: retried (after the restart) on network errors and 5xx. */
-    async function call<T>(method: string, path: string, org: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; attempts: number; replayed: boolean }> {
+    async function call<T>(method: string, path: string, org: string, body?: unknown, headers?: Record<string, string>): Promise<ApiAnswer<T>> {
       for (let attempts = 1; ; attempts++) {
         checkDeadline(`${method} ${path}`);
         await up;
         const url = server.url;
         try {
-          const r = await fetch(url + path, {
-            method,
-            headers: { 'x-org-id': org, ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
-            ...(body !== undefined && { body: JSON.stringify(body) }),
-            signal: AbortSignal.timeout(15_000),
-          });
-          const text = await r.text();
-          if (r.status >= 500) throw new Error(`HTTP ${r.status}: ${text}`);
-          return { status: r.status, body: (text ? JSON.parse(text) : null) as T, attempts, replayed: r.headers.get('idempotent-replayed') === 'true' };
+          return { ...(await apiTry<T>(url, method, path, org, body, headers)), attempts };
         } catch {
           await sleep(20 + Math.floor(Math.random() * 80));
         }
@@ -271,25 +312,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     let submitted = 0;
 
     async function submitOne(p: Planned): Promise<void> {
-      const headers = p.key ? { 'idempotency-key': p.key } : undefined;
-      const body = { analyzer: 'sleep', input: p.input, ...(p.maxAttempts !== undefined && { max_attempts: p.maxAttempts }), ...(p.priority !== undefined && { priority: p.priority }) };
-      const first = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
-      if (first.status !== 202) throw new Error(`submit ${p.i}: HTTP ${first.status} ${JSON.stringify(first.body)}`);
-      if (!p.key && first.attempts > 1) ambiguousUnkeyed++;
-      ids.set(p.i, first.body.job_id);
-      if (p.key) {
-        const again = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
-        // A replay answers 202 with the same job and `Idempotent-Replayed: true`.
-        if (again.status !== 202 || !again.replayed || again.body.job_id !== first.body.job_id) {
-          idemViolations.push(`${p.key}: first ${first.body.job_id}, resubmit HTTP ${again.status} replayed=${again.replayed} ${again.body.job_id}`);
-        }
-      }
+      const { jobId, ambiguous, idemViolation } = await submitPlanned(call, p);
+      if (ambiguous) ambiguousUnkeyed++;
+      ids.set(p.i, jobId);
+      if (idemViolation !== null) idemViolations.push(idemViolation);
       submitted++;
       if (p.cancel === 'before-start') {
         cancelsBefore++;
-        await call('POST', `/analyze/jobs/${first.body.job_id}/cancel`, p.org);
+        await call('POST', `/analyze/jobs/${jobId}/cancel`, p.org);
       } else if (p.cancel === 'while-running') {
-        runningCandidates.set(first.body.job_id, p);
+        runningCandidates.set(jobId, p);
       }
     }
 

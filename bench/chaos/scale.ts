@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freePort, plan, repoRoot, rng, sleep, SLOW_ORG, SLOW_ORG_MAX_RUNNING, TERMINAL, type Planned, type Violation } from './embedded.js';
+import { apiTry, freePort, plan, repoRoot, rng, sleep, SLOW_ORG, SLOW_ORG_MAX_RUNNING, submitPlanned, TERMINAL, type ApiAnswer, type Planned, type Violation } from './embedded.js';
 import { checkPgInvariants, MISSING_IN_APP_SQL } from './pgInvariants.js';
 import { startPrivatePostgres, startPrivateRedis } from './privateServices.js';
 
@@ -146,7 +146,7 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
 
   try {
     const apiSlots = slots.filter((s) => s.role === 'api');
-    async function call<T>(method: string, path: string, org: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; attempts: number; replayed: boolean }> {
+    async function call<T>(method: string, path: string, org: string, body?: unknown, headers?: Record<string, string>): Promise<ApiAnswer<T>> {
       for (let attempts = 1; ; attempts++) {
         checkDeadline(`${method} ${path}`);
         const live = apiSlots.filter((s) => s.url !== null);
@@ -156,15 +156,7 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
           continue;
         }
         try {
-          const r = await fetch(target.url + path, {
-            method,
-            headers: { 'x-org-id': org, ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
-            ...(body !== undefined && { body: JSON.stringify(body) }),
-            signal: AbortSignal.timeout(15_000),
-          });
-          const text = await r.text();
-          if (r.status >= 500) throw new Error(`HTTP ${r.status}: ${text}`);
-          return { status: r.status, body: (text ? JSON.parse(text) : null) as T, attempts, replayed: r.headers.get('idempotent-replayed') === 'true' };
+          return { ...(await apiTry<T>(target.url, method, path, org, body, headers)), attempts };
         } catch {
           await sleep(50 + Math.floor(Math.random() * 150));
         }
@@ -178,24 +170,16 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
     let cancels = 0;
     let submitted = 0;
     async function submitOne(p: Planned): Promise<void> {
-      const headers = p.key ? { 'idempotency-key': p.key } : undefined;
-      const body = { analyzer: 'sleep', input: p.input, ...(p.maxAttempts !== undefined && { max_attempts: p.maxAttempts }), ...(p.priority !== undefined && { priority: p.priority }) };
-      const first = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
-      if (first.status !== 202) throw new Error(`submit ${p.i}: HTTP ${first.status} ${JSON.stringify(first.body)}`);
-      if (!p.key && first.attempts > 1) ambiguousUnkeyed++;
-      ids.set(p.i, first.body.job_id);
-      if (p.key) {
-        const again = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
-        if (again.status !== 202 || !again.replayed || again.body.job_id !== first.body.job_id) {
-          idemViolations.push(`${p.key}: first ${first.body.job_id}, resubmit HTTP ${again.status} replayed=${again.replayed} ${again.body.job_id}`);
-        }
-      }
+      const { jobId, ambiguous, idemViolation } = await submitPlanned(call, p);
+      if (ambiguous) ambiguousUnkeyed++;
+      ids.set(p.i, jobId);
+      if (idemViolation !== null) idemViolations.push(idemViolation);
       submitted++;
       if (p.cancel !== 'none') {
         // Right away (mostly before start) or after a while (mostly running): through another API process.
         if (p.cancel === 'while-running') await sleep(100 + Math.floor(Math.random() * 300));
         cancels++;
-        await call('POST', `/analyze/jobs/${first.body.job_id}/cancel`, p.org);
+        await call('POST', `/analyze/jobs/${jobId}/cancel`, p.org);
       }
     }
     let next = 0;
