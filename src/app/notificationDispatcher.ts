@@ -1,6 +1,7 @@
 import { coerceError } from '../core/errors.js';
 import { isTerminalEvent } from '../core/events.js';
-import { webhookBody, type ChannelKind } from '../core/notifications.js';
+import type { TerminalStatus } from '../core/jobState.js';
+import { notificationTypeOf, webhookBody, type ChannelKind, type NotificationType } from '../core/notifications.js';
 import { backoffDelay, type BackoffPolicy } from '../core/retry.js';
 import type { Clock } from '../ports/clock.js';
 import type { ClaimedEntry, DeliveryStore, WebhookAttemptResult } from '../ports/deliveryStore.js';
@@ -58,6 +59,8 @@ const DEFAULT_IN_APP_LEASE_MS = 5_000;
  * outcome. It is also how long an attempt cut short by a crash waits before it is retried.
  */
 const webhookLeaseMs = (timeoutMs: number): number => 2 * timeoutMs + 1_000;
+/** A (org, notification type) pair as one Set key (org ids never contain a space). */
+const subscriptionKey = (orgId: string, type: NotificationType): string => `${orgId} ${type}`;
 
 /**
  * Delivers the notification outbox, off the request path: one loop claims `in_app` entries
@@ -79,10 +82,13 @@ export class NotificationDispatcher {
   private webhookWakeTimer: NodeJS.Timeout | null = null;
   private retryAt = Number.POSITIVE_INFINITY;
   private stopping = false;
-  /** Orgs with an enabled webhook endpoint as last read (null: unknown, every terminal event wakes). */
-  private webhookOrgs: ReadonlySet<string> | null = null;
-  /** When webhookOrgs was last read (performance.now()); -Infinity forces a read. */
-  private webhookOrgsReadAt = Number.NEGATIVE_INFINITY;
+  /**
+   * The (org, notification type) pairs enabled webhook endpoints subscribe to, as last read, as
+   * subscriptionKey()s (null: unknown, every terminal event wakes).
+   */
+  private webhookSubscriptions: ReadonlySet<string> | null = null;
+  /** When webhookSubscriptions was last read (performance.now()); -Infinity forces a read. */
+  private webhookSubscriptionsReadAt = Number.NEGATIVE_INFINITY;
   /** Bumped by endpointsChanged(): a read that started before it is not kept. */
   private endpointsGeneration = 0;
 
@@ -106,7 +112,7 @@ export class NotificationDispatcher {
       for (const e of events) {
         if (!isTerminalEvent(e.type)) continue;
         terminal = true;
-        if (this.webhookOrgs === null || this.webhookOrgs.has(e.orgId)) {
+        if (this.webhookSubscriptions === null || this.webhookSubscriptions.has(subscriptionKey(e.orgId, notificationTypeOf(e.status as TerminalStatus)))) {
           this.wakeWebhooksSoon();
           break;
         }
@@ -135,8 +141,8 @@ export class NotificationDispatcher {
    */
   endpointsChanged(): void {
     this.endpointsGeneration++;
-    this.webhookOrgs = null;
-    this.webhookOrgsReadAt = Number.NEGATIVE_INFINITY;
+    this.webhookSubscriptions = null;
+    this.webhookSubscriptionsReadAt = Number.NEGATIVE_INFINITY;
     this.webhookLoop.poke();
   }
 
@@ -187,7 +193,7 @@ export class NotificationDispatcher {
     if (this.stopping) return false;
     const free = this.o.webhook.concurrency - this.inFlight.size;
     if (free <= 0) return false;
-    await this.readWebhookOrgs();
+    await this.readWebhookSubscriptions();
     const now = this.o.clock.now();
     const entries = await this.o.store.claimOutbox({ kind: 'webhook', now, limit: free, leaseMs: webhookLeaseMs(this.o.webhook.timeoutMs) });
     let started = 0;
@@ -212,25 +218,26 @@ export class NotificationDispatcher {
   }
 
   /**
-   * Re-reads which orgs have enabled webhook endpoints, at most once per `pollMs`. Terminal
-   * events of other orgs wrote no webhook entry: without this, every commit with a terminal
-   * event started a claim round (a store transaction, at most one per
-   * WEBHOOK_WAKE_COALESCE_MS) that found nothing — ~60 a second per process under load, in
-   * every process that delivers notifications. If the read fails, every event wakes again.
+   * Re-reads which event types the enabled webhook endpoints of each org want, at most once
+   * per `pollMs`. A terminal event no endpoint of its org subscribes to wrote no webhook entry:
+   * without this, every commit with a terminal event started a claim round (a store
+   * transaction, at most one per WEBHOOK_WAKE_COALESCE_MS) that found nothing — ~60 a second
+   * per process under load, in every process that delivers notifications. If the read fails,
+   * every event wakes again.
    */
-  private async readWebhookOrgs(): Promise<void> {
+  private async readWebhookSubscriptions(): Promise<void> {
     const at = performance.now();
-    if (at - this.webhookOrgsReadAt < this.o.pollMs) return;
+    if (at - this.webhookSubscriptionsReadAt < this.o.pollMs) return;
     const generation = this.endpointsGeneration;
-    this.webhookOrgsReadAt = at;
-    let orgs: ReadonlySet<string> | null = null;
+    this.webhookSubscriptionsReadAt = at;
+    let wanted: ReadonlySet<string> | null = null;
     try {
-      orgs = new Set(await this.o.store.webhookOrgs());
+      wanted = new Set((await this.o.store.webhookSubscriptions()).map((s) => subscriptionKey(s.orgId, s.type)));
     } catch (e) {
-      this.o.logger.warn({ err: coerceError(e) }, 'reading the orgs with webhook endpoints failed; every terminal event wakes the webhook loop');
-      this.webhookOrgsReadAt = Number.NEGATIVE_INFINITY;
+      this.o.logger.warn({ err: coerceError(e) }, 'reading the webhook subscriptions failed; every terminal event wakes the webhook loop');
+      this.webhookSubscriptionsReadAt = Number.NEGATIVE_INFINITY;
     }
-    if (generation === this.endpointsGeneration) this.webhookOrgs = orgs;
+    if (generation === this.endpointsGeneration) this.webhookSubscriptions = wanted;
   }
 
   /** Rate limit: 0 = deliver now, else the time the entry may go. */

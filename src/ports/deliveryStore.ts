@@ -113,11 +113,18 @@ export interface DeliveryStore {
   countTerminalWithoutInApp(olderThan: number): Promise<number>;
 
   /**
-   * The orgs with at least one enabled webhook endpoint, across tenants, each once. For the
-   * dispatcher's wake-ups: a terminal transition of any other org wrote no webhook entry, so it
-   * need not start a webhook claim round. Small (one row per org with endpoints); no secrets.
+   * Which event types the enabled webhook endpoints want, per org, across tenants: each
+   * (org, type) pair once. For the dispatcher's wake-ups: a terminal transition of a type no
+   * enabled endpoint of its org subscribes to wrote no webhook entry, so it need not start a
+   * webhook claim round. Small (at most three rows per org with endpoints); no secrets.
    */
-  webhookOrgs(): Promise<OrgId[]>;
+  webhookSubscriptions(): Promise<WebhookSubscription[]>;
+}
+
+/** An org with at least one enabled webhook endpoint that subscribes to `type`. */
+export interface WebhookSubscription {
+  readonly orgId: OrgId;
+  readonly type: NotificationType;
 }
 
 /**

@@ -272,21 +272,30 @@ function deliveryStoreOutboxContract(name: string, factory: () => Promise<{ stor
         expect(await claimAll('webhook')).toEqual([]);
       });
 
-      it('webhookOrgs: each org with an enabled endpoint once, across tenants', async () => {
+      it('webhookSubscriptions: each (org, event type) an enabled endpoint wants once, across tenants', async () => {
         const C = asOrgId('org-c');
-        expect(await store.webhookOrgs()).toEqual([]);
+        const subscriptions = async (): Promise<string[]> => (await store.webhookSubscriptions()).map((s) => `${s.orgId} ${s.type}`).sort();
+        expect(await subscriptions()).toEqual([]);
         const a1 = await webhook(A);
         await webhook(A, ['async.job.failed']);
-        const b = await webhook(B);
-        const c = await webhook(C);
-        expect((await store.webhookOrgs()).sort()).toEqual([A, B, C]);
-        // Disabled endpoints wake nothing; an org keeps its place while one endpoint is enabled.
+        const b = await webhook(B, ['async.job.completed', 'async.job.canceled']);
+        const c = await webhook(C, ['async.job.failed']);
+        expect(await subscriptions()).toEqual([
+          `${A} async.job.canceled`,
+          `${A} async.job.completed`,
+          `${A} async.job.failed`,
+          `${B} async.job.canceled`,
+          `${B} async.job.completed`,
+          `${C} async.job.failed`,
+        ]);
+        // Disabled endpoints want nothing; a type stays while one enabled endpoint of the org wants it.
         await store.updateWebhookEndpoint(B, b.endpointId, { enabled: false }, T0 + 1);
         await store.deleteWebhookEndpoint(A, a1.endpointId);
-        expect((await store.webhookOrgs()).sort()).toEqual([A, C]);
+        expect(await subscriptions()).toEqual([`${A} async.job.failed`, `${C} async.job.failed`]);
+        // Changed event types count from the change on.
         await store.deleteWebhookEndpoint(C, c.endpointId);
-        await store.updateWebhookEndpoint(B, b.endpointId, { enabled: true }, T0 + 2);
-        expect((await store.webhookOrgs()).sort()).toEqual([A, B]);
+        await store.updateWebhookEndpoint(B, b.endpointId, { enabled: true, eventTypes: ['async.job.failed'] }, T0 + 2);
+        expect(await subscriptions()).toEqual([`${A} async.job.failed`, `${B} async.job.failed`]);
       });
 
       it('deliveries list newest first with keyset paging and a status filter', async () => {

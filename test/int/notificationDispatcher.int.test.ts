@@ -197,6 +197,30 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
     expect(claims.webhook).toBe(before);
   });
 
+  it('terminal events wake the webhook loop only for the event types an enabled endpoint of their org wants', async () => {
+    const { sender, calls } = fakeSender(() => ({ ok: true, statusCode: 200 }));
+    const t = await setup(sender, { pollMs: 60_000 });
+    open.push(t);
+    const { claims } = t;
+    await until(() => claims.webhook === 1, 2_000); // the loop's first round at start
+    const ep = await t.endpoint(['async.job.failed']);
+    t.dispatcher.endpointsChanged();
+    await until(() => claims.webhook === 2, 2_000); // endpointsChanged() pokes: the round re-reads
+    // Org A's endpoint wants failures only: its completions wrote no webhook entry and start no
+    // claim round (before: one per commit, coalesced to one per 15 ms) ...
+    for (let i = 0; i < 5; i++) {
+      await t.finish(A, 'completed', 4);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await until(async () => (await t.store.listInbox(A, { unreadOnly: false, limit: 100 })).length === 20, 2_000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(claims.webhook).toBe(2);
+    // ... while a failure wakes the loop at once and is delivered.
+    const [jobId] = await t.finish(A, 'failed');
+    await until(async () => (await t.store.listDeliveries(A, ep.endpointId, { limit: 10 }))[0]?.status === 'delivered', 2_000);
+    expect(calls.map((c) => JSON.parse(c.body) as { type: string; data: { job_id: string } }).map((b) => [b.type, b.data.job_id])).toEqual([['async.job.failed', jobId]]);
+  });
+
   it('an endpoint created by another process is read by the next poll round: its deliveries are late, not lost', async () => {
     const { sender, calls } = fakeSender(() => ({ ok: true, statusCode: 200 }));
     const t = await setup(sender, { pollMs: 300 });

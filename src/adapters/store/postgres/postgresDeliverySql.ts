@@ -96,7 +96,8 @@ export function buildDeliverySql(s: string) {
       WHERE entry_id = $1 AND org_id = $2 AND lease_token = $3 AND status = 'pending' RETURNING entry_id`,
     pendingInAppBefore: `SELECT COUNT(*)::int AS n FROM ${s}.notification_outbox
       WHERE status = 'pending' AND kind = 'in_app' AND created_at < $1`,
-    webhookOrgs: `SELECT DISTINCT org_id FROM ${s}.webhook_endpoints WHERE enabled`,
+    webhookSubscriptions: `SELECT DISTINCT e.org_id, t.type FROM ${s}.webhook_endpoints e
+      CROSS JOIN LATERAL jsonb_array_elements_text(e.event_types) AS t(type) WHERE e.enabled`,
     // $1: the endpoints channel (PgNames.endpointsChannel), $2: the org. Sent at COMMIT only.
     notifyEndpoints: `SELECT pg_notify($1, $2)`,
 

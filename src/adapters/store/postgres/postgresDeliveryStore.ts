@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { asOrgId, newToken } from '../../../core/ids.js';
-import { notificationIdOf } from '../../../core/notifications.js';
+import { notificationIdOf, type NotificationType } from '../../../core/notifications.js';
 import type { DeliveryStore } from '../../../ports/deliveryStore.js';
 import { toClaimedEntry, toDelivery, toEndpoint, toNotification, type ClaimRow, type EndpointRow, type NotificationRow, type OutboxRow } from './postgresDeliveryRows.js';
 import type { Op } from './postgresGroupCommit.js';
@@ -216,6 +216,7 @@ export function createPostgresDeliveryMethods({ write, tenantRead, internalRead 
       ),
 
     countTerminalWithoutInApp: (olderThan) => internalRead(async (q) => (await q<{ n: number }>('pendingInAppBefore', [olderThan]))[0]?.n ?? 0),
-    webhookOrgs: () => internalRead(async (q) => (await q<{ org_id: string }>('webhookOrgs', [])).map((r) => asOrgId(r.org_id))),
+    webhookSubscriptions: () =>
+      internalRead(async (q) => (await q<{ org_id: string; type: string }>('webhookSubscriptions', [])).map((r) => ({ orgId: asOrgId(r.org_id), type: r.type as NotificationType }))),
   };
 }

@@ -34,7 +34,7 @@ const SQL = {
     WHERE entry_id = ? AND lease_token = ? AND status = 'pending'`,
   pendingInAppBefore: `SELECT COUNT(*) FROM notification_outbox INDEXED BY notification_outbox_due
     WHERE status = 'pending' AND kind = 'in_app' AND created_at < ?`,
-  webhookOrgs: `SELECT DISTINCT org_id FROM webhook_endpoints WHERE enabled = 1`,
+  webhookSubscriptions: `SELECT DISTINCT e.org_id, t.value AS type FROM webhook_endpoints e, json_each(e.event_types) t WHERE e.enabled = 1`,
 
   insertNotification: `INSERT INTO notifications (notification_id, org_id, job_id, type, channel, payload, created_at)
     VALUES (?, ?, ?, ?, 'in_app', ?, ?) ON CONFLICT DO NOTHING`,
@@ -119,7 +119,7 @@ export interface DeliveryQueries {
   recordAttempt: S<[T, N, N, N, N | null, T | null, N | null, N, T]>;
   deferEntry: S<[N, T, T]>;
   pendingInAppBefore: S<[N], N>;
-  webhookOrgs: S<[], T>;
+  webhookSubscriptions: S<[], { org_id: string; type: string }>;
   insertNotification: S<[T, T, T, T, T, N]>;
   notificationByKey: S<[T, T], NotificationRow>;
   notificationByOrg: S<[T, T], NotificationRow>;
@@ -141,7 +141,7 @@ export interface DeliveryQueries {
 /** Every statement's SQL by name (tests check the query plans of the hot ones). */
 export const DELIVERY_QUERY_SQL: Readonly<Record<string, string>> = SQL;
 
-const PLUCKED = new Set(['subscribedEndpoints', 'pendingInAppBefore', 'webhookOrgs']);
+const PLUCKED = new Set(['subscribedEndpoints', 'pendingInAppBefore']);
 
 export function prepareDeliveryQueries(db: Database): DeliveryQueries {
   const out: Record<string, Statement<unknown[]>> = {};

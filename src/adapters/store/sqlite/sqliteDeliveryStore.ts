@@ -8,7 +8,7 @@ import type {
   WebhookAttemptResult,
   WebhookEndpointPatch,
 } from '../../../ports/deliveryStore.js';
-import type { InAppNotification, WebhookDelivery, WebhookEndpoint } from '../../../core/notifications.js';
+import type { InAppNotification, NotificationType, WebhookDelivery, WebhookEndpoint } from '../../../core/notifications.js';
 import { NO_ID_CURSOR, NO_TIME_CURSOR, type DeliveryQueries } from './sqliteDeliveryQueries.js';
 import { toClaimedEntry, toDelivery, toEndpoint, toNotification } from './sqliteDeliveryRows.js';
 
@@ -175,6 +175,6 @@ export function createSqliteDeliveryMethods({ read, write }: SqliteDeliveryAcces
     redeliver: (orgId, endpointId, deliveryId, now) => write('redeliver', { orgId, endpointId, deliveryId, now }),
 
     countTerminalWithoutInApp: (olderThan) => read((q) => q.pendingInAppBefore.get(olderThan) ?? 0),
-    webhookOrgs: () => read((q) => q.webhookOrgs.all().map(asOrgId)),
+    webhookSubscriptions: () => read((q) => q.webhookSubscriptions.all().map((r) => ({ orgId: asOrgId(r.org_id), type: r.type as NotificationType }))),
   };
 }
