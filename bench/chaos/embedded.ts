@@ -205,29 +205,38 @@ export async function apiTry<T>(baseUrl: string, method: string, path: string, o
   return { status: r.status, body: (text ? JSON.parse(text) : null) as T, replayed: r.headers.get('idempotent-replayed') === 'true' };
 }
 
-export interface Submitted {
-  readonly jobId: string;
-  /** An unkeyed submit that took more than one try: it may have created a second job. */
-  readonly ambiguous: boolean;
-  /** What went wrong with a keyed submit's resubmit, or null. */
-  readonly idemViolation: string | null;
+/** What the submitters saw; submitPlanned records into it. */
+export interface SubmitLog {
+  /** Plan index → the job id the API answered. */
+  readonly ids: Map<number, string>;
+  readonly idemViolations: string[];
+  /** Unkeyed submits that took more than one try: each may have created a second job. */
+  ambiguousUnkeyed: number;
+  submitted: number;
 }
 
-/** Submits a planned job; a keyed one is submitted again, which must answer as a replay of the same job. */
-export async function submitPlanned(call: ApiCall, p: Planned): Promise<Submitted> {
+export const newSubmitLog = (): SubmitLog => ({ ids: new Map(), idemViolations: [], ambiguousUnkeyed: 0, submitted: 0 });
+
+/**
+ * Submits a planned job and returns its id; a keyed one is submitted again, which must answer
+ * as a replay of the same job.
+ */
+export async function submitPlanned(call: ApiCall, p: Planned, log: SubmitLog): Promise<string> {
   const headers = p.key ? { 'idempotency-key': p.key } : undefined;
   const body = { analyzer: 'sleep', input: p.input, ...(p.maxAttempts !== undefined && { max_attempts: p.maxAttempts }), ...(p.priority !== undefined && { priority: p.priority }) };
   const first = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
   if (first.status !== 202) throw new Error(`submit ${p.i}: HTTP ${first.status} ${JSON.stringify(first.body)}`);
-  let idemViolation: string | null = null;
+  if (!p.key && first.attempts > 1) log.ambiguousUnkeyed++;
+  log.ids.set(p.i, first.body.job_id);
   if (p.key) {
     const again = await call<{ job_id: string }>('POST', '/analyze/jobs', p.org, body, headers);
     // A replay answers 202 with the same job and `Idempotent-Replayed: true`.
     if (again.status !== 202 || !again.replayed || again.body.job_id !== first.body.job_id) {
-      idemViolation = `${p.key}: first ${first.body.job_id}, resubmit HTTP ${again.status} replayed=${again.replayed} ${again.body.job_id}`;
+      log.idemViolations.push(`${p.key}: first ${first.body.job_id}, resubmit HTTP ${again.status} replayed=${again.replayed} ${again.body.job_id}`);
     }
   }
-  return { jobId: first.body.job_id, ambiguous: !p.key && first.attempts > 1, idemViolation };
+  log.submitted++;
+  return first.body.job_id;
 }
 
 /** Runs one chaos run; throws only when the run itself cannot proceed (timeout, server won't start). */
@@ -303,20 +312,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
 
     // ---- submitters ----
-    const ids = new Map<number, string>(); // plan index -> job id
-    const idemViolations: string[] = [];
-    let ambiguousUnkeyed = 0;
+    const submits = newSubmitLog();
     let cancelsBefore = 0;
     let cancelsRunning = 0;
     const runningCandidates = new Map<string, Planned>();
-    let submitted = 0;
 
     async function submitOne(p: Planned): Promise<void> {
-      const { jobId, ambiguous, idemViolation } = await submitPlanned(call, p);
-      if (ambiguous) ambiguousUnkeyed++;
-      ids.set(p.i, jobId);
-      if (idemViolation !== null) idemViolations.push(idemViolation);
-      submitted++;
+      const jobId = await submitPlanned(call, p, submits);
       if (p.cancel === 'before-start') {
         cancelsBefore++;
         await call('POST', `/analyze/jobs/${jobId}/cancel`, p.org);
@@ -401,10 +403,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         await sleep(50);
         continue;
       }
-      const progress = 0.4 * (submitted / o.jobs) + 0.6 * Math.min(1, c.terminal / o.jobs);
+      const progress = 0.4 * (submits.submitted / o.jobs) + 0.6 * Math.min(1, c.terminal / o.jobs);
       if (Date.now() - lastLog > 5_000) {
         lastLog = Date.now();
-        o.log(`chaos: ${((Date.now() - t0) / 1000).toFixed(1)} s, submitted ${submitted}/${o.jobs}, terminal ${c.terminal}/${c.total}, kills ${kills}/${o.kills}`);
+        o.log(`chaos: ${((Date.now() - t0) / 1000).toFixed(1)} s, submitted ${submits.submitted}/${o.jobs}, terminal ${c.terminal}/${c.total}, kills ${kills}/${o.kills}`);
       }
       const threshold = thresholds[kills];
       if (threshold !== undefined && (progress >= threshold || (submitDone && c.terminal >= c.total))) {
@@ -538,15 +540,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       // Idempotency: every keyed plan entry is exactly one job in the store, the one both submits answered.
       const keyed = jobs.filter((p) => p.key !== null);
       const byKey = ro.prepare(`SELECT job_id FROM jobs WHERE org_id = ? AND idempotency_key = ?`);
-      const idem = [...idemViolations];
+      const idem = [...submits.idemViolations];
       for (const p of keyed) {
         const rows = byKey.all(p.org, p.key) as { job_id: string }[];
-        if (rows.length !== 1 || rows[0]?.job_id !== ids.get(p.i)) idem.push(`${p.key}: store has ${rows.map((r) => r.job_id).join(',') || 'none'}, client saw ${ids.get(p.i)}`);
+        if (rows.length !== 1 || rows[0]?.job_id !== submits.ids.get(p.i)) idem.push(`${p.key}: store has ${rows.map((r) => r.job_id).join(',') || 'none'}, client saw ${submits.ids.get(p.i)}`);
       }
       invariants.push({ name: 'idempotent resubmit created no second job', count: idem.length, examples: idem.slice(0, 5) });
       // Every job the clients were answered is in the store.
       const exists = ro.prepare(`SELECT 1 FROM jobs WHERE job_id = ?`);
-      const lost = [...ids.values()].filter((id) => exists.get(id) === undefined);
+      const lost = [...submits.ids.values()].filter((id) => exists.get(id) === undefined);
       invariants.push({ name: 'every accepted job is in the store', count: lost.length, examples: lost.slice(0, 5) });
 
       const byStatus: Record<string, number> = {};
@@ -557,7 +559,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         kills,
         restarts,
         runningAtKills,
-        jobsSubmitted: ids.size,
+        jobsSubmitted: submits.ids.size,
         jobsInStore: one(`SELECT count(*) AS n FROM jobs`),
         byStatus,
         keyedSubmits: keyed.length,
@@ -566,7 +568,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         canceledBeforeStart: one(`SELECT count(*) AS n FROM jobs j WHERE status = 'canceled' AND NOT EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')`),
         canceledAfterStart: one(`SELECT count(*) AS n FROM jobs j WHERE status = 'canceled' AND EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')`),
         retriedAttempts: one(`SELECT ifnull(sum(attempt - 1), 0) AS n FROM jobs`),
-        ambiguousUnkeyedSubmits: ambiguousUnkeyed,
+        ambiguousUnkeyedSubmits: submits.ambiguousUnkeyed,
         invariants,
         durationMs: Date.now() - t0,
         processingMs,

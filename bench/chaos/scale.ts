@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { apiTry, freePort, plan, repoRoot, rng, sleep, SLOW_ORG, SLOW_ORG_MAX_RUNNING, submitPlanned, TERMINAL, type ApiAnswer, type Planned, type Violation } from './embedded.js';
+import { apiTry, freePort, plan, repoRoot, rng, sleep, SLOW_ORG, SLOW_ORG_MAX_RUNNING, newSubmitLog, submitPlanned, TERMINAL, type ApiAnswer, type Planned, type Violation } from './embedded.js';
 import { checkPgInvariants, MISSING_IN_APP_SQL } from './pgInvariants.js';
 import { startPrivatePostgres, startPrivateRedis } from './privateServices.js';
 
@@ -164,17 +164,10 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
     }
 
     const jobs = plan({ jobs: o.jobs, seed: o.seed, sleepMinMs: 5, sleepMaxMs: 60, longSleepMs: 600 });
-    const ids = new Map<number, string>();
-    const idemViolations: string[] = [];
-    let ambiguousUnkeyed = 0;
+    const submits = newSubmitLog();
     let cancels = 0;
-    let submitted = 0;
     async function submitOne(p: Planned): Promise<void> {
-      const { jobId, ambiguous, idemViolation } = await submitPlanned(call, p);
-      if (ambiguous) ambiguousUnkeyed++;
-      ids.set(p.i, jobId);
-      if (idemViolation !== null) idemViolations.push(idemViolation);
-      submitted++;
+      const jobId = await submitPlanned(call, p, submits);
       if (p.cancel !== 'none') {
         // Right away (mostly before start) or after a while (mostly running): through another API process.
         if (p.cancel === 'while-running') await sleep(100 + Math.floor(Math.random() * 300));
@@ -223,10 +216,10 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
         await sleep(100);
         continue;
       }
-      const progress = 0.4 * (submitted / o.jobs) + 0.6 * Math.min(1, c.terminal / o.jobs);
+      const progress = 0.4 * (submits.submitted / o.jobs) + 0.6 * Math.min(1, c.terminal / o.jobs);
       if (Date.now() - lastLog > 5_000) {
         lastLog = Date.now();
-        o.log(`chaos scale: ${((Date.now() - t0) / 1000).toFixed(1)} s, submitted ${submitted}/${o.jobs}, terminal ${c.terminal}/${c.total}, kills ${killCount}/${o.kills}`);
+        o.log(`chaos scale: ${((Date.now() - t0) / 1000).toFixed(1)} s, submitted ${submits.submitted}/${o.jobs}, terminal ${c.terminal}/${c.total}, kills ${killCount}/${o.kills}`);
       }
       const outage = outagePlan.find((x) => !x.done && progress >= x.at);
       if (outage) {
@@ -272,15 +265,15 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
     try {
       const invariants = await checkPgInvariants(c);
       const keyed = jobs.filter((p) => p.key !== null);
-      const idem = [...idemViolations];
+      const idem = [...submits.idemViolations];
       for (const p of keyed) {
         const { rows } = await c.query<{ job_id: string }>(`SELECT job_id FROM jobs WHERE org_id = $1 AND idempotency_key = $2`, [p.org, p.key]);
-        if (rows.length !== 1 || rows[0]?.job_id !== ids.get(p.i)) idem.push(`${p.key}: store has ${rows.map((r) => r.job_id).join(',') || 'none'}, client saw ${ids.get(p.i)}`);
+        if (rows.length !== 1 || rows[0]?.job_id !== submits.ids.get(p.i)) idem.push(`${p.key}: store has ${rows.map((r) => r.job_id).join(',') || 'none'}, client saw ${submits.ids.get(p.i)}`);
       }
       invariants.push({ name: 'idempotent resubmit created no second job', count: idem.length, examples: idem.slice(0, 5) });
-      const { rows: found } = await c.query<{ job_id: string }>(`SELECT job_id FROM jobs WHERE job_id = ANY($1::text[])`, [[...ids.values()]]);
+      const { rows: found } = await c.query<{ job_id: string }>(`SELECT job_id FROM jobs WHERE job_id = ANY($1::text[])`, [[...submits.ids.values()]]);
       const have = new Set(found.map((r) => r.job_id));
-      const lost = [...ids.values()].filter((id) => !have.has(id));
+      const lost = [...submits.ids.values()].filter((id) => !have.has(id));
       invariants.push({ name: 'every accepted job is in the store', count: lost.length, examples: lost.slice(0, 5) });
       const byStatus: Record<string, number> = {};
       for (const r of (await c.query<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM jobs GROUP BY status`)).rows) byStatus[r.status] = r.n;
@@ -291,7 +284,7 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
         kills,
         unplannedExits,
         outages,
-        jobsSubmitted: ids.size,
+        jobsSubmitted: submits.ids.size,
         jobsInStore: await one(`SELECT count(*)::int AS n FROM jobs`),
         byStatus,
         keyedSubmits: keyed.length,
@@ -299,7 +292,7 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
         canceledBeforeStart: await one(`SELECT count(*)::int AS n FROM jobs j WHERE status = 'canceled' AND NOT ${started}`),
         canceledAfterStart: await one(`SELECT count(*)::int AS n FROM jobs j WHERE status = 'canceled' AND ${started}`),
         retriedAttempts: await one(`SELECT coalesce(sum(attempt - 1), 0)::int AS n FROM jobs`),
-        ambiguousUnkeyedSubmits: ambiguousUnkeyed,
+        ambiguousUnkeyedSubmits: submits.ambiguousUnkeyed,
         invariants,
         durationMs: Date.now() - t0,
         drainMs,
