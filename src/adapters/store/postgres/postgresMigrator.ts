@@ -1,14 +1,6 @@
 import type pg from 'pg';
 import { UpshiftError } from '../../../core/errors.js';
-import {
-  ledgerState,
-  loadMigrations as loadStoreMigrations,
-  migrationsDir as storeMigrationsDir,
-  refuseTooNew,
-  type LedgerRow,
-  type Migration,
-  type SchemaState,
-} from '../storeMigrations.js';
+import { ledgerState, loadMigrations as loadStoreMigrations, migrationsDir as storeMigrationsDir, refuseTooNew, type LedgerRow, type Migration, type SchemaState } from '../storeMigrations.js';
 import { ident, type PgNames } from './postgresConnection.js';
 import { sqlState, toStoreError } from './postgresErrors.js';
 

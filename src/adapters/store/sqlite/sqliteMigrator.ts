@@ -1,14 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import { UpshiftError } from '../../../core/errors.js';
-import {
-  ledgerState,
-  loadMigrations as loadStoreMigrations,
-  migrationsDir as storeMigrationsDir,
-  refuseTooNew,
-  type LedgerRow,
-  type Migration,
-  type SchemaState,
-} from '../storeMigrations.js';
+import { ledgerState, loadMigrations as loadStoreMigrations, migrationsDir as storeMigrationsDir, refuseTooNew, type LedgerRow, type Migration, type SchemaState } from '../storeMigrations.js';
 import { toStoreError } from './sqliteErrors.js';
 
 export type { Migration, SchemaState } from '../storeMigrations.js';
