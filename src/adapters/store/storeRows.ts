@@ -100,6 +100,18 @@ export interface OutboxRowOf<J> {
   delivered_at: number | null;
 }
 
+/** A notifications row: one in-app notification in an org's inbox (payload `J`). */
+export interface NotificationRowOf<J> {
+  notification_id: string;
+  org_id: string;
+  job_id: string;
+  type: string;
+  channel: string;
+  payload: J;
+  created_at: number;
+  read_at: number | null;
+}
+
 export interface ApiKeyRow {
   key_id: string;
   org_id: string;

@@ -9,7 +9,7 @@ import {
   type WebhookEndpoint,
 } from '../../../core/notifications.js';
 import type { ClaimedEntry } from '../../../ports/deliveryStore.js';
-import type { OutboxRowOf } from '../storeRows.js';
+import type { NotificationRowOf, OutboxRowOf } from '../storeRows.js';
 
 export { toDelivery } from '../storeRows.js';
 
@@ -25,16 +25,7 @@ export type ClaimRow = Pick<
   'entry_id' | 'org_id' | 'job_id' | 'type' | 'channel' | 'kind' | 'endpoint_id' | 'payload' | 'occurred_at' | 'attempts' | 'first_attempt_at'
 > & { lease_token: string; url: string | null; secret: string | null; enabled: boolean | null };
 
-export interface NotificationRow {
-  notification_id: string;
-  org_id: string;
-  job_id: string;
-  type: string;
-  channel: string;
-  payload: Json;
-  created_at: number;
-  read_at: number | null;
-}
+export type NotificationRow = NotificationRowOf<Json>;
 
 export interface EndpointRow {
   endpoint_id: string;

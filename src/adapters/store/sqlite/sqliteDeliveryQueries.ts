@@ -1,5 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
-import type { OutboxRowOf } from '../storeRows.js';
+import type { NotificationRowOf, OutboxRowOf } from '../storeRows.js';
 
 // Statements of the notification outbox, inbox and webhook endpoints (0002_notifications.sql),
 // prepared once per connection beside the job statements. Values are always bound.
@@ -76,16 +76,7 @@ export type DueRow = Pick<
   'entry_id' | 'org_id' | 'job_id' | 'type' | 'channel' | 'kind' | 'endpoint_id' | 'payload' | 'occurred_at' | 'attempts' | 'first_attempt_at'
 > & { url: string | null; secret: string | null; enabled: number | null };
 
-export interface NotificationRow {
-  notification_id: string;
-  org_id: string;
-  job_id: string;
-  type: string;
-  channel: string;
-  payload: string;
-  created_at: number;
-  read_at: number | null;
-}
+export type NotificationRow = NotificationRowOf<string>;
 
 export interface EndpointRow {
   endpoint_id: string;
