@@ -135,8 +135,8 @@ export class NotificationDispatcher {
   /**
    * A webhook endpoint was created, changed or deleted — through this process's API, or by
    * another process (scale mode: the event feed relays the store's NOTIFY, main.ts): forget
-   * which orgs have endpoints, so terminal events wake the webhook loop again until its next
-   * round has read them anew. Without a signal (another process on an embedded store), the
+   * which event types the orgs' endpoints want, so terminal events wake the webhook loop again
+   * until its next round has read them anew. Without a signal (another process on an embedded store), the
    * round after `pollMs` reads them; until then that org's deliveries wait for the fallback poll.
    */
   endpointsChanged(): void {
