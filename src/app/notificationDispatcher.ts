@@ -59,8 +59,6 @@ const DEFAULT_IN_APP_LEASE_MS = 5_000;
  * outcome. It is also how long an attempt cut short by a crash waits before it is retried.
  */
 const webhookLeaseMs = (timeoutMs: number): number => 2 * timeoutMs + 1_000;
-/** A (org, notification type) pair as one Set key (org ids never contain a space). */
-const subscriptionKey = (orgId: string, type: NotificationType): string => `${orgId} ${type}`;
 
 /**
  * Delivers the notification outbox, off the request path: one loop claims `in_app` entries
@@ -83,10 +81,10 @@ export class NotificationDispatcher {
   private retryAt = Number.POSITIVE_INFINITY;
   private stopping = false;
   /**
-   * The (org, notification type) pairs enabled webhook endpoints subscribe to, as last read, as
-   * subscriptionKey()s (null: unknown, every terminal event wakes).
+   * The notification types enabled webhook endpoints subscribe to, by org, as last read (null:
+   * unknown, every terminal event wakes).
    */
-  private webhookSubscriptions: ReadonlySet<string> | null = null;
+  private webhookSubscriptions: ReadonlyMap<string, ReadonlySet<NotificationType>> | null = null;
   /** When webhookSubscriptions was last read (performance.now()); -Infinity forces a read. */
   private webhookSubscriptionsReadAt = Number.NEGATIVE_INFINITY;
   /** Bumped by endpointsChanged(): a read that started before it is not kept. */
@@ -112,7 +110,7 @@ export class NotificationDispatcher {
       for (const e of events) {
         if (!isTerminalEvent(e.type)) continue;
         terminal = true;
-        if (this.webhookSubscriptions === null || this.webhookSubscriptions.has(subscriptionKey(e.orgId, notificationTypeOf(e.status as TerminalStatus)))) {
+        if (this.webhookSubscriptions === null || this.webhookSubscriptions.get(e.orgId)?.has(notificationTypeOf(e.status as TerminalStatus))) {
           this.wakeWebhooksSoon();
           break;
         }
@@ -230,9 +228,15 @@ export class NotificationDispatcher {
     if (at - this.webhookSubscriptionsReadAt < this.o.pollMs) return;
     const generation = this.endpointsGeneration;
     this.webhookSubscriptionsReadAt = at;
-    let wanted: ReadonlySet<string> | null = null;
+    let wanted: Map<string, Set<NotificationType>> | null = null;
     try {
-      wanted = new Set((await this.o.store.webhookSubscriptions()).map((s) => subscriptionKey(s.orgId, s.type)));
+      const read = await this.o.store.webhookSubscriptions();
+      wanted = new Map();
+      for (const { orgId, type } of read) {
+        const types = wanted.get(orgId);
+        if (types) types.add(type);
+        else wanted.set(orgId, new Set([type]));
+      }
     } catch (e) {
       this.o.logger.warn({ err: coerceError(e) }, 'reading the webhook subscriptions failed; every terminal event wakes the webhook loop');
       this.webhookSubscriptionsReadAt = Number.NEGATIVE_INFINITY;

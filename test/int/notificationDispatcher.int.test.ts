@@ -28,7 +28,7 @@ function fakeSender(answer: (m: WebhookMessage, n: number) => WebhookSendResult 
   return { sender, calls };
 }
 
-async function setup(sender: WebhookSender, over: Partial<NotificationDispatcherOptions> = {}, opts: { start?: boolean } = {}) {
+async function setup(sender: WebhookSender, over: Partial<NotificationDispatcherOptions> = {}, opts: { start?: boolean; subscriptionsFail?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'upshift-dispatch-'));
   const store = createSqliteJobStore({ file: join(dir, 'db.sqlite') });
   await store.migrate();
@@ -41,6 +41,7 @@ async function setup(sender: WebhookSender, over: Partial<NotificationDispatcher
       claims[cmd.kind] = (claims[cmd.kind] ?? 0) + 1;
       return store.claimOutbox(cmd);
     },
+    webhookSubscriptions: () => (opts.subscriptionsFail ? Promise.reject(new Error('read failed')) : store.webhookSubscriptions()),
   });
   const dispatcher = new NotificationDispatcher({
     store: counted,
@@ -74,6 +75,13 @@ async function setup(sender: WebhookSender, over: Partial<NotificationDispatcher
     );
     return jobs.map((j) => j.jobId);
   };
+  /** 20 completed jobs of `orgId` in 5 bursts 25 ms apart: 5 commits with terminal events. */
+  const completeInBursts = async (orgId: OrgId): Promise<void> => {
+    for (let i = 0; i < 5; i++) {
+      await finish(orgId, 'completed', 4);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
   const endpoint = (eventTypes: NotificationType[] = ['async.job.completed', 'async.job.failed', 'async.job.canceled']) =>
     store.createWebhookEndpoint({ endpointId: newToken('whe_'), orgId: A, url: 'http://receiver.test/hook', description: null, eventTypes, secret: 'whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ=', now: Date.now() });
   return {
@@ -82,6 +90,7 @@ async function setup(sender: WebhookSender, over: Partial<NotificationDispatcher
     metrics,
     claims,
     finish,
+    completeInBursts,
     endpoint,
     async close() {
       await dispatcher.stop(1_000);
@@ -173,13 +182,7 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
     await until(() => claims.webhook === 1, 2_000); // the loop's first round at start
     // Org B has no endpoint: its terminal commits start no webhook claim round (before: one per
     // commit, coalesced to one per 15 ms), while its in-app entries are still delivered.
-    const quiet = async (): Promise<void> => {
-      for (let i = 0; i < 5; i++) {
-        await t.finish(B, 'completed', 4);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    };
-    await quiet();
+    await t.completeInBursts(B);
     await until(async () => (await t.store.listInbox(B, { unreadOnly: false, limit: 100 })).length === 20, 2_000);
     await new Promise((r) => setTimeout(r, 50));
     expect(claims.webhook).toBe(1);
@@ -192,7 +195,7 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
     expect(calls.map((c) => JSON.parse(c.body) as { data: { job_id: string } }).map((b) => b.data.job_id)).toEqual([jobId]);
     // With the endpoints read again (A only), org B stays quiet.
     const before = claims.webhook ?? 0;
-    await quiet();
+    await t.completeInBursts(B);
     await new Promise((r) => setTimeout(r, 50));
     expect(claims.webhook).toBe(before);
   });
@@ -208,10 +211,7 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
     await until(() => claims.webhook === 2, 2_000); // endpointsChanged() pokes: the round re-reads
     // Org A's endpoint wants failures only: its completions wrote no webhook entry and start no
     // claim round (before: one per commit, coalesced to one per 15 ms) ...
-    for (let i = 0; i < 5; i++) {
-      await t.finish(A, 'completed', 4);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await t.completeInBursts(A);
     await until(async () => (await t.store.listInbox(A, { unreadOnly: false, limit: 100 })).length === 20, 2_000);
     await new Promise((r) => setTimeout(r, 50));
     expect(claims.webhook).toBe(2);
@@ -219,6 +219,17 @@ describe('NotificationDispatcher (SQLite, fake receiver)', () => {
     const [jobId] = await t.finish(A, 'failed');
     await until(async () => (await t.store.listDeliveries(A, ep.endpointId, { limit: 10 }))[0]?.status === 'delivered', 2_000);
     expect(calls.map((c) => JSON.parse(c.body) as { type: string; data: { job_id: string } }).map((b) => [b.type, b.data.job_id])).toEqual([['async.job.failed', jobId]]);
+  });
+
+  it('when the subscriptions cannot be read, every terminal event wakes the webhook loop', async () => {
+    const { sender, calls } = fakeSender(() => ({ ok: true, statusCode: 200 }));
+    const t = await setup(sender, { pollMs: 60_000 }, { subscriptionsFail: true });
+    open.push(t);
+    await until(() => t.claims.webhook === 1, 2_000); // the loop's first round at start (its read failed)
+    const ep = await t.endpoint();
+    const [jobId] = await t.finish(A);
+    await until(async () => (await t.store.listDeliveries(A, ep.endpointId, { limit: 10 }))[0]?.status === 'delivered', 2_000);
+    expect(calls.map((c) => (JSON.parse(c.body) as { data: { job_id: string } }).data.job_id)).toEqual([jobId]);
   });
 
   it('an endpoint created by another process is read by the next poll round: its deliveries are late, not lost', async () => {
