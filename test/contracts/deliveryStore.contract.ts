@@ -26,6 +26,30 @@ export function deliveryStoreContract(name: string, factory: DeliveryStoreFactor
   });
 }
 
+/** A queued noop job of `orgId` submitted at `now`; `seq` keeps the ids of one millisecond distinct. */
+async function submitNoop(store: DeliveryTestStore, orgId: OrgId, now: number, seq: number): Promise<Job> {
+  const { job } = await store.submitJob({
+    jobId: newJobId(now + seq),
+    orgId,
+    analyzer: 'noop',
+    input: {},
+    priority: 0,
+    maxAttempts: 1,
+    idempotencyKey: null,
+    requestHash: null,
+    traceContext: null,
+    now,
+  });
+  return job;
+}
+
+/** A noop job submitted and claimed at `now`: the running job and its lease. */
+async function runningNoop(store: DeliveryTestStore, orgId: OrgId, now: number, seq: number, leaseMs: number): Promise<{ job: ClaimedJob; lease: LeaseRef }> {
+  const s = await submitNoop(store, orgId, now, seq);
+  const job = (await store.claimJobs({ orgId, limit: 100, workerId: 'w', now, leaseMs, analyzers: null })).find((j) => j.jobId === s.jobId)!;
+  return { job, lease: { orgId, jobId: job.jobId, attempt: job.attempt, leaseToken: job.leaseToken } };
+}
+
 function deliveryStoreOutboxContract(name: string, factory: () => Promise<{ store: DeliveryTestStore; cleanup: () => Promise<void> }>): void {
   describe(`DeliveryStore contract: ${name}`, () => {
     const T0 = Date.UTC(2026, 0, 1);
@@ -45,26 +69,8 @@ function deliveryStoreOutboxContract(name: string, factory: () => Promise<{ stor
     });
 
     let clockOffset = 0;
-    const submit = async (orgId: OrgId = A, now = T0): Promise<Job> =>
-      (
-        await store.submitJob({
-          jobId: newJobId(now + clockOffset++),
-          orgId,
-          analyzer: 'noop',
-          input: {},
-          priority: 0,
-          maxAttempts: 1,
-          idempotencyKey: null,
-          requestHash: null,
-          traceContext: null,
-          now,
-        })
-      ).job;
-    const running = async (orgId: OrgId = A, now = T0): Promise<{ job: ClaimedJob; lease: LeaseRef }> => {
-      const s = await submit(orgId, now);
-      const job = (await store.claimJobs({ orgId, limit: 100, workerId: 'w', now, leaseMs: LEASE, analyzers: null })).find((j) => j.jobId === s.jobId)!;
-      return { job, lease: { orgId, jobId: job.jobId, attempt: job.attempt, leaseToken: job.leaseToken } };
-    };
+    const submit = (orgId: OrgId = A, now = T0): Promise<Job> => submitNoop(store, orgId, now, clockOffset++);
+    const running = (orgId: OrgId = A, now = T0): Promise<{ job: ClaimedJob; lease: LeaseRef }> => runningNoop(store, orgId, now, clockOffset++, LEASE);
     const complete = async (orgId: OrgId = A, now = T0): Promise<Job> => {
       const { lease } = await running(orgId, now);
       return store.finishJob(lease, { status: 'completed', resultId: newResultId(Date.now()), payload: { ok: 1 } }, now);
@@ -334,26 +340,8 @@ function inlineInAppContract(name: string, factory: () => Promise<{ store: Deliv
       await cleanup();
     });
 
-    const submit = async (orgId: OrgId = A, now = T0): Promise<Job> =>
-      (
-        await store.submitJob({
-          jobId: newJobId(now + seq++),
-          orgId,
-          analyzer: 'noop',
-          input: {},
-          priority: 0,
-          maxAttempts: 1,
-          idempotencyKey: null,
-          requestHash: null,
-          traceContext: null,
-          now,
-        })
-      ).job;
-    const running = async (orgId: OrgId = A, now = T0): Promise<LeaseRef> => {
-      const s = await submit(orgId, now);
-      const job = (await store.claimJobs({ orgId, limit: 100, workerId: 'w', now, leaseMs: LEASE, analyzers: null })).find((j) => j.jobId === s.jobId)!;
-      return { orgId, jobId: job.jobId, attempt: job.attempt, leaseToken: job.leaseToken };
-    };
+    const submit = (orgId: OrgId = A, now = T0): Promise<Job> => submitNoop(store, orgId, now, seq++);
+    const running = async (orgId: OrgId = A, now = T0): Promise<LeaseRef> => (await runningNoop(store, orgId, now, seq++, LEASE)).lease;
     const notificationsOf = (orgId: OrgId, jobId: string) => store.listJobNotifications(orgId, jobId as Job['jobId'], 'in_app', 20);
 
     it('every terminal path commits its notification with the transition; nothing is left to claim', async () => {
