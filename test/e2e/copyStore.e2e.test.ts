@@ -95,15 +95,22 @@ describe.skipIf(!pgUrl)('copy-store: SQLite → PostgreSQL', () => {
       await writer;
       await live.close();
     }
-    // Writes have stopped: the catch-up pass re-copies what changed since.
+    // Writes have stopped. A queued job (no worker runs it) that the next pass copies as it is.
+    const quietApp = () => openApp(`sqlite:${file}`, { UPSHIFT_WORKER_ENABLED: 'false', UPSHIFT_NOTIFICATIONS_ENABLED: 'false' });
+    let quiet = await quietApp();
+    const { job: parked } = await quiet.service.submit(asOrgId('acme'), { analyzer: 'sleep', input: { ms: 1 } }).finally(() => quiet.close());
+    // The catch-up pass re-copies what changed since.
     const catchUp = await cli([...copyArgs, '--output-json', join(dir, 'catchup.json')]);
     expect(catchUp.code, catchUp.stderr).toBe(0);
     const c = JSON.parse(readFileSync(join(dir, 'catchup.json'), 'utf8')) as CopyReport;
     expect(c.completed).toBe(true);
+    expect(c.orgs['acme']?.copied['jobs'] ?? 0).toBeGreaterThanOrEqual(1);
     // How much the trickle changed behind the copies depends on the machine's pace (it can be
-    // nothing); a change to rows the copies have written, made while nothing else writes, does not.
-    const quiet = await openApp(`sqlite:${file}`, { UPSHIFT_WORKER_ENABLED: 'false', UPSHIFT_NOTIFICATIONS_ENABLED: 'false' });
+    // nothing); changes to rows the copies have written, made while nothing else writes, do not:
+    // the parked job is canceled (job row + event), 7 inbox entries are marked read.
+    quiet = await quietApp();
     try {
+      expect((await quiet.service.cancel(asOrgId('acme'), parked.jobId)).changed).toBe(true);
       const unread = await quiet.notifications.inbox(asOrgId('acme'), { unreadOnly: true, limit: 7 });
       expect(unread.items).toHaveLength(7);
       for (const n of unread.items) await quiet.notifications.markRead(asOrgId('acme'), n.notificationId);
@@ -114,8 +121,10 @@ describe.skipIf(!pgUrl)('copy-store: SQLite → PostgreSQL', () => {
     expect(again.code, again.stderr).toBe(0);
     const c2 = JSON.parse(readFileSync(join(dir, 'catchup2.json'), 'utf8')) as CopyReport;
     expect(c2.completed).toBe(true);
-    expect(c2.orgs['acme']).toMatchObject({ copied: {}, caughtUp: { notifications: 7 } });
     expect(sum(c2, 'copied')).toBe(0);
+    // Exactly those: the job row, its job.canceled event, its two outbox entries (in-app, and
+    // the webhook of acme's endpoint for failures and cancels), the 7 inbox rows — no other org.
+    expect(c2.orgs).toEqual({ acme: { copied: {}, caughtUp: { jobs: 1, job_events: 1, notification_outbox: 2, notifications: 7 }, removed: {}, toCopy: {} } });
 
     const verify = await cli([...copyArgs, '--verify', '--output-json', join(dir, 'verify.json')]);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
