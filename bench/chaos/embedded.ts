@@ -239,6 +239,55 @@ export async function submitPlanned(call: ApiCall, p: Planned, log: SubmitLog): 
   return first.body.job_id;
 }
 
+/** Jobs picked for a cancel while running, watched in the store (see watchRunningCancels). */
+export interface RunningCancels {
+  /** Adds a submitted job to cancel once the store shows it running. */
+  add(jobId: string, p: Planned): void;
+  /** Cancels sent so far. */
+  sent(): number;
+  /** Stops watching and waits for the cancels in flight. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Cancels of running jobs: every 50 ms reads the candidates' status from the store (read-only;
+ * `read` returns [] when the store cannot answer right now) and sends each one's cancel through
+ * the API as soon as it is `running`; a candidate that ended first is dropped.
+ */
+export function watchRunningCancels(read: (jobIds: string[]) => Promise<{ job_id: string; status: string }[]>, call: ApiCall): RunningCancels {
+  const candidates = new Map<string, Planned>();
+  const inFlight = new Set<Promise<unknown>>();
+  let sent = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const rows = candidates.size === 0 ? [] : await read([...candidates.keys()]);
+      for (const row of rows) {
+        const p = candidates.get(row.job_id);
+        if (!p) continue;
+        if (row.status === 'running') {
+          candidates.delete(row.job_id);
+          sent++;
+          const cancel: Promise<unknown> = call('POST', `/analyze/jobs/${row.job_id}/cancel`, p.org)
+            .catch(() => undefined)
+            .finally(() => inFlight.delete(cancel));
+          inFlight.add(cancel);
+        } else if ((TERMINAL as readonly string[]).includes(row.status)) candidates.delete(row.job_id);
+      }
+      await sleep(50);
+    }
+  })();
+  return {
+    add: (jobId, p) => void candidates.set(jobId, p),
+    sent: () => sent,
+    stop: async () => {
+      stopped = true;
+      await loop;
+      await Promise.all([...inFlight]);
+    },
+  };
+}
+
 /** Runs one chaos run; throws only when the run itself cannot proceed (timeout, server won't start). */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const o = {
@@ -314,8 +363,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // ---- submitters ----
     const submits = newSubmitLog();
     let cancelsBefore = 0;
-    let cancelsRunning = 0;
-    const runningCandidates = new Map<string, Planned>();
 
     async function submitOne(p: Planned): Promise<void> {
       const jobId = await submitPlanned(call, p, submits);
@@ -323,7 +370,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         cancelsBefore++;
         await call('POST', `/analyze/jobs/${jobId}/cancel`, p.org);
       } else if (p.cancel === 'while-running') {
-        runningCandidates.set(jobId, p);
+        runningCancels.add(jobId, p);
       }
     }
 
@@ -344,34 +391,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     );
 
     // ---- cancels of running jobs: watch the candidates in the store, cancel once running ----
-    let stopWatch = false;
-    const watcher = (async () => {
-      while (!stopWatch) {
-        const batch = [...runningCandidates.keys()];
-        if (batch.length > 0) {
-          let rows: { job_id: string; status: string }[] = [];
-          try {
-            rows = db()
-              .prepare(`SELECT job_id, status FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))`)
-              .all(JSON.stringify(batch)) as { job_id: string; status: string }[];
-          } catch {
-            // SQLITE_BUSY while a restarted server recovers the WAL: next round.
-          }
-          for (const row of rows) {
-            const p = runningCandidates.get(row.job_id);
-            if (!p) continue;
-            if (row.status === 'running') {
-              runningCandidates.delete(row.job_id);
-              cancelsRunning++;
-              void call('POST', `/analyze/jobs/${row.job_id}/cancel`, p.org).catch(() => undefined);
-            } else if ((TERMINAL as readonly string[]).includes(row.status)) {
-              runningCandidates.delete(row.job_id);
-            }
-          }
-        }
-        await sleep(50);
+    const runningCancels = watchRunningCancels(async (ids) => {
+      try {
+        return db()
+          .prepare(`SELECT job_id, status FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))`)
+          .all(JSON.stringify(ids)) as { job_id: string; status: string }[];
+      } catch {
+        return []; // SQLITE_BUSY while a restarted server recovers the WAL: next round
       }
-    })();
+    }, call);
 
     // ---- progress: 0..1 over submission (40 %) and completion (60 %) ----
     const counts = (): { total: number; terminal: number; byStatus: Record<string, number> } => {
@@ -434,8 +462,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await sleep(50);
     }
     await submitting;
-    stopWatch = true;
-    await watcher;
+    await runningCancels.stop();
     const processingMs = Date.now() - tProcessing;
 
     // ---- the dispatcher drains: one in-app notification per terminal job ----
@@ -564,7 +591,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         byStatus,
         keyedSubmits: keyed.length,
         cancelsBeforeStartRequested: cancelsBefore,
-        cancelsWhileRunningRequested: cancelsRunning,
+        cancelsWhileRunningRequested: runningCancels.sent(),
         canceledBeforeStart: one(`SELECT count(*) AS n FROM jobs j WHERE status = 'canceled' AND NOT EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')`),
         canceledAfterStart: one(`SELECT count(*) AS n FROM jobs j WHERE status = 'canceled' AND EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')`),
         retriedAttempts: one(`SELECT ifnull(sum(attempt - 1), 0) AS n FROM jobs`),

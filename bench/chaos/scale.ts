@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { apiTry, freePort, plan, repoRoot, rng, sleep, SLOW_ORG, SLOW_ORG_MAX_RUNNING, newSubmitLog, submitPlanned, TERMINAL, type ApiAnswer, type Planned, type Violation } from './embedded.js';
+import { apiTry, freePort, plan, repoRoot, rng, sleep, SLOW_ORG, SLOW_ORG_MAX_RUNNING, newSubmitLog, submitPlanned, TERMINAL, watchRunningCancels, type ApiAnswer, type Planned, type Violation } from './embedded.js';
 import { checkPgInvariants, MISSING_IN_APP_SQL } from './pgInvariants.js';
 import { startPrivatePostgres, startPrivateRedis } from './privateServices.js';
 
@@ -41,6 +41,8 @@ export interface ScaleChaosReport {
   readonly byStatus: Record<string, number>;
   readonly keyedSubmits: number;
   readonly cancelsRequested: number;
+  /** Of those, sent once the store showed the job running. */
+  readonly cancelsOfRunning: number;
   readonly canceledBeforeStart: number;
   readonly canceledAfterStart: number;
   readonly retriedAttempts: number;
@@ -168,13 +170,24 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
     let cancels = 0;
     async function submitOne(p: Planned): Promise<void> {
       const jobId = await submitPlanned(call, p, submits);
-      if (p.cancel !== 'none') {
-        // Right away (mostly before start) or after a while (mostly running): through another API process.
-        if (p.cancel === 'while-running') await sleep(100 + Math.floor(Math.random() * 300));
+      if (p.cancel === 'before-start') {
+        // Right away, through any API process (mostly before the job starts).
         cancels++;
         await call('POST', `/analyze/jobs/${jobId}/cancel`, p.org);
-      }
+      } else if (p.cancel === 'while-running') runningCancels.add(jobId, p);
     }
+    // Cancels of running jobs, through a random API process while a worker of another process
+    // runs the job: a fixed delay after the submit mostly hit jobs still queued behind the
+    // backlog, so the candidates are watched in the store and canceled once running.
+    const runningCancels = watchRunningCancels(
+      (ids) =>
+        pool.query<{ job_id: string; status: string }>(`SELECT job_id, status FROM jobs WHERE job_id = ANY($1::text[])`, [ids]).then(
+          (r) => r.rows,
+          () => [], // PostgreSQL is down (the outage): next round
+        ),
+      call,
+    );
+
     let next = 0;
     let submitError: unknown;
     let submitDone = false;
@@ -250,6 +263,8 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
       await sleep(50);
     }
 
+    await runningCancels.stop();
+
     const tDrain = Date.now();
     for (;;) {
       const missing = await pool.query<{ n: number }>(MISSING_IN_APP_SQL).then((r) => r.rows[0]?.n ?? 0, () => -1);
@@ -288,7 +303,8 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
         jobsInStore: await one(`SELECT count(*)::int AS n FROM jobs`),
         byStatus,
         keyedSubmits: keyed.length,
-        cancelsRequested: cancels,
+        cancelsRequested: cancels + runningCancels.sent(),
+        cancelsOfRunning: runningCancels.sent(),
         canceledBeforeStart: await one(`SELECT count(*)::int AS n FROM jobs j WHERE status = 'canceled' AND NOT ${started}`),
         canceledAfterStart: await one(`SELECT count(*)::int AS n FROM jobs j WHERE status = 'canceled' AND ${started}`),
         retriedAttempts: await one(`SELECT coalesce(sum(attempt - 1), 0)::int AS n FROM jobs`),
@@ -320,7 +336,7 @@ export function formatScaleReport(r: ScaleChaosReport): string {
     ['jobs in store', `${r.jobsInStore} (${r.ambiguousUnkeyedSubmits} unkeyed submits retried)`],
     ...TERMINAL.map((s): [string, string] => [`  ${s}`, String(r.byStatus[s] ?? 0)]),
     ['keyed submits (each resubmitted once)', String(r.keyedSubmits)],
-    ['cancels requested / canceled before start / after start', `${r.cancelsRequested} / ${r.canceledBeforeStart} / ${r.canceledAfterStart}`],
+    ['cancels requested (of running jobs) / canceled before start / after start', `${r.cancelsRequested} (${r.cancelsOfRunning}) / ${r.canceledBeforeStart} / ${r.canceledAfterStart}`],
     ['extra attempts (retries + lease recoveries)', String(r.retriedAttempts)],
     ...r.invariants.map((v): [string, string] => [`invariant: ${v.name}`, v.count === 0 ? '0 violations' : `${v.count} VIOLATIONS e.g. ${v.examples.join('; ')}`]),
     ['duration', `${(r.durationMs / 1000).toFixed(1)} s (notification drain ${(r.drainMs / 1000).toFixed(1)} s)`],
