@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type BetterSqlite3 from 'better-sqlite3';
 import { loadSqliteDriver } from '../../src/adapters/store/sqlite/sqliteDriver.js';
+import { percentile } from '../harness.js';
 
 /**
  * Embedded-mode chaos run (issue 5, item 6; docs/chaos.md): `sleep` jobs with partials over
@@ -58,6 +59,8 @@ export interface ChaosReport {
   readonly keyedSubmits: number;
   readonly cancelsBeforeStartRequested: number;
   readonly cancelsWhileRunningRequested: number;
+  /** Those cancels, request sent → job.canceled committed (kills included: a cancel whose worker died waits for the recovery). */
+  readonly runningCancelLatency: CancelLatency | null;
   readonly canceledBeforeStart: number;
   readonly canceledAfterStart: number;
   readonly retriedAttempts: number;
@@ -245,6 +248,8 @@ export interface RunningCancels {
   add(jobId: string, p: Planned): void;
   /** Cancels sent so far. */
   sent(): number;
+  /** When each cancel was sent (epoch ms), by job id. */
+  readonly sentAt: ReadonlyMap<string, number>;
   /** Stops watching and waits for the cancels in flight. */
   stop(): Promise<void>;
 }
@@ -257,7 +262,7 @@ export interface RunningCancels {
 export function watchRunningCancels(read: (jobIds: string[]) => Promise<{ job_id: string; status: string }[]>, call: ApiCall): RunningCancels {
   const candidates = new Map<string, Planned>();
   const inFlight = new Set<Promise<unknown>>();
-  let sent = 0;
+  const sentAt = new Map<string, number>();
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
@@ -267,7 +272,7 @@ export function watchRunningCancels(read: (jobIds: string[]) => Promise<{ job_id
         if (!p) continue;
         if (row.status === 'running') {
           candidates.delete(row.job_id);
-          sent++;
+          sentAt.set(row.job_id, Date.now());
           const cancel: Promise<unknown> = call('POST', `/analyze/jobs/${row.job_id}/cancel`, p.org)
             .catch(() => undefined)
             .finally(() => inFlight.delete(cancel));
@@ -279,7 +284,8 @@ export function watchRunningCancels(read: (jobIds: string[]) => Promise<{ job_id
   })();
   return {
     add: (jobId, p) => void candidates.set(jobId, p),
-    sent: () => sent,
+    sent: () => sentAt.size,
+    sentAt,
     stop: async () => {
       stopped = true;
       await loop;
@@ -287,6 +293,22 @@ export function watchRunningCancels(read: (jobIds: string[]) => Promise<{ job_id
     },
   };
 }
+
+/** Cancel of a running job sent → its `job.canceled` event (its occurred_at), for the jobs that have one. */
+export interface CancelLatency {
+  readonly n: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+export function cancelLatency(sentAt: ReadonlyMap<string, number>, canceledAt: readonly { job_id: string; at: number }[]): CancelLatency | null {
+  const ms = canceledAt.flatMap((r) => (sentAt.has(r.job_id) ? [Math.max(0, r.at - (sentAt.get(r.job_id) as number))] : [])).sort((a, b) => a - b);
+  if (ms.length === 0) return null;
+  return { n: ms.length, p50: percentile(ms, 50), p99: percentile(ms, 99), max: ms.at(-1) as number };
+}
+
+export const formatCancelLatency = (l: CancelLatency | null): string => (l === null ? 'none canceled after the request' : `n = ${l.n}: p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms`);
 
 /** Runs one chaos run; throws only when the run itself cannot proceed (timeout, server won't start). */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
@@ -592,6 +614,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         keyedSubmits: keyed.length,
         cancelsBeforeStartRequested: cancelsBefore,
         cancelsWhileRunningRequested: runningCancels.sent(),
+        runningCancelLatency: cancelLatency(
+          runningCancels.sentAt,
+          ro
+            .prepare(`SELECT job_id, occurred_at AS at FROM job_events WHERE type = 'job.canceled' AND job_id IN (SELECT value FROM json_each(?))`)
+            .all(JSON.stringify([...runningCancels.sentAt.keys()])) as { job_id: string; at: number }[],
+        ),
         canceledBeforeStart: one(`SELECT count(*) AS n FROM jobs j WHERE status = 'canceled' AND NOT EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')`),
         canceledAfterStart: one(`SELECT count(*) AS n FROM jobs j WHERE status = 'canceled' AND EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.type = 'job.started')`),
         retriedAttempts: one(`SELECT ifnull(sum(attempt - 1), 0) AS n FROM jobs`),
@@ -627,6 +655,7 @@ export function formatReport(r: ChaosReport): string {
     ['keyed submits (each resubmitted once)', String(r.keyedSubmits)],
     ['cancels requested: before start / while running', `${r.cancelsBeforeStartRequested} / ${r.cancelsWhileRunningRequested}`],
     ['canceled: before start / after start', `${r.canceledBeforeStart} / ${r.canceledAfterStart}`],
+    ['cancel of a running job → job.canceled committed', formatCancelLatency(r.runningCancelLatency)],
     ['extra attempts (retries + lease recoveries)', String(r.retriedAttempts)],
     ...r.invariants.map((v): [string, string] => [`invariant: ${v.name}`, v.count === 0 ? '0 violations' : `${v.count} VIOLATIONS e.g. ${v.examples.join('; ')}`]),
     ['duration', `${(r.durationMs / 1000).toFixed(1)} s (processing ${(r.processingMs / 1000).toFixed(1)} s, notification drain ${(r.drainMs / 1000).toFixed(1)} s)`],

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { apiTry, freePort, plan, repoRoot, rng, sleep, SLOW_ORG, SLOW_ORG_MAX_RUNNING, newSubmitLog, submitPlanned, TERMINAL, watchRunningCancels, type ApiAnswer, type Planned, type Violation } from './embedded.js';
+import { apiTry, freePort, plan, repoRoot, rng, sleep, SLOW_ORG, SLOW_ORG_MAX_RUNNING, newSubmitLog, submitPlanned, TERMINAL, watchRunningCancels, cancelLatency, formatCancelLatency, type ApiAnswer, type CancelLatency, type Planned, type Violation } from './embedded.js';
 import { checkPgInvariants, MISSING_IN_APP_SQL } from './pgInvariants.js';
 import { startPrivatePostgres, startPrivateRedis } from './privateServices.js';
 
@@ -43,6 +43,8 @@ export interface ScaleChaosReport {
   readonly cancelsRequested: number;
   /** Of those, sent once the store showed the job running. */
   readonly cancelsOfRunning: number;
+  /** Those cancels, request sent → job.canceled committed (kills and outages included). */
+  readonly runningCancelLatency: CancelLatency | null;
   readonly canceledBeforeStart: number;
   readonly canceledAfterStart: number;
   readonly retriedAttempts: number;
@@ -305,6 +307,14 @@ export async function runScaleChaos(options: ScaleChaosOptions): Promise<ScaleCh
         keyedSubmits: keyed.length,
         cancelsRequested: cancels + runningCancels.sent(),
         cancelsOfRunning: runningCancels.sent(),
+        runningCancelLatency: cancelLatency(
+          runningCancels.sentAt,
+          (
+            await c.query<{ job_id: string; at: number }>(`SELECT job_id, occurred_at::float8 AS at FROM job_events WHERE type = 'job.canceled' AND job_id = ANY($1::text[])`, [
+              [...runningCancels.sentAt.keys()],
+            ])
+          ).rows,
+        ),
         canceledBeforeStart: await one(`SELECT count(*)::int AS n FROM jobs j WHERE status = 'canceled' AND NOT ${started}`),
         canceledAfterStart: await one(`SELECT count(*)::int AS n FROM jobs j WHERE status = 'canceled' AND ${started}`),
         retriedAttempts: await one(`SELECT coalesce(sum(attempt - 1), 0)::int AS n FROM jobs`),
@@ -337,6 +347,7 @@ export function formatScaleReport(r: ScaleChaosReport): string {
     ...TERMINAL.map((s): [string, string] => [`  ${s}`, String(r.byStatus[s] ?? 0)]),
     ['keyed submits (each resubmitted once)', String(r.keyedSubmits)],
     ['cancels requested (of running jobs) / canceled before start / after start', `${r.cancelsRequested} (${r.cancelsOfRunning}) / ${r.canceledBeforeStart} / ${r.canceledAfterStart}`],
+    ['cancel of a running job → job.canceled committed', formatCancelLatency(r.runningCancelLatency)],
     ['extra attempts (retries + lease recoveries)', String(r.retriedAttempts)],
     ...r.invariants.map((v): [string, string] => [`invariant: ${v.name}`, v.count === 0 ? '0 violations' : `${v.count} VIOLATIONS e.g. ${v.examples.join('; ')}`]),
     ['duration', `${(r.durationMs / 1000).toFixed(1)} s (notification drain ${(r.drainMs / 1000).toFixed(1)} s)`],
