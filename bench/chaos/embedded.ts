@@ -279,7 +279,8 @@ export function watchRunningCancels(read: (jobIds: string[]) => Promise<{ job_id
           inFlight.add(cancel);
         } else if ((TERMINAL as readonly string[]).includes(row.status)) candidates.delete(row.job_id);
       }
-      await sleep(50);
+      // Unref'd: a run that fails before stop() is not kept alive by its watcher.
+      await new Promise((r) => setTimeout(r, 50).unref());
     }
   })();
   return {
