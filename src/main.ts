@@ -274,8 +274,9 @@ export async function createUpshift(opts: UpshiftOptions): Promise<Upshift> {
         logger: logger.child({ component: 'worker' }),
         workerId: `wrk_${process.pid}_${randomBytes(4).toString('hex')}`,
         concurrency: w.concurrency,
-        // BullMQ dispatch claims one job per BullMQ job and waits for it: nothing to hold.
-        prefetch: dispatch ? 0 : w.prefetch,
+        // Both dispatch modes: held jobs are claimed ones (running, leased) waiting for a slot.
+        // With BullMQ dispatch they also let an acknowledgement fetch the next BullMQ job.
+        prefetch: w.prefetch,
         leaseMs: w.leaseMs,
         heartbeatMs: w.heartbeatMs,
         pollMs: w.pollMs,

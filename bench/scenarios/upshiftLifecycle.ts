@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
@@ -31,6 +31,26 @@ const config = loadConfig({}, {
   ...(process.env.UPSHIFT_WORKER_PREFETCH !== undefined && { UPSHIFT_WORKER_PREFETCH: process.env.UPSHIFT_WORKER_PREFETCH }),
 });
 const up = await createUpshift({ config, http: false });
+
+/**
+ * BENCH_THREADS=1: CPU time (ms, user + system) per thread of this process, by thread id, from
+ * /proc (Linux only) — how the work splits between the event loop (its tid is the pid) and the
+ * SQLite writer thread.
+ */
+function threadCpuMs(): Map<string, number> {
+  const byTid = new Map<string, number>();
+  const tick = 10; // USER_HZ = 100 on Linux
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byTid.set(tid === String(process.pid) ? 'main' : `tid ${tid}`, (Number(fields[11]) + Number(fields[12])) * tick);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return byTid;
+}
 const emit = (metric: string, value: number, unit: string, extra?: Record<string, number | string>) =>
   process.stdout.write(JSON.stringify({ system: 'upshift-embedded', metric, value, unit, extra }) + '\n');
 
@@ -48,6 +68,7 @@ if (mode === 'enqueue') {
   up.feed.subscribe((events) => {
     for (const e of events) if (e.type === 'job.completed' && ++done === n) resolveDone();
   });
+  const threads0 = process.env.BENCH_THREADS === '1' ? threadCpuMs() : null;
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   await up.start();
@@ -55,7 +76,14 @@ if (mode === 'enqueue') {
   const seconds = (performance.now() - t0) / 1000;
   // CPU per job (user + system, this process) is far less sensitive to a busy machine than jobs/s.
   const cpu = process.cpuUsage(cpu0);
-  emit(`process noop c=${b} (N=${n})`, n / seconds, 'jobs/s', { cpu_us_per_job: Math.round((cpu.user + cpu.system) / n) });
+  const extra: Record<string, number> = { cpu_us_per_job: Math.round((cpu.user + cpu.system) / n) };
+  if (threads0 !== null) {
+    for (const [name, ms] of threadCpuMs()) {
+      const us = Math.round(((ms - (threads0.get(name) ?? 0)) * 1000) / n);
+      if (us > 1) extra[`cpu_us_per_job[${name}]`] = us;
+    }
+  }
+  emit(`process noop c=${b} (N=${n})`, n / seconds, 'jobs/s', extra);
 } else {
   const rate = Number(a);
   const seconds = Number(b);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatchJobId } from '../../src/adapters/dispatch/bullmq/bullmqOutboxRelay.js';
 import { loadConfig } from '../../src/config/config.js';
 import { defineAnalyzer, RetryAfterError } from '../../src/core/analyzer.js';
-import { asOrgId, newJobId, newResultId } from '../../src/core/ids.js';
+import { asOrgId, newJobId, newResultId, type JobId } from '../../src/core/ids.js';
 import { PostgresDispatchStore } from '../../src/adapters/dispatch/bullmq/postgresDispatchStore.js';
 import { createPostgresJobStore } from '../../src/adapters/store/postgres/postgresJobStore.js';
 import type { Job } from '../../src/core/job.js';
@@ -144,6 +144,104 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch (outbox relay, claims by i
       return j?.status === 'canceled' && j;
     }, 5_000);
     expect(after.status).toBe('canceled');
+  });
+});
+
+/**
+ * Prefetch under BullMQ dispatch: a worker holds claimed jobs beyond its concurrency (as with
+ * store dispatch), and while it has room an acknowledgement fetches the next BullMQ job in the
+ * same script. Nothing is lost, nothing runs twice, no BullMQ job stays active.
+ */
+describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch with prefetch (held jobs, fetch on acknowledge)', () => {
+  const schema = testSchemaName();
+  const env = (worker: boolean, extra: Record<string, string> = {}): ReturnType<typeof loadConfig> =>
+    loadConfig({
+      UPSHIFT_DATABASE_URL: pgUrl!,
+      UPSHIFT_DATABASE_SCHEMA: schema,
+      UPSHIFT_REDIS_URL: redisUrl!,
+      UPSHIFT_DISPATCH_MODE: 'bullmq',
+      UPSHIFT_WORKER_ENABLED: String(worker),
+      UPSHIFT_NOTIFICATIONS_ENABLED: 'false',
+      UPSHIFT_LOG_LEVEL: 'silent',
+      ...extra,
+    });
+  let api: Upshift;
+  let worker: Upshift | null = null;
+  let db: pg.Client;
+  const org = asOrgId('acme');
+
+  beforeAll(async () => {
+    api = await createUpshift({ config: env(false), http: false, logger: log });
+    await api.start();
+    db = new pg.Client({ connectionString: pgUrl! });
+    await db.connect();
+  });
+  afterAll(async () => {
+    await worker?.close();
+    await api?.close();
+    await db?.end();
+    await removeQueueAndSchema(schema);
+  });
+
+  it('holds claimed jobs beyond the concurrency, and a cancel ends a held job without running it', async () => {
+    worker = await createUpshift({ config: env(true, { UPSHIFT_WORKER_CONCURRENCY: '1', UPSHIFT_WORKER_PREFETCH: '2' }), http: false, logger: log });
+    await worker.start();
+    const ids: JobId[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await api.service.submit(org, { analyzer: 'sleep', input: { ms: 30_000 } })).job.jobId);
+    // One runs, two are claimed into the prefetch room, the fourth stays in BullMQ (waiting, or
+    // delayed if a fetch raced the last free slot and put it back).
+    await until('one running and two held', async () => worker!.worker!.inFlight === 1 && worker!.worker!.heldJobs === 2);
+    const q = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl! }, prefix: 'upshift' });
+    try {
+      const counts = await until('the fourth to rest in BullMQ', async () => {
+        const c = await q.getJobCounts('active', 'waiting', 'delayed');
+        return c.active === 0 && (c.waiting ?? 0) + (c.delayed ?? 0) === 1 && c;
+      }, 5_000);
+      expect(counts).toBeTruthy();
+    } finally {
+      await q.close();
+    }
+    const running = await db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM "${schema}".jobs WHERE status = 'running'`);
+    expect(Number(running.rows[0]!.n)).toBe(3);
+    expect(worker.worker!.heldJobs).toBe(2);
+    for (const id of ids) await api.service.cancel(org, id);
+    await until('all four canceled', async () => (await db.query(`SELECT 1 FROM "${schema}".jobs WHERE status <> 'canceled'`)).rowCount === 0);
+    // Held jobs never started their analyzer: one job.canceled each, after job.started (the claim).
+    const canceled = await db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM "${schema}".job_events WHERE type = 'job.canceled'`);
+    expect(Number(canceled.rows[0]!.n)).toBe(4);
+    await worker.close();
+    worker = null;
+  });
+
+  it('a backlog runs through held jobs and fetch-on-acknowledge: every job once, no BullMQ job left behind', async () => {
+    // Jobs of a few milliseconds: the four slots stay busy, so claims land in the prefetch room.
+    const n = 300;
+    for (let i = 0; i < n; i++) await api.service.submit(org, { analyzer: 'sleep', input: { ms: 3 } });
+    worker = await createUpshift({ config: env(true, { UPSHIFT_WORKER_CONCURRENCY: '4', UPSHIFT_WORKER_PREFETCH: '16' }), http: false, logger: log });
+    let maxHeld = 0;
+    const sample = setInterval(() => (maxHeld = Math.max(maxHeld, worker?.worker?.heldJobs ?? 0)), 1);
+    await worker.start();
+    try {
+      await until(`${n} jobs to complete`, async () => (await db.query(`SELECT 1 FROM "${schema}".jobs WHERE status = 'completed'`)).rowCount === n, 30_000);
+    } finally {
+      clearInterval(sample);
+    }
+    expect(maxHeld).toBeGreaterThan(0);
+    const perJob = await db.query(
+      `SELECT job_id FROM "${schema}".job_events WHERE job_id IN (SELECT job_id FROM "${schema}".jobs WHERE status = 'completed')
+       GROUP BY job_id HAVING COUNT(*) FILTER (WHERE type = 'job.started') <> 1 OR COUNT(*) FILTER (WHERE type = 'job.completed') <> 1 OR MAX(event_seq) <> COUNT(*)`,
+    );
+    expect(perJob.rows).toEqual([]);
+    const q = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl! }, prefix: 'upshift' });
+    try {
+      const counts = await until('the BullMQ queue to be empty', async () => {
+        const c = await q.getJobCounts('active', 'waiting', 'delayed', 'prioritized');
+        return Object.values(c).every((v) => v === 0) && c;
+      });
+      expect(counts).toEqual({ active: 0, waiting: 0, delayed: 0, prioritized: 0 });
+    } finally {
+      await q.close();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Worker, type Job as BullJob } from 'bullmq';
+import { Worker, type Job as BullJob, type JobJson } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { UpshiftError, coerceError } from '../../../core/errors.js';
 import { asJobId, asOrgId } from '../../../core/ids.js';
@@ -39,7 +39,10 @@ const MIN_FETCH = 2;
  * lease in PostgreSQL is what keeps it, not the BullMQ job. If the job is not claimable any
  * more (claimed elsewhere, canceled, finished) the BullMQ job is acknowledged and dropped; if
  * it is not due yet, its row is locked by another writer, or its analyzer has no free slot
- * here, it is put back as delayed.
+ * here, it is put back as delayed. While a slot is free the acknowledgement also fetches the
+ * next waiting job (BullMQ's moveToFinished takes it in the same script, as BullMQ's own
+ * processor loop does): under a backlog a job costs one script run for its fetch and
+ * acknowledgement together instead of two.
  *
  * Why not BullMQ's processor loop: it fetches one job per Redis round trip, and a processor
  * that holds its job while the attempt runs keeps BullMQ's slot busy until the outcome is
@@ -54,7 +57,7 @@ const MIN_FETCH = 2;
  */
 export class BullmqDispatcher implements Dispatcher {
   readonly kind = 'bullmq';
-  private worker: Worker<DispatchJobData> | null = null;
+  private worker: DispatchWorker | null = null;
   private sink: DispatchSink | null = null;
   private loop: Promise<void> | null = null;
   private stopping = false;
@@ -73,7 +76,7 @@ export class BullmqDispatcher implements Dispatcher {
     if (this.worker) return;
     this.sink = sink;
     // No processor: jobs are fetched by fetchLoop (autorun off), so BullMQ runs no loop of its own.
-    this.worker = new Worker<DispatchJobData>(this.o.queueName, null, {
+    this.worker = new DispatchWorker(this.o.queueName, null, {
       connection: this.o.connection,
       prefix: this.o.prefix,
       autorun: false,
@@ -125,7 +128,7 @@ export class BullmqDispatcher implements Dispatcher {
     return Math.max(0, Math.min(slots, this.o.concurrency) - this.claiming);
   }
 
-  private async fetchLoop(worker: Worker<DispatchJobData>, sink: DispatchSink): Promise<void> {
+  private async fetchLoop(worker: DispatchWorker, sink: DispatchSink): Promise<void> {
     // One blocking fetch at a time (BullMQ wakes it when a job is added; it returns at once
     // while jobs wait); after a round that came back full, non-blocking fetches sent back to
     // back: twice as many as it brought (at least MIN_FETCH, at most the free slots), so a
@@ -148,6 +151,9 @@ export class BullmqDispatcher implements Dispatcher {
       }
       const n: number = blocking ? 1 : Math.min(free, batch);
       let jobs: Array<{ job: BullJob<DispatchJobData>; token: string }>;
+      // Fetches in flight hold their slots, so acknowledgements fetching meanwhile (ack) do not
+      // take the same free slots twice.
+      this.claiming += n;
       try {
         if (n > 1) this.corkRedis();
         const fetched = await Promise.all(
@@ -164,6 +170,8 @@ export class BullmqDispatcher implements Dispatcher {
         if (failures++ % 20 === 0) this.o.logger.warn({ err: coerceError(e) }, 'BullMQ fetch failed (Redis unavailable?); retrying');
         await new Promise((r) => setTimeout(r, Math.min(1_000, FETCH_RETRY_MS * 2 ** Math.min(failures, 5))));
         continue;
+      } finally {
+        this.claiming -= n;
       }
       blocking = jobs.length < n;
       batch = Math.max(MIN_FETCH, jobs.length * 2);
@@ -211,10 +219,10 @@ export class BullmqDispatcher implements Dispatcher {
           // The slot is the sink's from here on (run() counts it before returning).
           void sink.run(r.job);
           handOver();
-          return await this.ack(job, token);
+          return await this.ack(job, token, sink);
         case 'gone':
           handOver();
-          return await this.ack(job, token);
+          return await this.ack(job, token, sink);
         case 'not_due':
           handOver();
           return await this.putBack(job, token, Date.now() + Math.max(1, r.runAt - now));
@@ -231,10 +239,31 @@ export class BullmqDispatcher implements Dispatcher {
     }
   }
 
-  /** Done with the signal: removes the BullMQ job (removeOnComplete). */
-  private async ack(job: BullJob<DispatchJobData>, token: string): Promise<void> {
+  /**
+   * Done with the signal: removes the BullMQ job (removeOnComplete). While the sink has a free
+   * slot not spoken for, the same script also takes the next waiting job, locked with this
+   * token; it is handled like a fetched one (its slot is held from the request on).
+   */
+  private async ack(job: BullJob<DispatchJobData>, token: string, sink: DispatchSink): Promise<void> {
     this.corkRedis();
-    await job.moveToCompleted(null, token, false);
+    const worker = this.worker;
+    let reserved = worker !== null && !this.stopping && this.free(sink) > 0;
+    if (reserved) this.claiming++;
+    try {
+      const reply = await job.moveToCompleted(null, token, reserved);
+      if (!reserved || worker === null) return;
+      const next = await worker.jobOfReply(reply, token);
+      if (next === undefined) return;
+      // track() takes the slot over (synchronously: no free slot is counted twice meanwhile).
+      reserved = false;
+      this.claiming--;
+      this.track(this.handle(next, token, sink));
+    } finally {
+      if (reserved) {
+        this.claiming--;
+        this.wake?.();
+      }
+    }
   }
 
   private async putBack(job: BullJob<DispatchJobData>, token: string, at: number): Promise<void> {
@@ -256,6 +285,19 @@ export class BullmqDispatcher implements Dispatcher {
       this.corked = false;
       stream.uncork?.();
     });
+  }
+}
+
+/** BullMQ's worker, with the one protected step the dispatcher needs (see ack). */
+class DispatchWorker extends Worker<DispatchJobData> {
+  /**
+   * The job an acknowledgement fetched: `reply` is moveToCompleted's answer with fetchNext
+   * ([job data, job id, …], or empty when nothing was waiting), the job locked with `token`.
+   */
+  async jobOfReply(reply: unknown, token: string): Promise<BullJob<DispatchJobData> | undefined> {
+    if (!Array.isArray(reply) || !reply[0]) return undefined;
+    const [data, id] = reply as [JobJson, string];
+    return (await this.nextJobFromJobData(data, id, token)) ?? undefined;
   }
 }
 
