@@ -214,10 +214,11 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch with prefetch (held jobs, 
   });
 
   it('a backlog runs through held jobs and fetch-on-acknowledge: every job once, no BullMQ job left behind', async () => {
-    // Jobs of a few milliseconds: the four slots stay busy, so claims land in the prefetch room.
-    const n = 300;
-    for (let i = 0; i < n; i++) await api.service.submit(org, { analyzer: 'sleep', input: { ms: 3 } });
-    worker = await createUpshift({ config: env(true, { UPSHIFT_WORKER_CONCURRENCY: '4', UPSHIFT_WORKER_PREFETCH: '16' }), http: false, logger: log });
+    // Jobs of 15 ms, longer than a claim takes: the two slots stay busy, so claims land in the
+    // prefetch room.
+    const n = 150;
+    for (let i = 0; i < n; i++) await api.service.submit(org, { analyzer: 'sleep', input: { ms: 15 } });
+    worker = await createUpshift({ config: env(true, { UPSHIFT_WORKER_CONCURRENCY: '2', UPSHIFT_WORKER_PREFETCH: '6' }), http: false, logger: log });
     let maxHeld = 0;
     const sample = setInterval(() => (maxHeld = Math.max(maxHeld, worker?.worker?.heldJobs ?? 0)), 1);
     await worker.start();
