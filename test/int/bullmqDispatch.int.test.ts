@@ -47,6 +47,40 @@ async function until<T>(what: string, f: () => Promise<T | undefined | false>, t
   }
 }
 
+/** A BullMQ-dispatch configuration on `schema` (notifications off, logs silent), plus `extra`. */
+function bullmqConfig(schema: string, extra: Record<string, string>): ReturnType<typeof loadConfig> {
+  return loadConfig({
+    UPSHIFT_DATABASE_URL: pgUrl!,
+    UPSHIFT_DATABASE_SCHEMA: schema,
+    UPSHIFT_REDIS_URL: redisUrl!,
+    UPSHIFT_DISPATCH_MODE: 'bullmq',
+    UPSHIFT_NOTIFICATIONS_ENABLED: 'false',
+    UPSHIFT_LOG_LEVEL: 'silent',
+    ...extra,
+  });
+}
+
+/**
+ * The suite's "API" instance (no worker) and a PostgreSQL client, started before its tests;
+ * after them the worker a test left in `worker`, both and the schema (with its queue) go.
+ */
+function apiAndWorker(schema: string, apiConfig: () => ReturnType<typeof loadConfig>, analyzers: Parameters<typeof createUpshift>[0]['analyzers'] = []) {
+  const f = { api: null as unknown as Upshift, worker: null as Upshift | null, db: null as unknown as pg.Client };
+  beforeAll(async () => {
+    f.api = await createUpshift({ config: apiConfig(), http: false, logger: log, analyzers });
+    await f.api.start();
+    f.db = new pg.Client({ connectionString: pgUrl! });
+    await f.db.connect();
+  });
+  afterAll(async () => {
+    await f.worker?.close();
+    await f.api?.close();
+    await f.db?.end();
+    await removeQueueAndSchema(schema);
+  });
+  return f;
+}
+
 /**
  * BullMQ dispatch through the composition root: an "API" instance (no workers) and a "worker"
  * instance (no HTTP) on one PostgreSQL schema and one Redis queue (named after the schema).
@@ -54,46 +88,21 @@ async function until<T>(what: string, f: () => Promise<T | undefined | false>, t
 describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch (outbox relay, claims by id, safety net)', () => {
   const schema = testSchemaName();
   const env = (worker: boolean): ReturnType<typeof loadConfig> =>
-    loadConfig({
-      UPSHIFT_DATABASE_URL: pgUrl!,
-      UPSHIFT_DATABASE_SCHEMA: schema,
-      UPSHIFT_REDIS_URL: redisUrl!,
-      UPSHIFT_DISPATCH_MODE: 'bullmq',
-      UPSHIFT_WORKER_ENABLED: String(worker),
-      UPSHIFT_NOTIFICATIONS_ENABLED: 'false',
-      UPSHIFT_DISPATCH_SWEEP_MS: '200',
-      UPSHIFT_DISPATCH_SWEEP_GRACE_MS: '300',
-      UPSHIFT_LOG_LEVEL: 'silent',
-    });
-  let api: Upshift;
-  let worker: Upshift | null = null;
-  let db: pg.Client;
+    bullmqConfig(schema, { UPSHIFT_WORKER_ENABLED: String(worker), UPSHIFT_DISPATCH_SWEEP_MS: '200', UPSHIFT_DISPATCH_SWEEP_GRACE_MS: '300' });
+  const f = apiAndWorker(schema, () => env(false), [flaky]);
   const org = asOrgId('acme');
 
-  beforeAll(async () => {
-    api = await createUpshift({ config: env(false), http: false, logger: log, analyzers: [flaky] });
-    await api.start();
-    db = new pg.Client({ connectionString: pgUrl! });
-    await db.connect();
-  });
-  afterAll(async () => {
-    await worker?.close();
-    await api?.close();
-    await db?.end();
-    await removeQueueAndSchema(schema);
-  });
-
   const statuses = async (): Promise<Record<string, number>> => {
-    const r = await db.query<{ status: string; n: string }>(`SELECT status, COUNT(*) AS n FROM "${schema}".jobs GROUP BY status`);
+    const r = await f.db.query<{ status: string; n: string }>(`SELECT status, COUNT(*) AS n FROM "${schema}".jobs GROUP BY status`);
     return Object.fromEntries(r.rows.map((x) => [x.status, Number(x.n)]));
   };
 
   it('relays submits to BullMQ while no worker runs, and the queue holds one entry per job', async () => {
     const jobs: Job[] = [];
-    for (let i = 0; i < 40; i++) jobs.push((await api.service.submit(org, { analyzer: 'noop', input: { i } })).job);
+    for (let i = 0; i < 40; i++) jobs.push((await f.api.service.submit(org, { analyzer: 'noop', input: { i } })).job);
     const q = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl! }, prefix: 'upshift' });
     try {
-      await until('the relay to empty the outbox', async () => (await db.query(`SELECT 1 FROM "${schema}".dispatch_outbox LIMIT 1`)).rowCount === 0);
+      await until('the relay to empty the outbox', async () => (await f.db.query(`SELECT 1 FROM "${schema}".dispatch_outbox LIMIT 1`)).rowCount === 0);
       const waiting = await until('40 waiting BullMQ jobs', async () => {
         const n = await q.getJobCounts('waiting', 'delayed');
         return (n.waiting ?? 0) + (n.delayed ?? 0) === 40 && n;
@@ -114,33 +123,33 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch (outbox relay, claims by i
   });
 
   it('a worker instance claims by id and runs everything, including requeued retries; nothing twice', async () => {
-    worker = await createUpshift({ config: env(true), http: false, logger: log, analyzers: [flaky] });
-    await worker.start();
-    for (let i = 0; i < 200; i++) await api.service.submit(org, { analyzer: 'noop', input: { i } });
-    for (let i = 0; i < 20; i++) await api.service.submit(org, { analyzer: 'flaky', input: { n: i } });
+    f.worker = await createUpshift({ config: env(true), http: false, logger: log, analyzers: [flaky] });
+    await f.worker.start();
+    for (let i = 0; i < 200; i++) await f.api.service.submit(org, { analyzer: 'noop', input: { i } });
+    for (let i = 0; i < 20; i++) await f.api.service.submit(org, { analyzer: 'flaky', input: { n: i } });
     await until('all 260 jobs to complete', async () => (await statuses()).completed === 260);
-    const started = await db.query<{ job_id: string; n: string; attempts: string }>(
+    const started = await f.db.query<{ job_id: string; n: string; attempts: string }>(
       `SELECT job_id, COUNT(*) FILTER (WHERE type = 'job.started') AS n, COUNT(*) FILTER (WHERE type = 'job.completed') AS done
        FROM "${schema}".job_events GROUP BY job_id`,
     );
     expect(started.rows).toHaveLength(260);
     // One start per attempt: noop jobs once, flaky jobs twice (attempt 1 failed, 2 completed).
-    const flakyIds = new Set((await db.query<{ job_id: string }>(`SELECT job_id FROM "${schema}".jobs WHERE analyzer = 'flaky'`)).rows.map((r) => r.job_id));
+    const flakyIds = new Set((await f.db.query<{ job_id: string }>(`SELECT job_id FROM "${schema}".jobs WHERE analyzer = 'flaky'`)).rows.map((r) => r.job_id));
     for (const r of started.rows) expect(Number(r.n)).toBe(flakyIds.has(r.job_id) ? 2 : 1);
-    const gaps = await db.query(
+    const gaps = await f.db.query(
       `SELECT job_id FROM "${schema}".job_events GROUP BY job_id HAVING MAX(event_seq) <> COUNT(*) OR COUNT(*) FILTER (WHERE type = 'job.completed') <> 1`,
     );
     expect(gaps.rows).toEqual([]);
     // The relay takes the submitted rows after the grace (the submitting process published them).
-    await until('the relay to clear the outbox', async () => (await db.query(`SELECT 1 FROM "${schema}".dispatch_outbox LIMIT 1`)).rowCount === 0);
+    await until('the relay to clear the outbox', async () => (await f.db.query(`SELECT 1 FROM "${schema}".dispatch_outbox LIMIT 1`)).rowCount === 0);
   });
 
   it('cancels a running job from the other instance', async () => {
-    const { job } = await api.service.submit(org, { analyzer: 'sleep', input: { ms: 30_000 } });
-    await until('the sleep job to run', async () => (await api.store.getJob(org, job.jobId))?.status === 'running');
-    await api.service.cancel(org, job.jobId);
+    const { job } = await f.api.service.submit(org, { analyzer: 'sleep', input: { ms: 30_000 } });
+    await until('the sleep job to run', async () => (await f.api.store.getJob(org, job.jobId))?.status === 'running');
+    await f.api.service.cancel(org, job.jobId);
     const after = await until('the cancel to land', async () => {
-      const j = await api.store.getJob(org, job.jobId);
+      const j = await f.api.store.getJob(org, job.jobId);
       return j?.status === 'canceled' && j;
     }, 5_000);
     expect(after.status).toBe('canceled');
@@ -155,42 +164,18 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch (outbox relay, claims by i
 describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch with prefetch (held jobs, fetch on acknowledge)', () => {
   const schema = testSchemaName();
   const env = (worker: boolean, extra: Record<string, string> = {}): ReturnType<typeof loadConfig> =>
-    loadConfig({
-      UPSHIFT_DATABASE_URL: pgUrl!,
-      UPSHIFT_DATABASE_SCHEMA: schema,
-      UPSHIFT_REDIS_URL: redisUrl!,
-      UPSHIFT_DISPATCH_MODE: 'bullmq',
-      UPSHIFT_WORKER_ENABLED: String(worker),
-      UPSHIFT_NOTIFICATIONS_ENABLED: 'false',
-      UPSHIFT_LOG_LEVEL: 'silent',
-      ...extra,
-    });
-  let api: Upshift;
-  let worker: Upshift | null = null;
-  let db: pg.Client;
+    bullmqConfig(schema, { UPSHIFT_WORKER_ENABLED: String(worker), ...extra });
+  const f = apiAndWorker(schema, () => env(false));
   const org = asOrgId('acme');
 
-  beforeAll(async () => {
-    api = await createUpshift({ config: env(false), http: false, logger: log });
-    await api.start();
-    db = new pg.Client({ connectionString: pgUrl! });
-    await db.connect();
-  });
-  afterAll(async () => {
-    await worker?.close();
-    await api?.close();
-    await db?.end();
-    await removeQueueAndSchema(schema);
-  });
-
   it('holds claimed jobs beyond the concurrency, and a cancel ends a held job without running it', async () => {
-    worker = await createUpshift({ config: env(true, { UPSHIFT_WORKER_CONCURRENCY: '1', UPSHIFT_WORKER_PREFETCH: '2' }), http: false, logger: log });
-    await worker.start();
+    f.worker = await createUpshift({ config: env(true, { UPSHIFT_WORKER_CONCURRENCY: '1', UPSHIFT_WORKER_PREFETCH: '2' }), http: false, logger: log });
+    await f.worker.start();
     const ids: JobId[] = [];
-    for (let i = 0; i < 4; i++) ids.push((await api.service.submit(org, { analyzer: 'sleep', input: { ms: 30_000 } })).job.jobId);
+    for (let i = 0; i < 4; i++) ids.push((await f.api.service.submit(org, { analyzer: 'sleep', input: { ms: 30_000 } })).job.jobId);
     // One runs, two are claimed into the prefetch room, the fourth stays in BullMQ (waiting, or
     // delayed if a fetch raced the last free slot and put it back).
-    await until('one running and two held', async () => worker!.worker!.inFlight === 1 && worker!.worker!.heldJobs === 2);
+    await until('one running and two held', async () => f.worker!.worker!.inFlight === 1 && f.worker!.worker!.heldJobs === 2);
     const q = new Queue(`dispatch-${schema}`, { connection: { url: redisUrl! }, prefix: 'upshift' });
     try {
       const counts = await until('the fourth to rest in BullMQ', async () => {
@@ -201,34 +186,34 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch with prefetch (held jobs, 
     } finally {
       await q.close();
     }
-    const running = await db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM "${schema}".jobs WHERE status = 'running'`);
+    const running = await f.db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM "${schema}".jobs WHERE status = 'running'`);
     expect(Number(running.rows[0]!.n)).toBe(3);
-    expect(worker.worker!.heldJobs).toBe(2);
-    for (const id of ids) await api.service.cancel(org, id);
-    await until('all four canceled', async () => (await db.query(`SELECT 1 FROM "${schema}".jobs WHERE status <> 'canceled'`)).rowCount === 0);
+    expect(f.worker.worker!.heldJobs).toBe(2);
+    for (const id of ids) await f.api.service.cancel(org, id);
+    await until('all four canceled', async () => (await f.db.query(`SELECT 1 FROM "${schema}".jobs WHERE status <> 'canceled'`)).rowCount === 0);
     // Held jobs never started their analyzer: one job.canceled each, after job.started (the claim).
-    const canceled = await db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM "${schema}".job_events WHERE type = 'job.canceled'`);
+    const canceled = await f.db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM "${schema}".job_events WHERE type = 'job.canceled'`);
     expect(Number(canceled.rows[0]!.n)).toBe(4);
-    await worker.close();
-    worker = null;
+    await f.worker.close();
+    f.worker = null;
   });
 
   it('a backlog runs through held jobs and fetch-on-acknowledge: every job once, no BullMQ job left behind', async () => {
     // Jobs of 15 ms, longer than a claim takes: the two slots stay busy, so claims land in the
     // prefetch room.
     const n = 150;
-    for (let i = 0; i < n; i++) await api.service.submit(org, { analyzer: 'sleep', input: { ms: 15 } });
-    worker = await createUpshift({ config: env(true, { UPSHIFT_WORKER_CONCURRENCY: '2', UPSHIFT_WORKER_PREFETCH: '6' }), http: false, logger: log });
+    for (let i = 0; i < n; i++) await f.api.service.submit(org, { analyzer: 'sleep', input: { ms: 15 } });
+    f.worker = await createUpshift({ config: env(true, { UPSHIFT_WORKER_CONCURRENCY: '2', UPSHIFT_WORKER_PREFETCH: '6' }), http: false, logger: log });
     let maxHeld = 0;
-    const sample = setInterval(() => (maxHeld = Math.max(maxHeld, worker?.worker?.heldJobs ?? 0)), 1);
-    await worker.start();
+    const sample = setInterval(() => (maxHeld = Math.max(maxHeld, f.worker?.worker?.heldJobs ?? 0)), 1);
+    await f.worker.start();
     try {
-      await until(`${n} jobs to complete`, async () => (await db.query(`SELECT 1 FROM "${schema}".jobs WHERE status = 'completed'`)).rowCount === n, 30_000);
+      await until(`${n} jobs to complete`, async () => (await f.db.query(`SELECT 1 FROM "${schema}".jobs WHERE status = 'completed'`)).rowCount === n, 30_000);
     } finally {
       clearInterval(sample);
     }
     expect(maxHeld).toBeGreaterThan(0);
-    const perJob = await db.query(
+    const perJob = await f.db.query(
       `SELECT job_id FROM "${schema}".job_events WHERE job_id IN (SELECT job_id FROM "${schema}".jobs WHERE status = 'completed')
        GROUP BY job_id HAVING COUNT(*) FILTER (WHERE type = 'job.started') <> 1 OR COUNT(*) FILTER (WHERE type = 'job.completed') <> 1 OR MAX(event_seq) <> COUNT(*)`,
     );
@@ -259,17 +244,7 @@ describe.skipIf(!pgUrl || !redisUrl)('BullMQ dispatch: direct publish and the re
   const org = asOrgId('acme');
 
   const config = (): ReturnType<typeof loadConfig> =>
-    loadConfig({
-      UPSHIFT_DATABASE_URL: pgUrl!,
-      UPSHIFT_DATABASE_SCHEMA: schema,
-      UPSHIFT_REDIS_URL: redisUrl!,
-      UPSHIFT_DISPATCH_MODE: 'bullmq',
-      UPSHIFT_NOTIFICATIONS_ENABLED: 'false',
-      UPSHIFT_DISPATCH_SWEEP_MS: '0',
-      UPSHIFT_DISPATCH_RELAY_GRACE_MS: String(RELAY_GRACE_MS),
-      UPSHIFT_POLL_MS: '200',
-      UPSHIFT_LOG_LEVEL: 'silent',
-    });
+    bullmqConfig(schema, { UPSHIFT_DISPATCH_SWEEP_MS: '0', UPSHIFT_DISPATCH_RELAY_GRACE_MS: String(RELAY_GRACE_MS), UPSHIFT_POLL_MS: '200' });
 
   beforeAll(async () => {
     up = await createUpshift({ config: config(), http: false, logger: log });
