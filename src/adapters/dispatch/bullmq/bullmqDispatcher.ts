@@ -193,8 +193,10 @@ export class BullmqDispatcher implements Dispatcher {
 
   /** BullMQ jobs in the wait list (0 when Redis does not answer: the loop then blocks). */
   private async waitingCount(worker: DispatchWorker): Promise<number> {
+    const key = worker.keys.wait;
+    if (key === undefined) return 0;
     try {
-      return await this.o.connection.llen(worker.keys.wait ?? `${this.o.prefix}:${this.o.queueName}:wait`);
+      return await this.o.connection.llen(key);
     } catch {
       return 0;
     }
